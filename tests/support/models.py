@@ -1,0 +1,40 @@
+"""Small real MLflow models for tests: trained here, saved the way the pinned MLflow accepts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.sklearn
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+# MLflow >= 3.17 saves sklearn models with skops and refuses types it has not been told to trust.
+TREE_TYPES = ["sklearn.tree._tree.Tree"]
+
+
+def iris_frame() -> tuple[pd.DataFrame, pd.Series]:
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    return X, y
+
+
+def save_sklearn(model, path: Path, X: pd.DataFrame, trusted_types: list[str] | None = None) -> Path:
+    """Save a fitted sklearn model as an MLflow model directory with a signature."""
+    signature = infer_signature(X, model.predict(X))
+    mlflow.sklearn.save_model(
+        model, str(path), signature=signature, skops_trusted_types=trusted_types
+    )
+    return path
+
+
+def train_logistic(path: Path, max_iter: int = 200) -> Path:
+    X, y = iris_frame()
+    model = LogisticRegression(max_iter=max_iter).fit(X, y)
+    return save_sklearn(model, path, X)
+
+
+def train_forest(path: Path, n_estimators: int = 10, seed: int = 0) -> Path:
+    X, y = iris_frame()
+    model = RandomForestClassifier(n_estimators=n_estimators, random_state=seed).fit(X, y)
+    return save_sklearn(model, path, X, trusted_types=TREE_TYPES)
