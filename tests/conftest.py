@@ -23,3 +23,15 @@ def logistic_model_dir(tmp_path_factory) -> Path:
 def forest_model_dir(tmp_path_factory) -> Path:
     """An MLflow model directory: a small RandomForest on iris (skops with trusted types)."""
     return models.train_forest(tmp_path_factory.mktemp("models") / "forest")
+
+
+@pytest.fixture(scope="session")
+def tcdeploy_server(tmp_path_factory):
+    """One real `tcdeploy server` for the session (tests that kill or restart it start their own)."""
+    from support.server import start_server
+
+    server = start_server(tmp_path_factory.mktemp("server") / "data")
+    try:
+        yield server
+    finally:
+        server.stop()

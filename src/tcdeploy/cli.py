@@ -1,0 +1,94 @@
+"""The `tcdeploy` command: run the model service, read an inference table, add access keys."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tcdeploy", description="The tcdeploy model service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    server = commands.add_parser("server", help="run the model service in the foreground")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    server.add_argument("--port", type=int, default=8600)
+    server.add_argument("--data-dir", type=Path, default=Path(".tcdeploy"))
+    server.set_defaults(run=_serve)
+
+    table = commands.add_parser("inference-table", help="print a group's inference table")
+    table.add_argument("group_id")
+    table.add_argument("--data-dir", type=Path, default=Path(".tcdeploy"))
+    table.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    table.set_defaults(run=_inference_table)
+
+    keys = commands.add_parser("add-key", help="create an access key limited to some workspaces")
+    keys.add_argument("--workspace", action="append", required=True, dest="workspaces")
+    keys.add_argument("--data-dir", type=Path, default=Path(".tcdeploy"))
+    keys.set_defaults(run=_add_key)
+
+    args = parser.parse_args(argv)
+    return args.run(args) or 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server.app import build_app
+    from .server.settings import ServerSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ServerSettings.create(args.host, args.port, args.data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    app = build_app(settings)
+    if not _is_loopback(args.host):
+        print(f"warning: binding {args.host}: the service is reachable from other machines", file=sys.stderr)
+    print(f"tcdeploy server: {settings.public_url}  (target tcdeploy://{args.host}:{args.port})", flush=True)
+    print(f"credentials: {settings.credentials_path}", flush=True)
+    print(f"MLflow registry: {settings.tracking_uri}", flush=True)
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", access_log=False,
+        lifespan="on", timeout_graceful_shutdown=30,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _inference_table(args: argparse.Namespace) -> int:
+    from .server.gateway import read_inference_table
+
+    frame = read_inference_table(args.data_dir.resolve(), args.group_id)
+    if args.format == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        frame.to_json(sys.stdout, orient="records", date_format="iso")
+        print()
+    else:
+        print(frame.to_string(index=False) if len(frame) else "(no rows)")
+    return 0
+
+
+def _add_key(args: argparse.Namespace) -> int:
+    from .server.settings import ServerSettings, add_access_key
+
+    settings = ServerSettings.create("127.0.0.1", 8600, args.data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = add_access_key(settings, args.workspaces)
+    print(f"SecretId {key.secret_id} for workspaces {', '.join(key.workspaces)}")
+    print(f"its SecretKey is in {settings.credentials_path}")
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

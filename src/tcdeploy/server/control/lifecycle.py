@@ -1,0 +1,241 @@
+"""A service's life: from the store's desired state to running replicas, and back into states.
+
+Apply work (start, roll, scale, stop) runs in background tasks so actions answer at once; what the
+replicas do comes back through `on_replica_change` and becomes the service's status, its events and
+the gateway's routes.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+from ..gateway import Group, Replica, RouteTable, Version
+from ..runtime import Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
+from ..settings import ServerSettings
+from ..store import EventRecord, ServiceRecord, Store
+from .specs import instance_spec
+
+log = logging.getLogger("tcdeploy.server")
+
+SERVING = ("Running", "Updating", "Abnormal")
+SETTLED = ("Running", "Abnormal")
+
+
+def new_pod_name(service_id: str) -> str:
+    suffix = service_id.split("-", 1)[-1]
+    return f"ms-{suffix}-{secrets.token_hex(3)[:5]}"
+
+
+class Lifecycle:
+    def __init__(
+        self, store: Store, runtime: LocalRuntime, fleet: Fleet, routes: RouteTable,
+        settings: ServerSettings, token_digests,
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._fleet = fleet
+        self._routes = routes
+        self._settings = settings
+        self._token_digests = token_digests
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._last: dict[str, ReplicaState] = {}
+
+    # ---- desired state → replicas ----------------------------------------------------------------
+
+    def template(self, service: ServiceRecord) -> ReplicaTemplate:
+        spec = instance_spec(service.spec["InstanceType"])
+        batch = service.spec.get("BatchConfig") or {}
+        return ReplicaTemplate(
+            service_id=service.id,
+            model_uri=service.spec["ModelUri"],
+            cpu_millicores=spec.cpu_millicores,
+            memory_mb=spec.memory_mb,
+            max_batch_size=int(batch.get("MaxBatchSize", 32)),
+            max_batch_wait_ms=float(batch.get("MaxBatchWaitMs", 2.0)),
+            env={"MLFLOW_TRACKING_URI": self._settings.tracking_uri},
+        )
+
+    def apply(self, service_id: str, *, previous_spec: dict | None = None) -> None:
+        """Bring the service's replicas to what the store says, in the background."""
+        prior = self._tasks.get(service_id)
+        task = asyncio.create_task(self._apply_after(prior, service_id, previous_spec))
+        self._tasks[service_id] = task
+        task.add_done_callback(lambda t: self._forget_task(service_id, t))
+
+    async def wait(self, service_id: str) -> None:
+        """Wait for the service's pending apply work (used by tests and clean shutdown)."""
+        while (task := self._tasks.get(service_id)) is not None:
+            await asyncio.shield(task)
+
+    async def remove(self, service_id: str) -> None:
+        """Stop the service's replicas for good: pending work is cancelled, in-flight requests drain."""
+        task = self._tasks.pop(service_id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._fleet.remove(service_id)
+        for state in self._runtime.states(service_id):
+            await self._runtime.stop(state.pod_name)
+        self._routes.set_replicas(service_id, [])
+
+    async def restore(self) -> None:
+        """After a (re)start: publish every group and bring back the replicas that should run."""
+        for group in self._store.groups():
+            self.publish_group(group.id)
+        for service in self._store.services():
+            if service.status == "CreateFailed":
+                continue
+            if service.status in ("Stopping", "Stopped") or service.stopped:
+                self._set_status(service.id, "Stopped", "")
+                continue
+            self._set_status(service.id, "Creating" if service.status == "Creating" else "Updating", "")
+            self.record(service.id, "Normal", "Restoring", "server restarted; starting replicas")
+            self.apply(service.id)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _apply_after(self, prior, service_id: str, previous_spec: dict | None) -> None:
+        if prior is not None:
+            await asyncio.gather(prior, return_exceptions=True)
+        service = self._store.service(service_id)
+        if service is None:
+            return
+        replicas = 0 if service.stopped else service.replicas
+        try:
+            result = await self._fleet.apply(self.template(service), replicas)
+        except Exception as exc:  # a bug below must not leave the service stuck in a transient state
+            log.exception("applying %s failed", service_id)
+            result = None
+            failure = f"{type(exc).__name__}: {exc}"
+        service = self._store.service(service_id)
+        if service is None:
+            return
+        if result is not None and result.ok:
+            self._settle(service)
+            return
+        reason = f"{result.reason}: {result.message}" if result is not None else failure
+        if service.status == "Creating":
+            self._set_status(service_id, "CreateFailed", reason)
+            self.record(service_id, "Warning", "CreateFailed", reason)
+        else:
+            if previous_spec is not None:
+                self._store.update_service(service_id, spec=previous_spec)
+            self.record(service_id, "Warning", "UpdateFailed", f"kept the previous model: {reason}")
+            self._settle(self._store.service(service_id), reason=f"last update failed: {reason}")
+        self.publish_group(service.group_id)
+
+    def _settle(self, service: ServiceRecord, reason: str = "") -> None:
+        if service.stopped:
+            self._set_status(service.id, "Stopped", "")
+            self.record(service.id, "Normal", "Stopped", "all replicas stopped")
+        else:
+            self._set_status(service.id, "Running", reason)
+            ready = sum(1 for s in self._runtime.states(service.id) if s.ready)
+            self.record(service.id, "Normal", "Running", f"{ready}/{service.replicas} replicas ready")
+            self._refresh_health(service.id)
+        self.publish_group(service.group_id)
+
+    def _forget_task(self, service_id: str, task: asyncio.Task) -> None:
+        if self._tasks.get(service_id) is task:
+            del self._tasks[service_id]
+
+    # ---- replicas → state ------------------------------------------------------------------------
+
+    def on_replica_change(self, state: ReplicaState) -> None:
+        previous = self._last.get(state.pod_name)
+        self._last[state.pod_name] = state
+        if state.phase == "Stopped":
+            self._last.pop(state.pod_name, None)
+        self._record_transition(previous, state)
+        self.publish_replicas(state.service_id)
+        self._refresh_health(state.service_id)
+
+    def _record_transition(self, before: ReplicaState | None, now: ReplicaState) -> None:
+        pod = now.pod_name
+        if now.ready and not (before and before.ready):
+            self.record(now.service_id, "Normal", "ReplicaReady", f"{pod} is ready")
+        if before and now.restart_count > before.restart_count:
+            why = f" ({before.reason or now.reason})" if (before.reason or now.reason) else ""
+            self.record(now.service_id, "Warning", "Restarted",
+                        f"{pod} restarted{why}; restart #{now.restart_count}")
+        if now.crash_looping and not (before and before.crash_looping):
+            self.record(now.service_id, "Warning", "CrashLoopBackOff", f"{pod} is crash-looping")
+        if now.phase == "Failed" and not (before and before.phase == "Failed"):
+            self.record(now.service_id, "Warning", now.reason or "Failed", f"{pod}: {_first_line(now.message)}")
+
+    def publish_replicas(self, service_id: str) -> None:
+        ready = [
+            Replica(pod_name=s.pod_name, address=s.address)
+            for s in self._runtime.states(service_id)
+            if s.ready and s.address
+        ]
+        self._routes.set_replicas(service_id, ready)
+
+    def publish_group(self, group_id: str) -> None:
+        group = self._store.group(group_id)
+        if group is None:
+            self._routes.remove_group(group_id)
+            return
+        versions = {}
+        for service in self._store.services(group_id):
+            limit = service.spec.get("ServiceLimit") or {}
+            versions[service.id] = Version(
+                service_id=service.id,
+                service_name=service.name,
+                group_id=group_id,
+                version=str(service.version),
+                weight=service.weight,
+                status=service.status,
+                rps_limit_per_replica=(
+                    float(limit["InstanceRpsLimit"])
+                    if limit.get("EnableInstanceRpsLimit") and limit.get("InstanceRpsLimit")
+                    else None
+                ),
+                inference_table=bool(
+                    service.spec.get("InferenceTablePushEnable") or service.spec.get("LogEnable")
+                ),
+            )
+        self._routes.put_group(Group(
+            group_id=group.id, name=group.name, workspace_id=group.workspace,
+            auth_enabled=group.auth_enabled, token_hashes=frozenset(self._token_digests(group.id)),
+            versions=versions,
+        ))
+        for service_id in versions:
+            self.publish_replicas(service_id)
+
+    def _refresh_health(self, service_id: str) -> None:
+        """A settled service turns Abnormal while a replica crash-loops, and Running again after."""
+        service = self._store.service(service_id)
+        if service is None or service.status not in SETTLED:
+            return
+        looping = [s for s in self._runtime.states(service_id) if s.crash_looping]
+        if looping:
+            reason = f"{looping[0].pod_name}: {looping[0].reason}; {_first_line(looping[0].message)}"
+            self._set_status(service_id, "Abnormal", reason)
+        elif service.status == "Abnormal":
+            self._set_status(service_id, "Running", "")
+
+    def _set_status(self, service_id: str, status: str, reason: str) -> None:
+        service = self._store.service(service_id)
+        if service is None or (service.status, service.reason) == (status, reason):
+            return
+        self._store.update_service(service_id, status=status, reason=reason)
+        if service.status != status:
+            self.publish_group(service.group_id)
+
+    def set_status(self, service_id: str, status: str, reason: str = "") -> None:
+        self._set_status(service_id, status, reason)
+
+    def record(self, service_id: str, kind: str, reason: str, message: str) -> None:
+        self._store.add_event(EventRecord(service_id, time.time(), kind, reason, message))
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""

@@ -1,0 +1,93 @@
+"""The server's settings and secrets: flags, environment, and files in the data dir."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    secret_id: str
+    secret_key: str = field(repr=False)
+    workspaces: tuple[str, ...] = ("*",)
+
+    def allows(self, workspace: str) -> bool:
+        return "*" in self.workspaces or workspace in self.workspaces
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8600
+    data_dir: Path = Path(".tcdeploy")
+    tracking_uri: str = ""
+    max_body_bytes: int = 10 * 2**20
+
+    @property
+    def public_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.data_dir / "credentials.json"
+
+    @classmethod
+    def create(cls, host: str, port: int, data_dir: Path) -> "ServerSettings":
+        data_dir = data_dir.resolve()
+        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir / 'mlflow.db'}"
+        return cls(host=host, port=port, data_dir=data_dir, tracking_uri=tracking_uri)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, created with that mode (never briefly world-readable)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def load_access_keys(settings: ServerSettings) -> list[AccessKey]:
+    """Keys from TCDEPLOY_SECRET_ID/KEY, else from credentials.json, generated on first start."""
+    env_id, env_key = os.environ.get("TCDEPLOY_SECRET_ID"), os.environ.get("TCDEPLOY_SECRET_KEY")
+    path = settings.credentials_path
+    if not path.exists():
+        first = {
+            "SecretId": env_id or "AKID" + secrets.token_hex(16),
+            "SecretKey": env_key or secrets.token_urlsafe(32),
+            "Workspaces": ["*"],
+        }
+        write_private(path, json.dumps({"Keys": [first]}, indent=2) + "\n")
+    keys = [_key(entry) for entry in json.loads(path.read_text())["Keys"]]
+    if env_id and env_key and all(k.secret_id != env_id for k in keys):
+        keys.insert(0, AccessKey(env_id, env_key))
+    return keys
+
+
+def add_access_key(settings: ServerSettings, workspaces: list[str]) -> AccessKey:
+    """Create a new key limited to `workspaces` and store it in credentials.json."""
+    load_access_keys(settings)
+    data = json.loads(settings.credentials_path.read_text())
+    key = AccessKey("AKID" + secrets.token_hex(16), secrets.token_urlsafe(32), tuple(workspaces))
+    data["Keys"].append(
+        {"SecretId": key.secret_id, "SecretKey": key.secret_key, "Workspaces": list(workspaces)}
+    )
+    write_private(settings.credentials_path, json.dumps(data, indent=2) + "\n")
+    return key
+
+
+def server_secret(settings: ServerSettings) -> bytes:
+    """A random secret kept in the data dir: derives token values and signs pod-page links."""
+    path = settings.data_dir / "server-secret"
+    if not path.exists():
+        write_private(path, secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _key(entry: dict) -> AccessKey:
+    return AccessKey(entry["SecretId"], entry["SecretKey"], tuple(entry.get("Workspaces") or ["*"]))
