@@ -38,3 +38,25 @@ def train_forest(path: Path, n_estimators: int = 10, seed: int = 0) -> Path:
     X, y = iris_frame()
     model = RandomForestClassifier(n_estimators=n_estimators, random_state=seed).fit(X, y)
     return save_sklearn(model, path, X, trusted_types=TREE_TYPES)
+
+
+def register_model(tracking_uri: str, name: str, kind: str = "logistic") -> str:
+    """Log a freshly trained model to the registry at `tracking_uri` as a new version of `name`."""
+    import mlflow
+
+    X, y = iris_frame()
+    if kind == "forest":
+        model, trusted = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y), TREE_TYPES
+    else:
+        model, trusted = LogisticRegression(max_iter=200).fit(X, y), None
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(
+                model, name="model", registered_model_name=name,
+                signature=infer_signature(X, model.predict(X)), skops_trusted_types=trusted,
+            )
+        return str(info.registered_model_version)
+    finally:
+        mlflow.set_tracking_uri(previous)
