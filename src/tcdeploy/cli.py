@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -52,7 +53,12 @@ def _serve(args: argparse.Namespace) -> int:
         app, host=args.host, port=args.port, log_level="warning", access_log=False,
         lifespan="on", timeout_graceful_shutdown=30,
     )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the handler
+    # that was there before it; a quiet handler makes a clean stop exit 0 rather than die by signal.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     uvicorn.Server(config).run()
+    print("tcdeploy server stopped", flush=True)
     return 0
 
 

@@ -23,24 +23,24 @@ class Model(BaseModel):
 # ---- shared pieces -------------------------------------------------------------------------------
 
 
-class ServiceLimit(Model):
+class ServiceLimitSpec(Model):
     EnableInstanceRpsLimit: bool = False
     InstanceRpsLimit: int = Field(0, ge=0, le=100_000)
     EnableInstanceReqLimit: bool = False
     InstanceReqLimit: int = Field(0, ge=0, le=100_000)
 
 
-class ScheduledAction(Model):
+class ScheduledActionSpec(Model):
     ScheduleStop: bool = False
     ScheduleStopTime: Optional[str] = None
 
 
-class LogConfig(Model):
+class LogConfigSpec(Model):
     LogsetId: Optional[str] = None
     TopicId: Optional[str] = None
 
 
-class MlModelInfo(Model):
+class MlModelInfoSpec(Model):
     Id: Optional[str] = None
     Name: Optional[str] = None
     Version: Optional[str] = None
@@ -52,7 +52,7 @@ class MlModelInfo(Model):
         return str(value) if isinstance(value, int) else value
 
 
-class BatchConfig(Model):
+class BatchConfigSpec(Model):
     MaxBatchSize: int = Field(32, ge=1, le=1024)
     MaxBatchWaitMs: float = Field(2.0, ge=0, le=1000)
 
@@ -80,12 +80,12 @@ class ServiceSpec(Model):
     Replicas: int = Field(1, ge=0, le=16)
     ChargeType: str = "POSTPAID_BY_HOUR"
     ScaleMode: Literal["MANUAL", "AUTO"] = "MANUAL"
-    ServiceLimit: Optional[ServiceLimit] = None
-    ScheduledAction: Optional[ScheduledAction] = None
+    ServiceLimit: Optional[ServiceLimitSpec] = None
+    ScheduledAction: Optional[ScheduledActionSpec] = None
     CatalogName: Optional[str] = None
     SchemaName: Optional[str] = None
-    MlModelInfo: MlModelInfo
-    BatchConfig: Optional[BatchConfig] = None
+    MlModelInfo: MlModelInfoSpec
+    BatchConfig: Optional[BatchConfigSpec] = None
 
 
 class CreateMLModelServices(WedataRequest):
@@ -94,7 +94,7 @@ class CreateMLModelServices(WedataRequest):
     Services: list[ServiceSpec] = Field(min_length=1, max_length=1)
     AuthorizationEnable: bool = False
     LogEnable: bool = False
-    LogConfig: Optional[LogConfig] = None
+    LogConfig: Optional[LogConfigSpec] = None
     ServiceDescription: Optional[str] = Field(None, max_length=1024)
     ModelSource: str = "MODEL"
     Status: str = "NEW"
@@ -112,14 +112,14 @@ class UpdateMLModelService(WedataRequest):
     Replicas: Optional[int] = Field(None, ge=0, le=16)
     ChargeType: Optional[str] = None
     ScaleMode: Optional[Literal["MANUAL", "AUTO"]] = None
-    ServiceLimit: Optional[ServiceLimit] = None
-    ScheduledAction: Optional[ScheduledAction] = None
-    MlModelInfo: Optional[MlModelInfo] = None
+    ServiceLimit: Optional[ServiceLimitSpec] = None
+    ScheduledAction: Optional[ScheduledActionSpec] = None
+    MlModelInfo: Optional[MlModelInfoSpec] = None
     CatalogName: Optional[str] = None
     SchemaName: Optional[str] = None
-    BatchConfig: Optional[BatchConfig] = None
+    BatchConfig: Optional[BatchConfigSpec] = None
     LogEnable: Optional[bool] = None
-    LogConfig: Optional[LogConfig] = None
+    LogConfig: Optional[LogConfigSpec] = None
     AuthorizationEnable: Optional[bool] = None
     InferenceTablePushEnable: Optional[bool] = None
     ServiceDescription: Optional[str] = Field(None, max_length=1024)

@@ -5,7 +5,7 @@ import asyncio
 from functools import lru_cache
 from pathlib import Path
 
-from ...protocol.actions import ListModelVersions, MlModelInfo
+from ...protocol.actions import ListModelVersions, MlModelInfoSpec
 from ...protocol.errors import MISSING_PARAMETER, ApiError, invalid_value, not_found
 from ...safety import validate_model_uri
 from .actions import Context, action
@@ -19,7 +19,7 @@ def _client(tracking_uri: str):
 
 
 async def resolve_model_uri(
-    ctx: Context, info: MlModelInfo, catalog: str | None, schema: str | None, field: str
+    ctx: Context, info: MlModelInfoSpec, catalog: str | None, schema: str | None, field: str
 ) -> str:
     """The URI replicas load: ModelPath if given (checked), else the registry's Name/Version."""
     if info.ModelPath:
