@@ -1,0 +1,17 @@
+"""The data plane: each group's and service's `/predict`, routed by weight to ready replicas, with
+API keys, rate limits, an inference table and metrics.
+
+The control plane feeds it state through `RouteTable`; it never imports the store, the control
+plane, the runtime or the replica.
+"""
+from .dataplane import Gateway
+from .inference_table import read_inference_table
+from .replies import GatewayError, GatewayReply
+from .routes import SERVING_STATES, Group, Replica, RouteTable, Version
+from .transport import ReplicaConnectionError, ReplicaTransport, UnixHttpTransport
+
+__all__ = [
+    "Gateway", "GatewayError", "GatewayReply", "Group", "Replica", "ReplicaConnectionError",
+    "ReplicaTransport", "RouteTable", "SERVING_STATES", "UnixHttpTransport", "Version",
+    "read_inference_table",
+]
