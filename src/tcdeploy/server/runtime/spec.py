@@ -1,0 +1,102 @@
+"""What a replica is asked to be (ReplicaSpec) and what it is (ReplicaState)."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Pod phases, as the wire shows them (plus "Stopped", which only the runtime reports, once, before
+# it forgets the pod).
+PENDING = "Pending"
+RUNNING = "Running"
+FAILED = "Failed"
+TERMINATING = "Terminating"
+STOPPED = "Stopped"
+
+# Reasons.
+OOM_KILLED = "OOMKilled"
+ERROR = "Error"
+CRASH_LOOP = "CrashLoopBackOff"
+LOAD_FAILED = "LoadFailed"
+READY_TIMEOUT = "ReadyTimeout"
+
+# Exit code of `tcdeploy.server.replica` when the model cannot load (part of its contract).
+LOAD_FAILED_EXIT_CODE = 3
+
+# Pod names become file names (socket, pid file, log file): keep them to a safe alphabet.
+_POD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def is_pod_name(pod_name: object) -> bool:
+    return isinstance(pod_name, str) and _POD_NAME.fullmatch(pod_name) is not None
+
+
+def check_pod_name(pod_name: str) -> str:
+    if not is_pod_name(pod_name):
+        raise ValueError(
+            f"pod_name: {pod_name!r} is not 1-63 characters of [A-Za-z0-9_.-] starting with a "
+            "letter or digit"
+        )
+    return pod_name
+
+
+def _require_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: must be a number, got {type(value).__name__}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """One replica to run.
+
+    `cpu_millicores` is not a hard limit here: it sets the thread-count hints of the numeric
+    libraries (OMP/OpenBLAS/MKL/numexpr) to ceil(millicores / 1000), so that N replicas on one
+    machine don't each start a thread per core. `memory_mb` is enforced (RSS of the replica and its
+    children; over it the replica is killed with reason "OOMKilled").
+    """
+
+    pod_name: str
+    service_id: str
+    model_uri: str
+    cpu_millicores: int
+    memory_mb: int
+    max_batch_size: int = 32
+    max_batch_wait_ms: float = 2.0
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_pod_name(self.pod_name)
+        if not isinstance(self.service_id, str) or not self.service_id:
+            raise ValueError("service_id: must be a non-empty string")
+        if not isinstance(self.model_uri, str) or not self.model_uri:
+            raise ValueError("model_uri: must be a non-empty string")
+        _require_positive("cpu_millicores", self.cpu_millicores)
+        _require_positive("memory_mb", self.memory_mb)
+        _require_positive("max_batch_size", self.max_batch_size)
+        _require_positive("max_batch_wait_ms", self.max_batch_wait_ms, allow_zero=True)
+        for key, value in self.env.items():
+            if not isinstance(key, str) or not isinstance(value, str) or not key or "=" in key:
+                raise ValueError(f"env: {key!r}={value!r} is not a valid environment variable")
+
+
+@dataclass
+class ReplicaState:
+    """A snapshot of one replica; `on_change` receives a fresh copy on every change."""
+
+    pod_name: str
+    service_id: str
+    phase: str
+    ready: bool = False
+    restart_count: int = 0
+    start_time: float | None = None
+    pid: int | None = None
+    address: str | None = None
+    reason: str = ""
+    message: str = ""
+    crash_looping: bool = False
+
+    def copy(self) -> ReplicaState:
+        return dataclasses.replace(self)
