@@ -1,0 +1,233 @@
+"""The replica's ASGI app: health, version, stats and the scoring routes.
+
+Plain ASGI rather than a framework: six fixed routes, and the per-request cost of routing and
+request objects is a visible share of a 1-row prediction.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import mlflow
+from mlflow.pyfunc import PyFuncModel
+
+from tcdeploy.server.replica.batching import Batcher
+from tcdeploy.server.replica.inputs import BadRequest, RequestParser, ScoringRequest
+from tcdeploy.server.replica.scoring import Outcome, Scorer, error_outcome
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+# Bodies larger than this are parsed in a helper thread so the event loop keeps serving.
+_PARSE_OFF_LOOP_BYTES = 1024 * 1024
+_JSON_TYPES = (b"application/json", b"")
+_CSV_TYPE = b"text/csv"
+# How long a stop waits for batches still in the model before abandoning them.
+SHUTDOWN_DRAIN_SECONDS = 10.0
+
+Handler = Callable[[dict, Callable], Awaitable[Outcome]]
+
+
+class ReplicaApp:
+    """Serves one loaded model. Build it with `build_app`."""
+
+    def __init__(
+        self,
+        model: PyFuncModel,
+        *,
+        model_uri: str,
+        pod_name: str | None,
+        max_batch_size: int,
+        max_batch_wait_ms: float,
+        max_body_bytes: int,
+    ):
+        metadata = model.metadata
+        self._parser = RequestParser(
+            metadata.get_input_schema(),
+            type_hint_signature=metadata._is_signature_from_type_hint(),
+            max_batch_rows=max_batch_size,
+        )
+        self._scorer = Scorer(model, self._parser)
+        self._batcher: Batcher[ScoringRequest, Outcome] = Batcher(
+            self._scorer.score,
+            max_batch_rows=max_batch_size,
+            max_wait_s=max_batch_wait_ms / 1000,
+        )
+        self._max_body_bytes = max_body_bytes
+        self._in_flight = 0
+        self._bad_requests = 0
+        self._model_errors = 0
+        self._version = _json_bytes(_version_info(model, model_uri, pod_name))
+        self._routes: dict[str, tuple[frozenset[str], Handler]] = {
+            "/ping": (frozenset({"GET", "HEAD"}), self._ok),
+            "/health": (frozenset({"GET", "HEAD"}), self._ok),
+            "/version": (frozenset({"GET"}), self._version_handler),
+            "/stats": (frozenset({"GET"}), self._stats_handler),
+            "/predict": (frozenset({"POST"}), self._predict),
+            "/invocations": (frozenset({"POST"}), self._predict),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since start: see the module docs of `tcdeploy.server.replica`."""
+        return {
+            **self._batcher.stats.as_dict(),
+            "batches_retried_alone": self._scorer.batches_retried_alone,
+            "in_flight": self._in_flight,
+            "bad_requests": self._bad_requests,
+            "model_errors": self._model_errors,
+        }
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
+        request_id = _header(scope, b"x-request-id")
+        route = self._routes.get(scope["path"])
+        if route is None:
+            outcome = error_outcome(404, "NOT_FOUND", f"no route {scope['path']!r}")
+        elif scope["method"] not in route[0]:
+            outcome = error_outcome(
+                405, "METHOD_NOT_ALLOWED", f"{scope['path']} takes {', '.join(sorted(route[0]))}"
+            )
+        else:
+            try:
+                outcome = await route[1](scope, receive)
+            except Exception:
+                _logger.exception("unexpected error serving %s", scope["path"])
+                outcome = error_outcome(
+                    500, "INTERNAL_ERROR", "unexpected error: see the replica log"
+                )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(outcome.body)).encode()),
+        ]
+        if request_id is not None:
+            headers.append((b"x-request-id", request_id))
+        await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
+        body = b"" if scope["method"] == "HEAD" else outcome.body
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                # Uvicorn has finished (or given up on) every in-flight request by now.
+                await self._batcher.stop(timeout_s=SHUTDOWN_DRAIN_SECONDS)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _ok(self, scope: dict, receive: Callable) -> Outcome:
+        return Outcome(200, b'{"status": "ok"}')
+
+    async def _version_handler(self, scope: dict, receive: Callable) -> Outcome:
+        return Outcome(200, self._version)
+
+    async def _stats_handler(self, scope: dict, receive: Callable) -> Outcome:
+        return Outcome(200, _json_bytes(self.stats()))
+
+    async def _predict(self, scope: dict, receive: Callable) -> Outcome:
+        self._in_flight += 1
+        try:
+            outcome = await self._score(scope, receive)
+        finally:
+            self._in_flight -= 1
+        if outcome.status == 400:
+            self._bad_requests += 1
+        elif outcome.status == 500:
+            self._model_errors += 1
+        return outcome
+
+    async def _score(self, scope: dict, receive: Callable) -> Outcome:
+        content_type = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+        if content_type in _JSON_TYPES:
+            parse = self._parser.parse_json
+        elif content_type == _CSV_TYPE:
+            parse = self._parser.parse_csv
+        else:
+            return error_outcome(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                f"content type {content_type.decode(errors='replace')!r} is not supported: "
+                "send application/json (or text/csv)",
+            )
+        try:
+            body = await self._read_body(scope, receive)
+            if len(body) > _PARSE_OFF_LOOP_BYTES:
+                request = await asyncio.to_thread(parse, body)
+            else:
+                request = parse(body)
+        except BadRequest as exc:
+            return error_outcome(400, "BAD_REQUEST", str(exc))
+        return await self._batcher.submit(request, rows=request.rows, key=request.batch_key)
+
+    async def _read_body(self, scope: dict, receive: Callable) -> bytes:
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body_bytes:
+            raise BadRequest(self._too_large())
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("the client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise BadRequest(self._too_large())
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _too_large(self) -> str:
+        return f"request body is larger than the limit of {self._max_body_bytes} bytes"
+
+
+def build_app(
+    model: PyFuncModel,
+    *,
+    model_uri: str = "",
+    pod_name: str | None = None,
+    max_batch_size: int = 32,
+    max_batch_wait_ms: float = 2.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> ReplicaApp:
+    """The ASGI app serving `model`; run it with uvicorn (lifespan on, so shutdown drains)."""
+    return ReplicaApp(
+        model,
+        model_uri=model_uri,
+        pod_name=pod_name,
+        max_batch_size=max_batch_size,
+        max_batch_wait_ms=max_batch_wait_ms,
+        max_body_bytes=max_body_bytes,
+    )
+
+
+def _version_info(model: PyFuncModel, model_uri: str, pod_name: str | None) -> dict[str, Any]:
+    metadata = model.metadata
+    schema = metadata.get_input_schema()
+    return {
+        "mlflow_version": mlflow.__version__,
+        "model_uri": model_uri,
+        "pod_name": pod_name,
+        "flavors": sorted(metadata.flavors),
+        "loader_module": metadata.flavors.get("python_function", {}).get("loader_module"),
+        "signature": None if schema is None else str(schema),
+    }
+
+
+def _header(scope: dict, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value).encode()

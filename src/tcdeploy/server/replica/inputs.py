@@ -1,0 +1,355 @@
+"""Scoring request bodies: parse them, check them against the model's signature, merge them.
+
+A body becomes a `ScoringRequest`: which MLflow input form it uses, the raw JSON under that form,
+its row count, and a batch key. Requests with equal batch keys can be merged into one `predict`
+call: they use the same form, the same columns in the same order, the same Python value types per
+row (so pandas infers the same dtypes for the merged frame as for each alone) and the same params.
+
+Turning a (merged) payload into model input is left to MLflow's own parsers, so a batch sees
+exactly what `mlflow models serve` would have built for one request holding all of its rows.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from io import StringIO
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc.scoring_server import parse_csv_input
+from mlflow.types import DataType, Schema
+from mlflow.utils.proto_json_utils import (
+    cast_df_types_according_to_schema,
+    dataframe_from_parsed_json,
+    parse_tf_serving_input,
+)
+
+DF_SPLIT = "dataframe_split"
+DF_RECORDS = "dataframe_records"
+INSTANCES = "instances"
+INPUTS = "inputs"
+CSV = "csv"
+FORMATS = (DF_SPLIT, DF_RECORDS, INSTANCES, INPUTS)
+_TOP_LEVEL_FIELDS = frozenset({*FORMATS, "params", "client_request_id"})
+_FORMAT_LIST = ", ".join(f"'{name}'" for name in FORMATS)
+_SPLIT_FIELDS = frozenset({"columns", "data", "index"})
+_MAX_NAMES_IN_MESSAGE = 20
+# Casting these does more than `astype` (base64 decoding, datetime parsing, pandas' string
+# dtypes), so frames with such columns always go through MLflow's cast.
+_CAST_DOES_MORE = frozenset({DataType.binary, DataType.datetime, DataType.string})
+
+
+class BadRequest(Exception):
+    """The request cannot be scored as sent; the message says why, in the caller's terms."""
+
+
+@dataclass(slots=True)
+class ScoringRequest:
+    kind: str
+    payload: Any
+    params: dict[str, Any] | None
+    client_request_id: str | int | None
+    rows: int
+    batch_key: Hashable | None  # None: this request is scored alone
+
+
+@dataclass(slots=True)
+class _Shape:
+    rows: int
+    columns: list | None = None  # column names the caller sent, when the form names them
+    key: Hashable | None = None
+
+
+class RequestParser:
+    """Parses bodies for one model: knows its signature and how many rows a batch may hold."""
+
+    def __init__(self, schema: Schema | None, *, type_hint_signature: bool, max_batch_rows: int):
+        self.schema = schema
+        self._type_hint_signature = type_hint_signature
+        self._max_batch_rows = max_batch_rows
+        named = schema is not None and schema.has_input_names()
+        self._known = frozenset(schema.input_names()) if named else None
+        self._names = list(schema.input_names()) if named else []
+        self._required = list(schema.required_input_names()) if named else []
+        self._plain_dtypes = _plain_dtypes(schema) if named else None
+
+    def parse_json(self, body: bytes) -> ScoringRequest:
+        document = _load_json(body)
+        kind, payload = _pick_form(document)
+        params = _params_of(document)
+        client_request_id = _client_request_id_of(document)
+        if self._type_hint_signature:
+            # MLflow hands such models the raw "inputs" value; there is nothing to merge on.
+            if kind != INPUTS:
+                raise BadRequest(
+                    f"this model's signature comes from type hints: send its input under "
+                    f"'inputs', not '{kind}'"
+                )
+            return ScoringRequest(kind, payload, params, client_request_id, 1, None)
+        shape = _SHAPERS[kind](payload, self._max_batch_rows)
+        if shape.rows == 0:
+            raise BadRequest(f"'{kind}' holds no rows: send at least one row to score")
+        if shape.columns is not None:
+            self.check_columns(shape.columns)
+        key = None
+        if shape.key is not None:
+            params_key = None if params is None else json.dumps(params, sort_keys=True)
+            key = (kind, shape.key, params_key)
+        return ScoringRequest(kind, payload, params, client_request_id, shape.rows, key)
+
+    def parse_csv(self, body: bytes) -> ScoringRequest:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"CSV body is not valid UTF-8: {exc}") from None
+        if not text.strip():
+            raise BadRequest("CSV body is empty: send a header line and at least one row")
+        return ScoringRequest(CSV, text, None, None, 1, None)
+
+    def check_columns(self, columns: Iterable) -> None:
+        """Refuse missing required columns and columns the signature does not name."""
+        if self._known is None:
+            return
+        present = set(columns)
+        missing = [name for name in self._required if name not in present]
+        unknown = [name for name in _unique(columns) if name not in self._known]
+        if not missing and not unknown:
+            return
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {_quote_names(missing)}")
+        if unknown:
+            problems.append(f"unknown column(s) {_quote_names(unknown)}")
+        raise BadRequest(
+            f"input does not match the model's signature: {'; '.join(problems)}. "
+            f"The signature's columns are {_quote_names(self._names)}"
+        )
+
+    def to_model_input(self, kind: str, payload: Any) -> Any:
+        """Build what `PyFuncModel.predict` takes, with MLflow's own parsers."""
+        if self._type_hint_signature:
+            return payload
+        try:
+            if kind == CSV:
+                return parse_csv_input(StringIO(payload), schema=self.schema)
+            if kind in (DF_SPLIT, DF_RECORDS):
+                return self._dataframe(kind, payload)
+            return parse_tf_serving_input({kind: payload}, schema=self.schema)
+        except MlflowException as exc:
+            raise BadRequest(exc.message) from None
+        except Exception as exc:  # pandas/numpy refusing the shape or values the caller sent
+            raise BadRequest(f"'{kind}' cannot be read: {type(exc).__name__}: {exc}") from None
+
+    def _dataframe(self, kind: str, payload: Any):
+        """`dataframe_from_parsed_json`, minus its casting pass when that would change nothing.
+
+        The cast is most of the parsing cost of a small request, and for numeric or boolean
+        columns that already have the signature's dtype it only copies them.
+        """
+        orient = "split" if kind == DF_SPLIT else "records"
+        frame = dataframe_from_parsed_json(payload, pandas_orient=orient, schema=None)
+        if self.schema is None or self._already_cast(frame):
+            return frame
+        return cast_df_types_according_to_schema(frame, self.schema)
+
+    def _already_cast(self, frame) -> bool:
+        if self._plain_dtypes is None:
+            return False
+        present = dict(zip(frame.columns, frame.dtypes))
+        return all(
+            present.get(name, dtype) == dtype for name, dtype in self._plain_dtypes.items()
+        )
+
+
+def _plain_dtypes(schema: Schema) -> dict[str, Any] | None:
+    """Column name -> pandas dtype when every column is a numeric or boolean type."""
+    dtypes = {}
+    for spec in schema.inputs:
+        if not isinstance(spec.type, DataType) or spec.type in _CAST_DOES_MORE:
+            return None
+        dtypes[spec.name] = spec.type.to_pandas()
+    return dtypes
+
+
+def merge_payloads(requests: list[ScoringRequest]) -> Any:
+    """One payload holding every request's rows in order; all requests share one batch key."""
+    first = requests[0]
+    if len(requests) == 1:
+        return first.payload
+    if first.kind == DF_SPLIT:
+        rows: list = []
+        for request in requests:
+            rows.extend(request.payload["data"])
+        return {"columns": first.payload["columns"], "data": rows}
+    if isinstance(first.payload, list):
+        rows = []
+        for request in requests:
+            rows.extend(request.payload)
+        return rows
+    # `inputs` given as columns: concatenate each column
+    merged = {name: [] for name in first.payload}
+    for request in requests:
+        for name, values in request.payload.items():
+            merged[name].extend(values)
+    return merged
+
+
+def _load_json(body: bytes) -> dict:
+    try:
+        document = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise BadRequest(
+            f"request body must be a JSON object holding one of {_FORMAT_LIST}; "
+            f"got a JSON {_json_type(document)}"
+        )
+    return document
+
+
+def _pick_form(document: dict) -> tuple[str, Any]:
+    unknown = [key for key in document if key not in _TOP_LEVEL_FIELDS]
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s) {_quote_names(unknown)}: a request body holds one of "
+            f"{_FORMAT_LIST}, optionally with 'params' and 'client_request_id'"
+        )
+    kinds = [kind for kind in FORMATS if kind in document]
+    if len(kinds) != 1:
+        found = "none" if not kinds else _quote_names(kinds)
+        raise BadRequest(f"a request body holds exactly one of {_FORMAT_LIST}; found {found}")
+    return kinds[0], document[kinds[0]]
+
+
+def _params_of(document: dict) -> dict | None:
+    params = document.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise BadRequest(f"'params' must be a JSON object; got a JSON {_json_type(params)}")
+    return params or None
+
+
+def _client_request_id_of(document: dict) -> str | int | None:
+    value = document.get("client_request_id")
+    if value is None or (isinstance(value, (str, int)) and not isinstance(value, bool)):
+        return value
+    raise BadRequest(f"'client_request_id' must be a string; got a JSON {_json_type(value)}")
+
+
+def _shape_split(payload: Any, max_batch_rows: int) -> _Shape:
+    if not isinstance(payload, dict):
+        raise BadRequest(
+            f"'{DF_SPLIT}' must be an object with 'columns' and 'data'; "
+            f"got a JSON {_json_type(payload)}"
+        )
+    unknown = [key for key in payload if key not in _SPLIT_FIELDS]
+    if unknown:
+        raise BadRequest(
+            f"'{DF_SPLIT}' has unknown field(s) {_quote_names(unknown)}; "
+            "it takes 'columns', 'data' and 'index'"
+        )
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise BadRequest(f"'{DF_SPLIT}.data' must be a list of rows; got {_json_type(data)}")
+    columns = payload.get("columns")
+    if columns is not None and not isinstance(columns, list):
+        raise BadRequest(f"'{DF_SPLIT}.columns' must be a list of column names")
+    named = columns is not None and all(isinstance(name, str) for name in columns)
+    shape = _Shape(len(data), columns if named else None)
+    # An index can change what a model sees, so only index-free frames are merged.
+    if named and "index" not in payload and len(data) <= max_batch_rows:
+        width = len(columns)
+        if all(type(row) is list and len(row) == width for row in data):
+            shape.key = (tuple(columns), frozenset(_row_signature(row) for row in data))
+    return shape
+
+
+def _shape_records(payload: Any, max_batch_rows: int) -> _Shape:
+    if not isinstance(payload, list):
+        raise BadRequest(
+            f"'{DF_RECORDS}' must be a list of records (objects); got a JSON {_json_type(payload)}"
+        )
+    return _shape_row_list(payload, max_batch_rows)
+
+
+def _shape_tf_serving(payload: Any, max_batch_rows: int) -> _Shape:
+    if isinstance(payload, list):
+        return _shape_row_list(payload, max_batch_rows)
+    if isinstance(payload, dict):
+        return _shape_columns(payload, max_batch_rows)
+    return _Shape(1)  # a single value: MLflow decides what it means for this model
+
+
+def _shape_row_list(rows: list, max_batch_rows: int) -> _Shape:
+    if rows and all(type(row) is dict for row in rows):
+        first_keys = tuple(rows[0])
+        same_keys = all(tuple(row) == first_keys for row in rows)
+        columns = list(first_keys) if same_keys else _unique(key for row in rows for key in row)
+        shape = _Shape(len(rows), columns)
+        if same_keys and len(rows) <= max_batch_rows:
+            types = frozenset(tuple(map(_value_signature, row.values())) for row in rows)
+            shape.key = ("records", first_keys, types)
+        return shape
+    shape = _Shape(len(rows))
+    if len(rows) <= max_batch_rows and not any(type(row) is dict for row in rows):
+        shape.key = ("values", frozenset(map(_value_signature, rows)))
+    return shape
+
+
+def _shape_columns(columns: dict, max_batch_rows: int) -> _Shape:
+    values = list(columns.values())
+    if not values:
+        return _Shape(0, [])
+    if not all(type(column) is list for column in values):
+        return _Shape(1, list(columns))  # one row of scalars (or tensors): not merged
+    lengths = {len(column) for column in values}
+    shape = _Shape(max(lengths), list(columns))
+    if len(lengths) == 1 and shape.rows <= max_batch_rows:
+        types = tuple(frozenset(map(_value_signature, column)) for column in values)
+        # A nested list could be one row's array rather than many rows: never merge those.
+        if not any(isinstance(signature, tuple) for column in types for signature in column):
+            shape.key = ("columns", tuple(columns), types)
+    return shape
+
+
+def _row_signature(row: list) -> tuple:
+    return tuple(map(_value_signature, row))
+
+
+def _value_signature(value: Any) -> Hashable:
+    """The Python types in a value, nested lists included: what pandas/numpy infer dtypes from."""
+    if type(value) is list:
+        return tuple(map(_value_signature, value))
+    return type(value)
+
+
+_SHAPERS = {
+    DF_SPLIT: _shape_split,
+    DF_RECORDS: _shape_records,
+    INSTANCES: _shape_tf_serving,
+    INPUTS: _shape_tf_serving,
+}
+
+
+def _unique(names: Iterable) -> list:
+    return list(dict.fromkeys(name for name in names if isinstance(name, Hashable)))
+
+
+def _quote_names(names: list) -> str:
+    shown = ", ".join(f"'{name}'" for name in names[:_MAX_NAMES_IN_MESSAGE])
+    hidden = len(names) - _MAX_NAMES_IN_MESSAGE
+    return shown + (f" and {hidden} more" if hidden > 0 else "")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"

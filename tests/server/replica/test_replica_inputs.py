@@ -1,0 +1,153 @@
+"""Body parsing: forms, row counts, batch keys, merging, and what is refused before predicting."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from mlflow.types import ColSpec, Schema
+from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
+
+from tcdeploy.server.replica.inputs import BadRequest, RequestParser, merge_payloads
+
+SCHEMA = Schema(
+    [ColSpec("double", "a"), ColSpec("double", "b"), ColSpec("long", "c", required=False)]
+)
+
+
+def parser(schema=SCHEMA, type_hints=False, max_rows=32) -> RequestParser:
+    return RequestParser(schema, type_hint_signature=type_hints, max_batch_rows=max_rows)
+
+
+def parse(body, **kwargs):
+    return parser(**kwargs).parse_json(json.dumps(body).encode())
+
+
+def refused(body, **kwargs) -> str:
+    with pytest.raises(BadRequest) as error:
+        parse(body, **kwargs)
+    return str(error.value)
+
+
+@pytest.mark.parametrize(
+    "body, rows",
+    [
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0]] * 3}}, 3),
+        ({"dataframe_records": [{"a": 1.0, "b": 2.0}] * 2}, 2),
+        ({"instances": [{"a": 1.0, "b": 2.0}]}, 1),
+        ({"inputs": {"a": [1.0, 2.0], "b": [3.0, 4.0]}}, 2),
+        ({"inputs": [{"a": 1.0, "b": 2.0}] * 4}, 4),
+    ],
+)
+def test_every_form_counts_its_rows_and_can_be_batched(body, rows):
+    request = parse(body)
+    assert request.rows == rows
+    assert request.batch_key is not None
+
+
+def split(columns, rows, **extra):
+    return {"dataframe_split": {"columns": columns, "data": rows}, **extra}
+
+
+def test_batch_keys_separate_what_must_not_be_merged():
+    key = parse(split(["a", "b"], [[1.0, 2.0]])).batch_key
+    assert parse(split(["a", "b"], [[5.0, 6.0], [7.0, 8.0]])).batch_key == key
+    assert parse(split(["a", "b"], [[1.0, 2.0]], client_request_id="x")).batch_key == key
+    assert parse(split(["b", "a"], [[1.0, 2.0]])).batch_key != key  # column order
+    assert parse(split(["a", "b"], [[1, 2.0]])).batch_key != key  # int would infer another dtype
+    assert parse(split(["a", "b"], [[1.0, 2.0]], params={"k": 1})).batch_key != key
+    assert parse({"dataframe_records": [{"a": 1.0, "b": 2.0}]}).batch_key != key
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0]], "index": [7]}},
+        {"dataframe_records": [{"a": 1.0, "b": 2.0}, {"b": 2.0, "a": 1.0}]},
+        {"inputs": {"a": [[1.0, 2.0]], "b": [[3.0, 4.0]]}},
+        {"inputs": {"a": 1.0, "b": 2.0}},
+        {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0]] * 33}},
+    ],
+)
+def test_requests_that_could_change_meaning_when_merged_go_alone(body):
+    assert parse(body).batch_key is None
+
+
+def test_merged_payload_parses_to_the_concatenated_frame():
+    schema_parser = parser()
+    requests = [
+        schema_parser.parse_json(json.dumps(split(["a", "b"], rows)).encode())
+        for rows in ([[1.0, 2.0]], [[3.0, 4.0], [5.0, 6.0]])
+    ]
+    merged = merge_payloads(requests)
+    assert merged == {"columns": ["a", "b"], "data": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]}
+    frame = schema_parser.to_model_input("dataframe_split", merged)
+    assert frame.to_dict(orient="list") == {"a": [1.0, 3.0, 5.0], "b": [2.0, 4.0, 6.0]}
+
+
+def test_merging_lists_and_columns():
+    records = [parse({"inputs": [{"a": 1.0, "b": 2.0}]}), parse({"inputs": [{"a": 3.0, "b": 4.0}]})]
+    assert merge_payloads(records) == [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 4.0}]
+    columns = [parse({"inputs": {"a": [a], "b": [b]}}) for a, b in ((1.0, 2.0), (3.0, 4.0))]
+    assert merge_payloads(columns) == {"a": [1.0, 3.0], "b": [2.0, 4.0]}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]},  # ints: the cast to double is needed
+        {"columns": ["a", "b", "c"], "data": [[1.5, 2.5, 3]]},  # already the signature's dtypes
+    ],
+)
+def test_frames_equal_mlflows_own_parsing(payload):
+    ours = parser().to_model_input("dataframe_split", payload)
+    theirs = dataframe_from_parsed_json(payload, pandas_orient="split", schema=SCHEMA)
+    pd.testing.assert_frame_equal(ours, theirs)
+
+
+def test_missing_and_unknown_columns_are_named():
+    message = refused(split(["b", "x"], [[1.0, 2.0]]))
+    assert "missing column(s) 'a'" in message and "unknown column(s) 'x'" in message
+    assert "'c'" in message  # the signature's columns are listed
+    parse(split(["a", "b"], [[1.0, 2.0]]))  # the optional column may be left out
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ([1, 2], "got a JSON array"),
+        ({"rows": []}, "unknown field(s) 'rows'"),
+        ({}, "found none"),
+        ({"dataframe_split": {"data": []}, "inputs": []}, "exactly one"),
+        ({"dataframe_split": [[1.0, 2.0]]}, "must be an object"),
+        ({"dataframe_split": {"data": [], "rows": 1}}, "unknown field(s) 'rows'"),
+        ({"dataframe_split": {"columns": ["a", "b"], "data": {}}}, "list of rows"),
+        ({"dataframe_split": {"columns": "a", "data": []}}, "list of column names"),
+        ({"dataframe_records": {"a": [1.0]}}, "list of records"),
+        ({"dataframe_records": []}, "no rows"),
+        ({"inputs": [], "params": "x"}, "'params' must be a JSON object"),
+        ({"inputs": [1.0], "client_request_id": {"id": 1}}, "'client_request_id' must be a string"),
+    ],
+)
+def test_malformed_bodies_are_refused_with_a_reason(body, words):
+    assert words in refused(body)
+
+
+def test_invalid_json_and_bad_csv():
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        parser().parse_json(b"{nope")
+    with pytest.raises(BadRequest, match="not valid UTF-8"):
+        parser().parse_csv(b"\xff\xfe")
+    with pytest.raises(BadRequest, match="CSV body is empty"):
+        parser().parse_csv(b"  \n")
+
+
+def test_type_hint_models_take_inputs_only():
+    request = parse({"inputs": ["hello", "world"]}, type_hints=True)
+    assert request.batch_key is None and request.payload == ["hello", "world"]
+    assert "'inputs'" in refused({"dataframe_records": [{"a": 1}]}, type_hints=True)
+
+
+def test_without_a_signature_columns_are_not_checked():
+    request = parse(split(["anything"], [[1]]), schema=None)
+    assert request.rows == 1 and request.batch_key is not None
