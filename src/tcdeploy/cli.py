@@ -38,11 +38,16 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .server.app import build_app
-    from .server.settings import ServerSettings
+    from .server.settings import DataDirInUse, ServerSettings, lock_data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = ServerSettings.create(args.host, args.port, args.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        lock = lock_data_dir(settings.data_dir)  # noqa: F841  (held until the process exits)
+    except DataDirInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     app = build_app(settings)
     if not _is_loopback(args.host):
         print(f"warning: binding {args.host}: the service is reachable from other machines", file=sys.stderr)

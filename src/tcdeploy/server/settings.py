@@ -91,3 +91,21 @@ def server_secret(settings: ServerSettings) -> bytes:
 
 def _key(entry: dict) -> AccessKey:
     return AccessKey(entry["SecretId"], entry["SecretKey"], tuple(entry.get("Workspaces") or ["*"]))
+
+
+class DataDirInUse(RuntimeError):
+    pass
+
+
+def lock_data_dir(data_dir: Path):
+    """Hold an exclusive lock on the data dir for the process's life: two servers on one data dir
+    would adopt, reap and restart each other's replicas."""
+    import fcntl
+
+    handle = open(data_dir / "server.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DataDirInUse(f"another tcdeploy server is using {data_dir}") from None
+    return handle

@@ -76,8 +76,6 @@ class Lifecycle:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await self._fleet.remove(service_id)
-        for state in self._runtime.states(service_id):
-            await self._runtime.stop(state.pod_name)
         self._routes.set_replicas(service_id, [])
 
     async def restore(self) -> None:

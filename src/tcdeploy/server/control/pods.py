@@ -8,7 +8,7 @@ import time
 
 from ...protocol.actions import CreateModelServicePodUrl, RebuildModelServicePod
 from ...protocol.errors import not_found
-from ..runtime import ReplicaState, read_logs
+from ..runtime import ReplicaState, tail_logs
 from .actions import Context, action
 from .core import Core, new_id
 from .views import iso
@@ -55,8 +55,7 @@ def pod_token_valid(core: Core, pod_name: str, token: str, now: float) -> bool:
 
 def pod_page(core: Core, state: ReplicaState) -> str:
     """A small self-contained HTML page: the replica's state and its last log lines."""
-    lines, _ = read_logs(core.settings.data_dir, [state.pod_name], start=None, end=None, after=None, limit=10_000)
-    tail = lines[-100:]
+    tail = tail_logs(core.settings.data_dir, state.pod_name, 100)
     rows = "\n".join(
         f"<tr><td>{iso(line.ts)}</td><td>{html.escape(line.stream)}</td><td>{html.escape(line.msg)}</td></tr>"
         for line in tail
