@@ -1,0 +1,213 @@
+"""The one seam to the cloud API: sign, send, retry, and translate errors.
+
+Signing is the Tencent Cloud SDK's (``CommonClient``), never ours. The SDK has a retryer
+(``tencentcloud.common.retry.StandardRetryer``: network errors and ``RequestLimitExceeded*``, 1-2-4 s
+back-off), but it is one policy per client profile; here the policy depends on the action (a
+create must not be re-sent after a network error that may have hidden its success), so the loop is
+ours: a few lines around ``call_json``.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable
+
+from mlflow.exceptions import MlflowException
+from mlflow.protos import databricks_pb2
+
+from tcdeploy.config import Settings
+
+WEDATA, TIONE = "wedata", "tione"
+API_VERSIONS = {WEDATA: "2025-10-10", TIONE: "2021-11-11"}
+
+THROTTLED = ("RequestLimitExceeded",)
+NETWORK_ERRORS = ("ClientNetworkError", "ServerNetworkError")
+# Re-sending these after a lost reply could create a second resource (or fail on the first one's
+# name): retry them only when the cloud said it throttled, i.e. did nothing.
+NOT_REPEATABLE = frozenset({
+    "CreateMLModelServices", "CreateModelServiceGroup", "CreateModelServiceAuthToken",
+})
+_BACKOFF_BASE, _BACKOFF_CAP = 0.5, 4.0
+_ERRNO = re.compile(r"\[Errno -?\d+\][^\"')]*|Read timed out[^\"')]*")
+
+
+def mlflow_code(name: str, fallback: str = "INTERNAL_ERROR") -> int:
+    # Older MLflow releases lack some codes (e.g. UNAUTHENTICATED); fall back instead of failing.
+    return getattr(databricks_pb2, name, getattr(databricks_pb2, fallback))
+
+
+# Cloud error code prefix -> MLflow error code name; first match wins, so order matters.
+_CODE_MAP: tuple[tuple[str, str, str], ...] = (
+    ("ResourceNotFound", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_DOES_NOT_EXIST"),
+    ("ResourceInUse", "RESOURCE_ALREADY_EXISTS", "RESOURCE_ALREADY_EXISTS"),
+    ("InvalidParameter", "INVALID_PARAMETER_VALUE", "INVALID_PARAMETER_VALUE"),
+    ("InvalidParameterValue", "INVALID_PARAMETER_VALUE", "INVALID_PARAMETER_VALUE"),
+    ("MissingParameter", "INVALID_PARAMETER_VALUE", "INVALID_PARAMETER_VALUE"),
+    ("UnknownParameter", "INVALID_PARAMETER_VALUE", "INVALID_PARAMETER_VALUE"),
+    ("RequestSizeLimitExceeded", "INVALID_PARAMETER_VALUE", "INVALID_PARAMETER_VALUE"),
+    ("AuthFailure.UnauthorizedOperation", "PERMISSION_DENIED", "PERMISSION_DENIED"),
+    ("UnauthorizedOperation", "PERMISSION_DENIED", "PERMISSION_DENIED"),
+    ("AuthFailure", "UNAUTHENTICATED", "PERMISSION_DENIED"),
+    ("RequestLimitExceeded", "REQUEST_LIMIT_EXCEEDED", "RESOURCE_EXHAUSTED"),
+    ("LimitExceeded", "RESOURCE_LIMIT_EXCEEDED", "INVALID_STATE"),
+    ("FailedOperation", "INVALID_STATE", "INVALID_STATE"),
+    ("ResourceUnavailable", "TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR"),
+    ("ResourceInsufficient", "RESOURCE_EXHAUSTED", "INTERNAL_ERROR"),
+    ("InvalidAction", "NOT_IMPLEMENTED", "INVALID_PARAMETER_VALUE"),
+    ("NoSuchVersion", "NOT_IMPLEMENTED", "INVALID_PARAMETER_VALUE"),
+    ("UnsupportedOperation", "NOT_IMPLEMENTED", "INVALID_PARAMETER_VALUE"),
+    ("ClientNetworkError", "TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR"),
+    ("InternalError", "INTERNAL_ERROR", "INTERNAL_ERROR"),
+)
+
+
+def mlflow_error_code(cloud_code: str | None) -> int:
+    """The MLflow error code for a Tencent Cloud error code (``ResourceNotFound.X`` too)."""
+    for prefix, name, fallback in _CODE_MAP:
+        if cloud_code and (cloud_code == prefix or cloud_code.startswith(prefix + ".")):
+            return mlflow_code(name, fallback)
+    return mlflow_code("INTERNAL_ERROR")
+
+
+class CloudApiError(MlflowException):
+    """A failed cloud action, with the cloud's code, message and RequestId kept as attributes."""
+
+    def __init__(self, action: str, cloud_code: str, message: str, request_id: str | None) -> None:
+        suffix = f" (RequestId: {request_id})" if request_id else ""
+        super().__init__(f"{action}: {cloud_code}: {message}{suffix}",
+                         error_code=mlflow_error_code(cloud_code))
+        self.action = action
+        self.cloud_code = cloud_code
+        self.cloud_message = message
+        self.request_id = request_id
+
+    def is_not_found(self) -> bool:
+        return self.cloud_code == "ResourceNotFound" or self.cloud_code.startswith("ResourceNotFound.")
+
+
+class CloudApi:
+    """Signed calls to the wedata and tione APIs of one target, scoped to one workspace."""
+
+    def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self._sleep = sleep
+        self._clients: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        target = self.settings.target
+        where = f"{target.scheme}://{target.wedata_endpoint}"
+        return f"CloudApi({where}, workspace={self.settings.workspace_id!r})"
+
+    def wedata(self, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call a wedata action (``WorkspaceId`` added); return ``Response.Data``."""
+        reply = self.call(WEDATA, action, {"WorkspaceId": self.settings.workspace_id, **(body or {})})
+        data = reply.get("Data")
+        return data if isinstance(data, dict) else {}
+
+    def tione(self, action: str, body: dict[str, Any] | None = None,
+              scoped: bool = True) -> dict[str, Any]:
+        """Call a tione action (``TiProjectId`` added when ``scoped``); return ``Response``."""
+        scope = {"TiProjectId": self.settings.workspace_id} if scoped else {}
+        return self.call(TIONE, action, {**scope, **(body or {})})
+
+    def call(self, service: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send one action with retries; return ``Response`` without ``RequestId``."""
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+        client = self._client(service)
+        attempts = max(1, self.settings.max_attempts)
+        for attempt in range(attempts):
+            try:
+                return self._call_once(client, action, body)
+            except TencentCloudSDKException as exc:
+                if attempt + 1 >= attempts or not self._should_retry(action, exc.get_code()):
+                    raise self._translate(service, action, exc) from exc
+            self._sleep(min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _call_once(client: Any, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+        try:
+            document = client.call_json(action, body)
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or JSON without "Response"
+            raise TencentCloudSDKException(
+                "ServerNetworkError", f"the reply is not a cloud API reply ({exc!r})") from exc
+        response = document.get("Response") if isinstance(document, dict) else None
+        if not isinstance(response, dict):
+            raise TencentCloudSDKException("ServerNetworkError", "the reply has no 'Response' object")
+        error = response.get("Error")
+        if isinstance(error, dict):
+            # The SDK only raises for exact JSON content types; never let an error pass as data.
+            raise TencentCloudSDKException(error.get("Code"), error.get("Message"),
+                                           response.get("RequestId"))
+        return {key: value for key, value in response.items() if key != "RequestId"}
+
+    @staticmethod
+    def _should_retry(action: str, code: str | None) -> bool:
+        if code and any(code == c or code.startswith(c + ".") for c in THROTTLED):
+            return True
+        return code in NETWORK_ERRORS and action not in NOT_REPEATABLE
+
+    def _translate(self, service: str, action: str, exc: Any) -> CloudApiError:
+        code = exc.get_code() or "InternalError"
+        message = exc.get_message()
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        message = str(message or "")[:2000]
+        if code in NETWORK_ERRORS:
+            target = self.settings.target
+            where = f"{target.scheme}://{target.endpoint_for(service)}"
+            hint = " Is `tcdeploy server` running there?" if target.scheme == "http" else ""
+            code = "ClientNetworkError" if code == "ClientNetworkError" else "InternalError"
+            message = f"cannot get an answer from {where}: {_root_cause(message)}.{hint}"
+        return CloudApiError(action, code, message, exc.get_request_id())
+
+    def _client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._new_client(service)
+        return self._clients[service]
+
+    def _new_client(self, service: str) -> Any:
+        from tencentcloud.common import credential
+        from tencentcloud.common.common_client import CommonClient
+        from tencentcloud.common.profile.client_profile import ClientProfile
+        from tencentcloud.common.profile.http_profile import HttpProfile
+
+        target, creds = self.settings.target, self.settings.credentials
+        http = HttpProfile(
+            protocol=target.scheme,
+            endpoint=target.endpoint_for(service),
+            reqTimeout=max(1, round(self.settings.request_timeout)),
+        )
+        profile = ClientProfile(httpProfile=http, language="en-US")
+        cred = credential.Credential(creds.secret_id, creds.secret_key, creds.token)
+        client = CommonClient(service, API_VERSIONS[service], cred, target.region, profile=profile)
+        if target.is_local:
+            _bypass_proxies(client)
+        return client
+
+
+def _root_cause(message: str) -> str:
+    """``[Errno 111] Connection refused`` out of a urllib3 retry chain, else the message."""
+    match = _ERRNO.search(message)
+    return match.group(0).strip() if match else message
+
+
+def _bypass_proxies(client: Any) -> None:
+    """Send loopback traffic directly even when HTTP(S)_PROXY is set for the outside world.
+
+    The SDK reads the proxy from the environment and gives ``requests`` no way to skip it, so
+    unset it on the session it built; the attributes are guarded in case a release renames them.
+    """
+    connection = getattr(getattr(client, "request", None), "conn", None)
+    if connection is None:
+        return
+    connection.proxy = None
+    session = getattr(connection, "_session", None)
+    if session is not None:
+        session.trust_env = False
+
