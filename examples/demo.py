@@ -49,6 +49,10 @@ def register_model(tracking_uri: str) -> str:
     X, y = load_iris(return_X_y=True, as_frame=True)
     model = RandomForestClassifier(n_estimators=50, random_state=0).fit(X, y)
     mlflow.set_tracking_uri(tracking_uri)
+    # Keep the model's files in the data dir rather than in ./mlruns.
+    if mlflow.get_experiment_by_name("tcdeploy-demo") is None:
+        mlflow.create_experiment("tcdeploy-demo", artifact_location=(DATA_DIR / "artifacts").as_uri())
+    mlflow.set_experiment("tcdeploy-demo")
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
             model, name="model", registered_model_name=MODEL_NAME,

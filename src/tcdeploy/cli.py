@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .server.settings import DataDirInUse, ServerSettings, lock_data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
     settings = ServerSettings.create(args.host, args.port, args.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:

@@ -52,6 +52,8 @@ def register_model(tracking_uri: str, name: str, kind: str = "logistic") -> str:
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
+        # Artifacts beside the registry's database, not in ./mlruns of whatever directory runs tests.
+        mlflow.set_experiment(experiment_id=_experiment_beside(tracking_uri))
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(
                 model, name="model", registered_model_name=name,
@@ -60,3 +62,13 @@ def register_model(tracking_uri: str, name: str, kind: str = "logistic") -> str:
         return str(info.registered_model_version)
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+def _experiment_beside(tracking_uri: str) -> str:
+    import mlflow
+
+    root = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
+    found = mlflow.get_experiment_by_name("tcdeploy-tests")
+    if found is not None:
+        return found.experiment_id
+    return mlflow.create_experiment("tcdeploy-tests", artifact_location=root.as_uri())
