@@ -258,6 +258,16 @@ class TcDeploymentClient(BaseDeploymentClient):
         return {"logs": rq.snake_keys(data.get("Content") or []), "context": data.get("Context"),
                 "list_over": data.get("ListOver")}
 
+    def get_endpoint_metrics(self, endpoint, start_time=None, end_time=None, step=60) -> list[dict]:
+        """A group's request figures over a window (``DescribeModelServiceMonitoring``): one dict
+        per ``step`` seconds with time, requests, errors, limited, p50/p99 latency ms, inflight."""
+        group = self._directory.group(endpoint)
+        optional = {"StartTime": start_time, "EndTime": end_time}
+        reply = self._api.tione("DescribeModelServiceMonitoring", {
+            "ServiceGroupId": group["ServiceGroupId"], "Step": int(step),
+            **{k: v for k, v in optional.items() if v is not None}})
+        return reply.get("Points") or []
+
     def restart_pod(self, service_id, pod_name) -> dict:
         """Restart one replica (``RebuildModelServicePod``): ``{"request_id": ...}``."""
         data = self._pod_action("RebuildModelServicePod", service_id, pod_name)

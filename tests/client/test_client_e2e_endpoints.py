@@ -138,3 +138,13 @@ def test_delete_endpoint_removes_its_deployments_and_is_idempotent(client, regis
         with pytest.raises(MlflowException) as info:
             call()
         assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_endpoint_metrics_count_what_was_served(client, endpoint, iris):
+    name = endpoint["created"]["name"]
+    before = sum(p["requests"] for p in client.get_endpoint_metrics(name))
+    for _ in range(3):
+        client.predict(name, iris[0].head(1))
+    points = client.get_endpoint_metrics(name, step=60)
+    assert sum(p["requests"] for p in points) == before + 3
+    assert {"time", "requests", "errors", "limited", "p50_latency_ms", "p99_latency_ms"} <= set(points[-1])

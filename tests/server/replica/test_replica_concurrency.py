@@ -68,6 +68,10 @@ def test_concurrent_requests_are_batched_and_answered_as_if_alone(
         assert reply.json()["predictions"] == forest_model.predict(frame).tolist()
         if n % 2 == 0:
             assert reply.json()["client_request_id"] == f"req-{n}"
+    # Each reply says how many rows its predict call held: at least its own, and more when merged.
+    batch_rows = [int(reply.headers["x-batch-rows"]) for reply in replies]
+    assert all(rows >= len(frame) for rows, frame in zip(batch_rows, frames))
+    assert max(batch_rows) > 3
     requests = after["requests"] - before["requests"]
     batches = after["batches"] - before["batches"]
     assert requests == 64

@@ -16,5 +16,8 @@ async def describe_monitoring(ctx: Context, req: DescribeModelServiceMonitoring)
     start = parse_time(req.StartTime, "StartTime") or end - 3600
     if end <= start:
         raise invalid_value("EndTime", "must be after StartTime")
-    points = ctx.core.gateway.monitor(group.id, start, end, float(req.Step))
+    try:
+        points = ctx.core.gateway.monitor(group.id, start, end, float(req.Step))
+    except ValueError as exc:
+        raise invalid_value("Step", str(exc)) from None
     return {"ServiceGroupId": group.id, "Step": req.Step, "Points": points}

@@ -109,6 +109,8 @@ class ReplicaApp:
         ]
         if request_id is not None:
             headers.append((b"x-request-id", request_id))
+        if outcome.batch_rows:
+            headers.append((b"x-batch-rows", str(outcome.batch_rows).encode()))
         await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
         body = b"" if scope["method"] == "HEAD" else outcome.body
         await send({"type": "http.response.body", "body": body})

@@ -37,6 +37,7 @@ class Outcome:
 
     status: int
     body: bytes
+    batch_rows: int = 0  # rows in the predict call that answered (for the gateway's metrics)
 
 
 class Scorer:
@@ -67,11 +68,12 @@ class Scorer:
                 "the model's predictions are not one per input row: requests are scored alone"
             )
             return None
-        return [self._reply(request, part) for request, part in zip(requests, parts)]
+        total = sum(request.rows for request in requests)
+        return [self._reply(request, part, total) for request, part in zip(requests, parts)]
 
     def _score_alone(self, request: ScoringRequest) -> Outcome:
         try:
-            return self._reply(request, self._predict([request]))
+            return self._reply(request, self._predict([request]), request.rows)
         except BadRequest as exc:
             return error_outcome(400, "BAD_REQUEST", str(exc))
         except ModelError as exc:
@@ -93,7 +95,7 @@ class Scorer:
         # Converted once for the whole batch (as MLflow's scoring server converts each reply).
         return _get_jsonable_obj(predictions, pandas_orient="records")
 
-    def _reply(self, request: ScoringRequest, predictions: Any) -> Outcome:
+    def _reply(self, request: ScoringRequest, predictions: Any, batch_rows: int) -> Outcome:
         reply: dict[str, Any] = {"predictions": predictions}
         if request.client_request_id is not None:
             reply["client_request_id"] = request.client_request_id
@@ -102,7 +104,7 @@ class Scorer:
         except (TypeError, ValueError) as exc:
             message = f"predictions are not JSON-serializable: {exc}"
             return error_outcome(500, "MODEL_ERROR", message)
-        return Outcome(200, body.encode())
+        return Outcome(200, body.encode(), batch_rows)
 
 
 def split_rows(predictions: Any, counts: list[int]) -> list[list] | None:
