@@ -23,4 +23,4 @@ bench: venv
 	$(BIN)/python bench/serve_vs_mlflow.py
 
 clean:
-	rm -rf $(VENV) .tcdeploy .pytest_cache
+	rm -rf $(VENV) .venv-compat .tcdeploy .pytest_cache
