@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
 from tcdeploy.safety import validate_model_uri
 
 SERVICE, REQUEST, BATCH, CLIENT = "service", "request", "batch", "client"
@@ -62,9 +63,9 @@ _SERVICE_KEYS = (
          '"InstanceRpsLimit": 50} (snake_case keys work too).', SERVICE, "ServiceLimit"),
     _key("scheduled_action", dict, None, 'Scheduled stop, e.g. {"ScheduleStop": true, '
          '"ScheduleStopTime": "2026-01-01T00:00:00+08:00"}.', SERVICE, "ScheduledAction"),
-    _key("max_batch_size", int, 32, "Requests a replica merges into one model call.", BATCH,
-         "MaxBatchSize", minimum=1, maximum=1024),
-    _key("max_batch_wait_ms", float, 2, "How long a replica waits to fill a batch (ms).", BATCH,
+    _key("max_batch_size", int, DEFAULT_MAX_BATCH_ROWS, "Rows a replica merges into one model call "
+         "(1 turns batching off).", BATCH, "MaxBatchSize", minimum=1, maximum=8192),
+    _key("max_batch_wait_ms", float, DEFAULT_MAX_BATCH_WAIT_MS, "How long a replica waits to fill a batch (ms).", BATCH,
          "MaxBatchWaitMs", minimum=0, maximum=1000),
 )
 _REQUEST_KEYS = (

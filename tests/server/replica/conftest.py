@@ -30,7 +30,9 @@ def magic_model_dir(tmp_path_factory) -> Path:
 def forest_replica(forest_model_dir, tmp_path_factory):
     """The forest model served over a unix socket, as the gateway reaches replicas."""
     log_dir = tmp_path_factory.mktemp("forest-replica")
-    with running_replica(forest_model_dir, log_dir, "--pod-name", "ms-test-00001") as replica:
+    # A small row cap, so the tests see it hold (the default is far above what they send).
+    with running_replica(forest_model_dir, log_dir, "--pod-name", "ms-test-00001",
+                         "--max-batch-size", "32") as replica:
         yield replica
 
 

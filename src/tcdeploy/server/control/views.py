@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from ...protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
 from ..store import GroupRecord, ServiceRecord
 from .specs import instance_spec
 
@@ -60,7 +61,8 @@ def service_detail(core: "Core", service: ServiceRecord, group: GroupRecord, eve
         "ScaleMode": spec.get("ScaleMode", "MANUAL"),
         "ServiceLimit": spec.get("ServiceLimit"),
         "ScheduledAction": spec.get("ScheduledAction"),
-        "BatchConfig": spec.get("BatchConfig") or {"MaxBatchSize": 32, "MaxBatchWaitMs": 2.0},
+        "BatchConfig": spec.get("BatchConfig") or {
+            "MaxBatchSize": DEFAULT_MAX_BATCH_ROWS, "MaxBatchWaitMs": DEFAULT_MAX_BATCH_WAIT_MS},
         "Weight": service.weight,
         "Version": str(service.version),
         "MlModelInfo": spec.get("MlModelInfo") or {},

@@ -10,6 +10,7 @@ import atexit
 import logging
 import os
 import sys
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
 EXIT_MODEL_LOAD_FAILED = 3
 EXIT_CANNOT_LISTEN = 4
@@ -52,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--uds", help="listen on this unix domain socket path")
     parser.add_argument("--host", help="listen on this TCP host (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, help="listen on this TCP port (default 5000)")
-    parser.add_argument("--max-batch-size", type=_positive_int, default=32,
-                        help="most rows merged into one predict call (default 32)")
+    parser.add_argument("--max-batch-size", type=_positive_int, default=DEFAULT_MAX_BATCH_ROWS,
+                        help=f"most rows merged into one predict call (default {DEFAULT_MAX_BATCH_ROWS})")
     parser.add_argument("--max-batch-wait-ms", type=_non_negative_float, default=2.0,
                         help="longest wait for a batch to fill (default 2.0)")
     parser.add_argument("--max-body-mb", type=_positive_float, default=16.0,

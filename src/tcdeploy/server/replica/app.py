@@ -17,6 +17,7 @@ from mlflow.pyfunc import PyFuncModel
 from tcdeploy.server.replica.batching import Batcher
 from tcdeploy.server.replica.inputs import BadRequest, RequestParser, ScoringRequest
 from tcdeploy.server.replica.scoring import Outcome, Scorer, error_outcome
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
 _logger = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def build_app(
     *,
     model_uri: str = "",
     pod_name: str | None = None,
-    max_batch_size: int = 32,
+    max_batch_size: int = DEFAULT_MAX_BATCH_ROWS,
     max_batch_wait_ms: float = 2.0,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> ReplicaApp:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
 _logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class Batcher(Generic[Item, Result]):
         self,
         run_batch: Callable[[list[Item]], list[Result]],
         *,
-        max_batch_rows: int = 32,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
         max_wait_s: float = 0.002,
     ):
         if max_batch_rows < 1:

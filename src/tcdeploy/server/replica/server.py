@@ -19,6 +19,7 @@ from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 from mlflow.pyfunc import PyFuncModel
 
 from tcdeploy.server.replica.app import DEFAULT_MAX_BODY_BYTES, build_app
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
 # Requests still running this long after SIGTERM are abandoned so a stop cannot hang forever.
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -67,7 +68,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 5000,
     uds: str | None = None,
-    max_batch_size: int = 32,
+    max_batch_size: int = DEFAULT_MAX_BATCH_ROWS,
     max_batch_wait_ms: float = 2.0,
     pod_name: str | None = None,
     max_body_mb: float = DEFAULT_MAX_BODY_BYTES / 2**20,

@@ -10,6 +10,7 @@ from tcdeploy.server.runtime.local import LocalRuntime
 from tcdeploy.server.runtime.spec import (
     CRASH_LOOP, FAILED, LOAD_FAILED, READY_TIMEOUT, ReplicaSpec, ReplicaState,
 )
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class ReplicaTemplate:
     model_uri: str
     cpu_millicores: int
     memory_mb: int
-    max_batch_size: int = 32
+    max_batch_size: int = DEFAULT_MAX_BATCH_ROWS
     max_batch_wait_ms: float = 2.0
     env: Mapping[str, str] = field(default_factory=dict)
 

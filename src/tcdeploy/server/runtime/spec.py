@@ -5,6 +5,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
 # Pod phases, as the wire shows them (plus "Stopped", which only the runtime reports, once, before
 # it forgets the pod).
@@ -63,7 +64,7 @@ class ReplicaSpec:
     model_uri: str
     cpu_millicores: int
     memory_mb: int
-    max_batch_size: int = 32
+    max_batch_size: int = DEFAULT_MAX_BATCH_ROWS
     max_batch_wait_ms: float = 2.0
     env: Mapping[str, str] = field(default_factory=dict)
 
