@@ -1,0 +1,268 @@
+"""Chaos under load: a steady stream of predictions while the service is changed and broken.
+
+Starts `tcdeploy server` on its own temp data dir, deploys a group of two versions (auth and the
+inference table on), and runs a steady load of concurrent `/predict` calls for `--duration`
+seconds while it, in turn: rolls version 1 onto another model, shifts the weights, SIGKILLs a
+replica, and SIGKILLs the server and starts it again on the same data dir. Then it stops the server
+cleanly and prints requests sent, succeeded and failed (by cause), inference-table rows against
+acknowledged requests, and recovery times. The run is also written as JSON under bench/results/.
+
+Targets (issue 5): failed = 0 outside the window in which the server process itself is down, and
+no row lost that was on disk before the server was killed, nor any older than one flush interval.
+Exit status: 0 when both hold, 1 otherwise, 130 on Ctrl-C. Every process it starts is stopped in
+a `finally`, also on Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# The test suite's server runner, SDK clients, models and load driver: the chaos run drives the
+# service exactly as the resilience tests do, only for longer.
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "resilience")]
+
+from resilience_helpers import (  # noqa: E402
+    deploy, group_url, kill_replicas, pod_pid, replica_pids, save_sentinel_model, service, update,
+    varied_bodies, wait_settled,
+)
+from resilience_load import Call, Load  # noqa: E402
+from support.cloudapi import call, common_client  # noqa: E402
+from support.models import train_forest, train_logistic  # noqa: E402
+from support.server import RunningServer, start_server  # noqa: E402
+from tcdeploy.server.gateway import read_inference_table  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+FLUSH_INTERVAL = 1.0  # the inference table's
+FLUSH_WRITE_SLACK = 0.5  # a flush writes in a thread: its rows reach the disk a moment after it starts
+# When each disruption starts, as a share of the run (each waits for the one before to settle).
+SCHEDULE = {"update": 0.10, "weights": 0.30, "replica_kill": 0.45, "server_kill": 0.60}
+
+
+@dataclass
+class Timeline:
+    """What happened when, in seconds since the load began (monotonic clock underneath)."""
+
+    began: float
+    events: list[dict] = field(default_factory=list)
+    server_down: tuple[float, float] | None = None  # monotonic: killed .. healthy again
+    killed_at: float | None = None
+    flushed_before_kill: set[str] = field(default_factory=set)
+
+    def at(self, share: float, duration: float) -> None:
+        """Sleep until `share` of the run has passed (at once if it has)."""
+        time.sleep(max(0.0, self.began + share * duration - time.monotonic()))
+
+    def note(self, what: str, **figures) -> None:
+        event = {"t": round(time.monotonic() - self.began, 1), "what": what, **figures}
+        self.events.append(event)
+        print(f"  {event['t']:7.1f} s  {what}  " + "  ".join(f"{k}={v}" for k, v in figures.items()),
+              flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of load (180)")
+    parser.add_argument("--workers", type=int, default=4, help="concurrent clients (4)")
+    parser.add_argument("--pause", type=float, default=0.01, help="each client's pause between calls, s")
+    parser.add_argument("--workdir", type=Path, help="keep models, data dir and logs here (default: temp)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    if args.duration < 30 or args.workers < 1 or args.pause < 0:
+        parser.error("--duration must be at least 30, --workers at least 1, --pause 0 or more")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a `finally` runs on SIGTERM as on Ctrl-C
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tcdeploy-chaos-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"chaos: {args.duration:g} s of load, {args.workers} clients; files in {workdir}", flush=True)
+    server: RunningServer | None = None
+    try:
+        models = {"logistic": train_logistic(workdir / "logistic"), "forest": train_forest(workdir / "forest"),
+                  "sentinel": save_sentinel_model(workdir / "sentinel")}
+        server = start_server(workdir / "data")
+        result = run(server, models, args)
+        # A clean stop writes every row still buffered, and must leave no replica behind.
+        result["clean_stop_exit_code"] = server.stop(signal.SIGTERM)
+        result["replicas_left_after_stop"] = len(replica_pids(server.data_dir))
+        result.update(table_figures(server, result.pop("calls"), result["group_id"], result.pop("timeline")))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if server is not None:
+            server.stop(signal.SIGKILL)
+            kill_replicas(server.data_dir)
+    result["pass"] = result["pass"] and result["clean_stop_exit_code"] == 0 \
+        and result["replicas_left_after_stop"] == 0
+    print_report(result)
+    path = write_json(args.results_dir, result)
+    print(f"\nwritten to {path}")
+    if args.workdir is None and result["pass"]:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"models, data dir and server log kept in {workdir}")
+    return 0 if result["pass"] else 1
+
+
+def run(server: RunningServer, models: dict[str, Path], args: argparse.Namespace) -> dict:
+    wedata, tione = common_client(server, "wedata"), common_client(server, "tione")
+    v1 = deploy(wedata, "chaos-v1", models["logistic"], replicas=2,
+                AuthorizationEnable=True, InferenceTablePushEnable=True)
+    gid = v1["ServiceGroupId"]
+    v2 = deploy(wedata, "chaos-v2", models["sentinel"], group_id=gid, InferenceTablePushEnable=True)
+    ids = (v1["ServiceId"], v2["ServiceId"])
+    set_weights(tione, gid, ids, (80, 20))
+    token = call(tione, "DescribeModelServiceCallInfo", {"ServiceGroupId": gid})["ServiceCallInfoV2"]["AuthToken"]
+    load = Load(group_url(server, gid), varied_bodies, workers=args.workers, pause=args.pause,
+                headers={"Authorization": token}, timeout=60)
+    timeline = Timeline(began=time.monotonic())
+    print("events (seconds since the load began):", flush=True)
+    with load:
+        roll_version(timeline, args.duration, wedata, ids[0], models["forest"])
+        timeline.at(SCHEDULE["weights"], args.duration)
+        set_weights(tione, gid, ids, (40, 60))
+        timeline.note("weights 80/20 -> 40/60")
+        kill_replica(timeline, args.duration, server, wedata, ids[0])
+        kill_server(timeline, args.duration, server, wedata, ids, load)
+        timeline.at(1.0, args.duration)
+    timeline.note("load stopped")
+    return {"group_id": gid, "duration_s": args.duration, "workers": args.workers,
+            "events": timeline.events, "calls": load.calls, "timeline": timeline}
+
+
+def set_weights(tione, group_id: str, ids: tuple[str, str], weights: tuple[int, int]) -> None:
+    call(tione, "ModifyServiceGroupWeights", {"ServiceGroupId": group_id, "Weights": [
+        {"ServiceId": sid, "Weight": weight} for sid, weight in zip(ids, weights)]})
+
+
+def roll_version(timeline: Timeline, duration: float, wedata, service_id: str, model_dir: Path) -> None:
+    timeline.at(SCHEDULE["update"], duration)
+    started = time.monotonic()
+    update(wedata, service_id, MlModelInfo={"ModelPath": str(model_dir)})
+    wait_settled(wedata, service_id, ready=2)
+    timeline.note("v1 rolled onto another model (2 replicas)", rolled_in_s=round(time.monotonic() - started, 1))
+
+
+def kill_replica(timeline: Timeline, duration: float, server: RunningServer, wedata, service_id: str) -> None:
+    timeline.at(SCHEDULE["replica_kill"], duration)
+    victim = service(wedata, service_id)["Pods"][0]["PodName"]
+    os.kill(pod_pid(server.data_dir, victim), signal.SIGKILL)
+    killed = time.monotonic()
+    while True:
+        pod = next(p for p in service(wedata, service_id)["Pods"] if p["PodName"] == victim)
+        if pod["Ready"] and pod["RestartCount"] >= 1:
+            break
+        time.sleep(0.1)
+    timeline.note(f"SIGKILL replica {victim}", back_in_s=round(time.monotonic() - killed, 1),
+                  restart_count=pod["RestartCount"])
+
+
+def kill_server(timeline: Timeline, duration: float, server: RunningServer, wedata,
+                ids: tuple[str, str], load: Load) -> None:
+    timeline.at(SCHEDULE["server_kill"], duration)
+    group_id = service(wedata, ids[0])["ServiceGroupId"]
+    timeline.flushed_before_kill = set(read_inference_table(server.data_dir, group_id)["request_id"])
+    old_replicas = set(replica_pids(server.data_dir))
+    killed = timeline.killed_at = time.monotonic()  # before the signal: clients see it at once
+    server.stop(signal.SIGKILL)
+    while set(replica_pids(server.data_dir)) & old_replicas:
+        if time.monotonic() - killed > 10:
+            raise RuntimeError("replicas outlived their killed server")
+        time.sleep(0.05)
+    server.start()
+    healthy = time.monotonic()
+    timeline.server_down = (killed, healthy)
+    for sid in ids:
+        wait_settled(wedata, sid)
+    ready = time.monotonic()
+    first = min((c.ended for c in load.calls if c.ok and c.started >= healthy), default=None)
+    pods = sum(len(service(wedata, sid)["Pods"]) for sid in ids)
+    timeline.note("SIGKILL server, started again", flushed_rows_before=len(timeline.flushed_before_kill),
+                  healthy_in_s=round(healthy - killed, 1), all_ready_in_s=round(ready - killed, 1),
+                  serving_in_s=round(first - killed, 1) if first else None,
+                  replicas=f"{len(replica_pids(server.data_dir))} running / {pods} pods")
+
+
+def table_figures(server: RunningServer, calls: list[Call], group_id: str, timeline: Timeline) -> dict:
+    """Requests by outcome, and the inference table against the requests that were answered."""
+    down_start, down_end = timeline.server_down or (float("inf"), float("inf"))
+    failed = [c for c in calls if not c.ok]
+    while_down = [c for c in failed if c.status is None and c.ended >= down_start and c.started <= down_end]
+    down_ids = {c.request_id for c in while_down}
+    other = [c for c in failed if c.request_id not in down_ids]
+    rows = list(read_inference_table(server.data_dir, group_id)["request_id"])
+    on_disk = set(rows)
+    acknowledged = [c for c in calls if c.ok]
+    missing = [c for c in acknowledged if c.request_id not in on_disk]
+    killed = timeline.killed_at or float("inf")
+    unflushed = [c for c in missing if killed - FLUSH_INTERVAL - FLUSH_WRITE_SLACK <= c.ended <= killed]
+    lost_flushed = timeline.flushed_before_kill - on_disk
+    lost_other = len(missing) - len(unflushed)
+    figures = {
+        "sent": len(calls), "succeeded": len(acknowledged), "failed": len(failed),
+        "failed_server_down": len(while_down), "failed_other": len(other),
+        "failed_other_examples": sorted({f"{c.status}: {c.detail[:120]}" for c in other})[:5],
+        "server_down_s": round(down_end - down_start, 1) if timeline.server_down else None,
+        "table_rows": len(rows), "duplicate_rows": len(rows) - len(on_disk),
+        "acknowledged": len(acknowledged), "rows_lost_flushed": len(lost_flushed),
+        "rows_lost_last_flush_interval": len(unflushed), "rows_lost_other": lost_other,
+        "rows_without_reply": len(on_disk - {c.request_id for c in acknowledged}),
+    }
+    figures["pass"] = (not other and not lost_flushed and lost_other == 0
+                       and figures["duplicate_rows"] == 0)
+    return figures
+
+
+def print_report(result: dict) -> None:
+    lines = [
+        "",
+        "requests",
+        f"  sent                                   {result['sent']:8d}",
+        f"  succeeded                              {result['succeeded']:8d}",
+        f"  failed                                 {result['failed']:8d}",
+        f"    no connection, server down ({result['server_down_s']} s)   {result['failed_server_down']:8d}",
+        f"    any other cause (target 0)           {result['failed_other']:8d}",
+        *(f"      {example}" for example in result["failed_other_examples"]),
+        "inference table",
+        f"  acknowledged requests (200)            {result['acknowledged']:8d}",
+        f"  rows                                   {result['table_rows']:8d}",
+        f"  duplicate rows (target 0)              {result['duplicate_rows']:8d}",
+        f"  rows lost that were flushed (target 0) {result['rows_lost_flushed']:8d}",
+        f"  rows lost, last flush before the kill  {result['rows_lost_last_flush_interval']:8d}  (allowed)",
+        f"  rows lost, any other (target 0)        {result['rows_lost_other']:8d}",
+        f"  rows whose reply the client never saw  {result['rows_without_reply']:8d}  (answered as the server died)",
+        "clean stop at the end",
+        f"  server exit code                       {result['clean_stop_exit_code']:8d}",
+        f"  replicas left running (target 0)       {result['replicas_left_after_stop']:8d}",
+        "",
+        "result: " + ("PASS" if result["pass"] else "FAIL"),
+    ]
+    print("\n".join(lines))
+
+
+def write_json(directory: Path, result: dict) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"chaos-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return path
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
