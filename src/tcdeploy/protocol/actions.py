@@ -5,19 +5,42 @@ silently ignored setting. See docs/wire.md for what each action does.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from datetime import datetime
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 WEDATA = "wedata"
 TIONE = "tione"
 API_VERSIONS = {WEDATA: "2025-10-10", TIONE: "2021-11-11"}
+
+# Rows a replica merges into one predict call, and how long it waits for more. Per-call
+# overhead dominates tree ensembles (joblib dispatch per tree), so merging large requests pays.
+DEFAULT_MAX_BATCH_ROWS = 1024
+DEFAULT_MAX_BATCH_WAIT_MS = 2.0
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$"
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _iso_time(value: str) -> str:
+    """An ISO-8601 time the server can turn into epoch seconds (naive: the server's local time)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+        if parsed is not None:
+            (parsed if parsed.tzinfo else parsed.astimezone()).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise PydanticCustomError(
+            "value_error", "is not an ISO-8601 time like 2026-01-10T12:15:03+08:00"
+        ) from None
+    return value
+
+
+IsoTime = Annotated[str, AfterValidator(_iso_time)]
 
 
 # ---- shared pieces -------------------------------------------------------------------------------
@@ -53,8 +76,8 @@ class MlModelInfoSpec(Model):
 
 
 class BatchConfigSpec(Model):
-    MaxBatchSize: int = Field(32, ge=1, le=1024)
-    MaxBatchWaitMs: float = Field(2.0, ge=0, le=1000)
+    MaxBatchSize: int = Field(DEFAULT_MAX_BATCH_ROWS, ge=1, le=8192)
+    MaxBatchWaitMs: float = Field(DEFAULT_MAX_BATCH_WAIT_MS, ge=0, le=1000)
 
 
 class Filter(Model):
@@ -171,8 +194,8 @@ class ListMLServiceLogs(WedataRequest):
     Service: Literal["INFER"] = "INFER"
     ServiceId: str
     PodName: Optional[str] = Field(None, max_length=128)
-    StartTime: Optional[str] = None
-    EndTime: Optional[str] = None
+    StartTime: Optional[IsoTime] = None
+    EndTime: Optional[IsoTime] = None
     Limit: int = Field(100, ge=1, le=1000)
     Context: Optional[str] = Field(None, max_length=512)
 
@@ -182,7 +205,7 @@ class ListModelVersions(WedataRequest):
     SchemaName: str = "default"
     ModelName: str = Field(min_length=1, max_length=256)
     MaxResults: int = Field(100, ge=1, le=1000)
-    PageToken: Optional[str] = None
+    PageToken: Optional[str] = Field(None, pattern=r"^[0-9]{0,12}$")  # a NextPageToken we gave
 
 
 # ---- tione 2021-11-11 ----------------------------------------------------------------------------
@@ -245,8 +268,8 @@ class ModifyModelServiceAuthorization(GroupRef):
 
 
 class DescribeModelServiceMonitoring(GroupRef):
-    StartTime: Optional[str] = None
-    EndTime: Optional[str] = None
+    StartTime: Optional[IsoTime] = None
+    EndTime: Optional[IsoTime] = None
     Step: int = Field(60, ge=1, le=3600)
 
 
