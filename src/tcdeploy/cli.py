@@ -38,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .server.app import build_app
-    from .server.settings import DataDirInUse, ServerSettings, lock_data_dir
+    from .server.settings import DataDirInUse, ServerSettings, forget_key_environment, lock_data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
@@ -50,6 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     app = build_app(settings)
+    forget_key_environment()
     if not _is_loopback(args.host):
         print(f"warning: binding {args.host}: the service is reachable from other machines", file=sys.stderr)
     print(f"tcdeploy server: {settings.public_url}  (target tcdeploy://{args.host}:{args.port})", flush=True)

@@ -52,9 +52,12 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+KEY_ENVIRONMENT = ("TCDEPLOY_SECRET_ID", "TCDEPLOY_SECRET_KEY")
+
+
 def load_access_keys(settings: ServerSettings) -> list[AccessKey]:
     """Keys from TCDEPLOY_SECRET_ID/KEY, else from credentials.json, generated on first start."""
-    env_id, env_key = os.environ.get("TCDEPLOY_SECRET_ID"), os.environ.get("TCDEPLOY_SECRET_KEY")
+    env_id, env_key = (os.environ.get(name) for name in KEY_ENVIRONMENT)
     path = settings.credentials_path
     if not path.exists():
         first = {
@@ -67,6 +70,13 @@ def load_access_keys(settings: ServerSettings) -> list[AccessKey]:
     if env_id and env_key and all(k.secret_id != env_id for k in keys):
         keys.insert(0, AccessKey(env_id, env_key))
     return keys
+
+
+def forget_key_environment() -> None:
+    """Drop TCDEPLOY_SECRET_ID/KEY from the environment once the keys are loaded: the server's
+    children inherit its environment, and a replica runs the model's own code."""
+    for name in KEY_ENVIRONMENT:
+        os.environ.pop(name, None)
 
 
 def add_access_key(settings: ServerSettings, workspaces: list[str]) -> AccessKey:

@@ -56,11 +56,7 @@ async def _answer(request: Request, core: Core, request_id: str) -> dict:
     if found is None:
         raise ApiError(errors.INVALID_ACTION, f"{signed.service} has no action {signed.action!r}")
     model, handler = found
-    try:
-        data = json.loads(body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(errors.INVALID_PARAMETER, f"the body is not valid JSON: {exc}") from None
-    req = parse_request(model, data)
+    req = parse_request(model, _json_body(body))
     workspace = getattr(req, "WorkspaceId", None) or getattr(req, "TiProjectId", None) or "default"
     if not core.keys[signed.secret_id].allows(workspace):
         raise ApiError(
@@ -68,6 +64,15 @@ async def _answer(request: Request, core: Core, request_id: str) -> dict:
         )
     ctx = Context(core, workspace, signed.region, request_id, headers.get("host", ""))
     return await handler(ctx, req)
+
+
+def _json_body(body: bytes) -> object:
+    try:
+        return json.loads(body or b"{}")
+    except ValueError as exc:  # bad JSON, bad UTF-8, or a number of more digits than Python reads
+        raise ApiError(errors.INVALID_PARAMETER, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(errors.INVALID_PARAMETER, "the body is not valid JSON: it is nested too deeply") from None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

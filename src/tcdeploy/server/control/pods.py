@@ -47,8 +47,12 @@ def pod_token(core: Core, pod_name: str, expires: int) -> str:
 
 
 def pod_token_valid(core: Core, pod_name: str, token: str, now: float) -> bool:
+    # A minted token is ASCII; anything else would make int() read other scripts' digits and
+    # compare_digest raise. Epoch seconds fit in 12 digits; int() refuses very long ones loudly.
+    if not token.isascii():
+        return False
     expires, _, _mac = token.partition(".")
-    if not expires.isdigit() or int(expires) < now:
+    if not expires.isdigit() or len(expires) > 12 or int(expires) < now:
         return False
     return hmac.compare_digest(pod_token(core, pod_name, int(expires)), token)
 

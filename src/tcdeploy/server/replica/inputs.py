@@ -197,15 +197,29 @@ def merge_payloads(requests: list[ScoringRequest]) -> Any:
 
 def _load_json(body: bytes) -> dict:
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("request body is not valid JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise BadRequest(
             f"request body must be a JSON object holding one of {_FORMAT_LIST}; "
             f"got a JSON {_json_type(document)}"
         )
     return document
+
+
+def _refuse_constant(token: str) -> float:
+    # Python's json takes NaN and Infinity; JSON does not, and models choke on them mid-predict.
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0:  # inf - inf is nan: a number too large for a double
+        raise ValueError(f"{text[:40]} is out of range for a double")
+    return value
 
 
 def _pick_form(document: dict) -> tuple[str, Any]:

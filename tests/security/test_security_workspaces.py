@@ -1,0 +1,186 @@
+"""A key limited to workspace A can neither see nor change nor call anything in workspace B.
+
+Every action of the catalogue is tried twice: aimed at workspace B outright (refused with
+`AuthFailure.UnauthorizedOperation` before anything is looked up), and from A's own workspace with
+B's ids and names (B's resources do not exist there: `ResourceNotFound`). B's state is the same
+afterwards: its store rows, its replicas and their pids.
+"""
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from security_estate import PREDICT_BODY, WORKSPACE_FIELD, Estate, service_spec, side_state
+from support.cloudapi import call, error_of
+from tcdeploy.protocol.actions import CATALOGUE, parse_request
+
+EVERY_ACTION = sorted((service, name) for service, actions in CATALOGUE.items() for name in actions)
+
+
+def bodies_aimed_at_b(e: Estate) -> dict[str, dict]:
+    """A valid body for every action, about B's resources (the workspace field is added later)."""
+    b = e.b
+    group = {"ServiceGroupId": b.group_id}
+    pod = {"ServiceId": b.service_id, "PodName": b.pod_name}
+    return {
+        "CreateMLModelServices": {"ServiceName": "sneaky", "ServiceGroupId": b.group_id,
+                                  "Services": [service_spec(e.model_dir)]},
+        "UpdateMLModelService": {"ServiceId": b.service_id, "ServiceAction": "STOP"},
+        "DeleteMLModelService": {"ServiceId": b.service_id},
+        "GetMLModelService": {"ServiceId": b.service_id},
+        "ListMLModelServiceGroups": {},
+        "ModelServiceInterfaceCallTest": {**group, "CurlData": PREDICT_BODY, "AuthTokenValue": b.token},
+        "CreateModelServicePodUrl": pod,
+        "RebuildModelServicePod": pod,
+        "ListMLServiceLogs": {"ServiceId": b.service_id},
+        "ListModelVersions": {"ModelName": "b-model"},
+        "DescribeInferenceSpecs": {},
+        "CreateModelServiceGroup": {"ServiceGroupName": "sneaky"},
+        "DescribeModelServiceGroup": group,
+        "DescribeModelServiceGroups": {},
+        "ModifyServiceGroupWeights": {**group, "Weights": [{"ServiceId": b.service_id, "Weight": 0}]},
+        "DeleteModelServiceGroup": group,
+        "DescribeModelServiceCallInfo": group,
+        "CreateModelServiceAuthToken": {**group, "Name": "sneaky"},
+        "DeleteModelServiceAuthToken": {**group, "AuthTokenValue": b.token},
+        "ModifyModelServiceAuthorization": {**group, "AuthorizationEnable": False},
+        "DescribeModelServiceMonitoring": group,
+    }
+
+
+def b_refs_from_a(e: Estate) -> dict[str, list[dict]]:
+    """Bodies in A's workspace naming B's resources, by id and by name: each must be ResourceNotFound."""
+    a, b = e.a, e.b
+    services = [b.service_id, b.service_name]
+    groups = [b.group_id, b.group_name]
+    by_group = [{"ServiceGroupId": g} for g in groups]
+    pods = [{"ServiceId": s, "PodName": b.pod_name} for s in [*services, a.service_id]]
+    return {
+        "CreateMLModelServices": [{"ServiceName": "sneaky", "ServiceGroupId": g, "Services": [service_spec(e.model_dir)]}
+                                  for g in groups],
+        "UpdateMLModelService": [{"ServiceId": s, "ServiceAction": "STOP"} for s in services]
+                                + [{"ServiceId": s, "Replicas": 0} for s in services],
+        "DeleteMLModelService": [{"ServiceId": s} for s in services],
+        "GetMLModelService": [{"ServiceId": s} for s in services],
+        "ModelServiceInterfaceCallTest": [{**g, "CurlData": PREDICT_BODY, "AuthTokenValue": b.token} for g in by_group]
+                                         + [{"ServiceGroupId": a.group_id, "ServiceId": s, "CurlData": PREDICT_BODY}
+                                            for s in services],
+        "CreateModelServicePodUrl": pods,
+        "RebuildModelServicePod": pods,
+        "ListMLServiceLogs": [{"ServiceId": s} for s in services],
+        "DescribeModelServiceGroup": by_group,
+        "ModifyServiceGroupWeights": [{**g, "Weights": [{"ServiceId": b.service_id, "Weight": 0}]} for g in by_group],
+        "DeleteModelServiceGroup": by_group,
+        "DescribeModelServiceCallInfo": by_group,
+        "CreateModelServiceAuthToken": [{**g, "Name": "sneaky"} for g in by_group],
+        "DeleteModelServiceAuthToken": [{**g, "AuthTokenValue": b.token} for g in by_group]
+                                       + [{"ServiceGroupId": a.group_id, "AuthTokenValue": b.token}],
+        "ModifyModelServiceAuthorization": [{**g, "AuthorizationEnable": False} for g in by_group],
+        "DescribeModelServiceMonitoring": by_group,
+    }
+
+
+# Actions that name no resource of a workspace: what they show from A is checked below instead.
+LISTINGS = {"ListMLModelServiceGroups", "DescribeModelServiceGroups", "ListMLServiceLogs", "CreateModelServiceGroup"}
+# The instance types and the MLflow registry are the server's, not a workspace's.
+SERVER_WIDE = {"DescribeInferenceSpecs", "ListModelVersions"}
+
+
+def in_workspace(service: str, body: dict, workspace: str | None) -> dict:
+    body = dict(body)
+    if workspace is not None:
+        body[WORKSPACE_FIELD[service]] = workspace
+    return body
+
+
+def test_every_action_has_a_case(estate):
+    names = {name for _, name in EVERY_ACTION}
+    assert set(bodies_aimed_at_b(estate)) == names
+    assert set(b_refs_from_a(estate)) | LISTINGS | SERVER_WIDE == names
+
+
+@pytest.mark.parametrize("service,action", EVERY_ACTION)
+def test_a_key_for_a_is_refused_in_workspace_b(estate, service, action):
+    body = bodies_aimed_at_b(estate)[action]
+    parse_request(CATALOGUE[service][action], body)  # valid: only the workspace can refuse it
+    client = estate.client(estate.a.key, service)
+    before = side_state(estate, estate.b)
+    # B's workspace named, and none named (the default workspace, which A's key is not for either).
+    for workspace in (estate.b.workspace, None):
+        err = error_of(client, action, in_workspace(service, body, workspace))
+        assert err.code == "AuthFailure.UnauthorizedOperation", (action, workspace, err.message)
+    assert side_state(estate, estate.b) == before
+
+
+@pytest.mark.parametrize("service,action", [
+    (s, a) for s, a in EVERY_ACTION if a not in LISTINGS | SERVER_WIDE
+])
+def test_from_workspace_a_the_resources_of_b_do_not_exist(estate, service, action):
+    client = estate.client(estate.a.key, service)
+    before = side_state(estate, estate.b)
+    for body in b_refs_from_a(estate)[action]:
+        err = error_of(client, action, in_workspace(service, body, estate.a.workspace))
+        assert err.code == "ResourceNotFound", (action, body, err.message)
+    assert side_state(estate, estate.b) == before
+
+
+def test_listings_from_a_show_nothing_of_b(estate):
+    a, b = estate.a, estate.b
+    wedata, tione = estate.client(a.key, "wedata"), estate.client(a.key, "tione")
+    listed = call(wedata, "ListMLModelServiceGroups", {"WorkspaceId": a.workspace, "Limit": 100})["Data"]
+    assert [g["ServiceGroupId"] for g in listed["Groups"]] == [a.group_id]
+    for f in ({"Name": "ServiceGroupId", "Values": [b.group_id]}, {"Name": "ServiceName", "Values": [b.service_name]}):
+        assert call(wedata, "ListMLModelServiceGroups", {"WorkspaceId": a.workspace, "Filters": [f]})["Data"]["TotalCount"] == 0
+        assert call(tione, "DescribeModelServiceGroups", {"TiProjectId": a.workspace, "Filters": [f]})["TotalCount"] == 0
+    described = call(tione, "DescribeModelServiceGroups", {"TiProjectId": a.workspace, "Limit": 100})
+    assert [g["ServiceGroupId"] for g in described["ServiceGroups"]] == [a.group_id]
+
+
+def test_logs_from_a_never_include_the_pods_of_b(estate):
+    a, b = estate.a, estate.b
+    admin = estate.client(estate.admin)
+    theirs = call(admin, "ListMLServiceLogs", {"WorkspaceId": b.workspace, "ServiceId": b.service_id})["Data"]
+    assert theirs["Content"], "B's replica has logged nothing: this test would prove nothing"
+    wedata = estate.client(a.key)
+    for pattern in (b.pod_name, "*", "ms-*", b.pod_name[:-1] + "*"):
+        ours = call(wedata, "ListMLServiceLogs", {"WorkspaceId": a.workspace, "ServiceId": a.service_id, "PodName": pattern})
+        assert ours["Data"]["Content"] == [], pattern
+
+
+def test_a_service_of_b_cannot_be_weighted_in_a_group_of_a(estate):
+    a, b = estate.a, estate.b
+    before = side_state(estate, b)
+    err = error_of(estate.client(a.key, "tione"), "ModifyServiceGroupWeights", {
+        "TiProjectId": a.workspace, "ServiceGroupId": a.group_id,
+        "Weights": [{"ServiceId": b.service_id, "Weight": 50}],
+    })
+    assert err.code == "InvalidParameterValue" and b.service_id in err.message
+    assert side_state(estate, b) == before
+
+
+def test_a_group_named_like_one_of_b_is_a_group_of_a(estate):
+    a, b = estate.a, estate.b
+    tione = estate.client(a.key, "tione")
+    before = side_state(estate, b)
+    created = call(tione, "CreateModelServiceGroup", {"TiProjectId": a.workspace, "ServiceGroupName": b.group_name})
+    try:
+        assert created["ServiceGroup"]["ServiceGroupId"] != b.group_id
+        assert side_state(estate, b) == before
+    finally:
+        call(tione, "DeleteModelServiceGroup", {"TiProjectId": a.workspace,
+                                                "ServiceGroupId": created["ServiceGroup"]["ServiceGroupId"]})
+
+
+def test_the_data_plane_of_b_is_closed_to_the_token_of_a(estate):
+    """ModelServiceInterfaceCallTest from B itself, with A's token: the data plane refuses it."""
+    b = estate.b
+    reply = call(estate.client(b.key), "ModelServiceInterfaceCallTest", {
+        "WorkspaceId": b.workspace, "ServiceGroupId": b.group_id, "CurlData": PREDICT_BODY,
+        "AuthTokenValue": estate.a.token,
+    })["Data"]
+    assert json.loads(reply["CurlResponseRaw"])["status"] == 401
+    for by in ("groups", "services"):
+        assert httpx.post(estate.predict_url(b, by), content=PREDICT_BODY, timeout=30,
+                          headers={"Authorization": estate.a.token}).status_code == 401
