@@ -50,9 +50,10 @@ async def eventually(check: Callable[[], bool], timeout: float, what: str) -> No
 
 
 def replica_processes() -> list[psutil.Process]:
-    """Replica processes started by this test process (children, since we are their parent)."""
+    """Replica processes started by this test process's runtimes: its direct children (the exec
+    wrapper keeps the pid). A session-wide server's replicas are grandchildren and not ours."""
     found = []
-    for child in psutil.Process().children(recursive=True):
+    for child in psutil.Process().children(recursive=False):
         try:
             if REPLICA_MODULE in child.cmdline():
                 found.append(child)
