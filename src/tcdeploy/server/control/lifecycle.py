@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 
+from ...protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
 from ..gateway import Group, Replica, RouteTable, Version
 from ..runtime import Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
 from ..settings import ServerSettings
@@ -52,8 +53,8 @@ class Lifecycle:
             model_uri=service.spec["ModelUri"],
             cpu_millicores=spec.cpu_millicores,
             memory_mb=spec.memory_mb,
-            max_batch_size=int(batch.get("MaxBatchSize", 32)),
-            max_batch_wait_ms=float(batch.get("MaxBatchWaitMs", 2.0)),
+            max_batch_size=int(batch.get("MaxBatchSize", DEFAULT_MAX_BATCH_ROWS)),
+            max_batch_wait_ms=float(batch.get("MaxBatchWaitMs", DEFAULT_MAX_BATCH_WAIT_MS)),
             env={"MLFLOW_TRACKING_URI": self._settings.tracking_uri},
         )
 
@@ -198,6 +199,7 @@ class Lifecycle:
                 inference_table=bool(
                     service.spec.get("InferenceTablePushEnable") or service.spec.get("LogEnable")
                 ),
+                expected_replicas=0 if service.stopped else service.replicas,
             )
         self._routes.put_group(Group(
             group_id=group.id, name=group.name, workspace_id=group.workspace,

@@ -8,10 +8,10 @@ from .dataplane import Gateway
 from .inference_table import read_inference_table
 from .replies import GatewayError, GatewayReply
 from .routes import SERVING_STATES, Group, Replica, RouteTable, Version
-from .transport import ReplicaConnectionError, ReplicaTransport, UnixHttpTransport
+from .transport import ReplicaConnectionError, ReplicaLost, ReplicaTransport, UnixHttpTransport
 
 __all__ = [
     "Gateway", "GatewayError", "GatewayReply", "Group", "Replica", "ReplicaConnectionError",
-    "ReplicaTransport", "RouteTable", "SERVING_STATES", "UnixHttpTransport", "Version",
-    "read_inference_table",
+    "ReplicaLost", "ReplicaTransport", "RouteTable", "SERVING_STATES", "UnixHttpTransport",
+    "Version", "read_inference_table",
 ]

@@ -5,7 +5,6 @@ The HTTP routes (http.py) and the control plane's ModelServiceInterfaceCallTest 
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from .http import gateway_routes
 from .inference_table import InferenceTableWriter, Row
 from .metrics import GatewayMetrics
 from .monitor import GroupMonitor
+from .picking import RETRY_PAUSE, ReplicaPicker
 from .ratelimit import RateLimiter
 from .replies import (
     JSON,
@@ -32,6 +32,7 @@ from .replies import (
 from .routes import Group, NoRoute, Replica, RouteTable, Version
 from .transport import (
     ReplicaConnectionError,
+    ReplicaLost,
     ReplicaReplyError,
     ReplicaTimeout,
     ReplicaTransport,
@@ -39,8 +40,8 @@ from .transport import (
 )
 
 PATHS = frozenset({"/predict", "/invocations"})
-# Before retrying the only replica of a version: the runtime may be bringing it back.
-RETRY_PAUSE = 0.2
+# Replicas a retry may try when they refuse the connection (so never saw the request).
+UNSENT_TRIES = 3
 
 
 class _GroupStats:
@@ -61,7 +62,10 @@ class Gateway:
         max_body_bytes: int = 16 * 2**20,
         flush_interval: float = 1.0,
         usage: Callable[[], Iterable[tuple[str, str, float, int]]] | None = None,
+        replica_wait: float = 30.0,
     ) -> None:
+        """`replica_wait`: how long a request may wait for a ready replica of a version that is
+        getting one back (see `Version.expected_replicas`), rather than get a 503 at once."""
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
         self.routes = routes
@@ -70,6 +74,7 @@ class Gateway:
         self.metrics = GatewayMetrics(usage)
         self.table = InferenceTableWriter(Path(data_dir), flush_interval)
         self._limiter = RateLimiter()
+        self._picker = ReplicaPicker(routes, replica_wait)
         self._stats: dict[str, _GroupStats] = {}
         routes.on_group_removed(self._forget_group)
 
@@ -127,10 +132,13 @@ class Gateway:
         except GatewayError as error:
             # Not counted: a metric label per mistyped id would grow without bound.
             return error.reply(request_id)
+        deadline = self._picker.deadline()
         try:
             if group.auth_enabled and not authorized(authorization, group.token_hashes):
                 raise unauthenticated()
-            version = self._choose_version(group, version)
+            group, version = await self._picker.version(group, version, deadline)
+        except NoRoute as no_route:
+            return self._refuse(group, None, unavailable(no_route.reason), request_id, body)
         except GatewayError as error:
             return self._refuse(group, None, error, request_id, body)
         limit = version.rps_limit_per_replica
@@ -138,7 +146,7 @@ class Gateway:
             return self._refuse(group, version, rate_limited(version.service_id), request_id, body)
         if content_type is None or "\n" in content_type or "\r" in content_type:
             content_type = JSON
-        return await self._forward(group, version, path, body, request_id, content_type)
+        return await self._forward(group, version, path, body, request_id, content_type, deadline)
 
     # ---- steps ------------------------------------------------------------------------------
 
@@ -155,21 +163,13 @@ class Gateway:
             raise not_found(f"service group {group_id!r}")
         return group, None
 
-    def _choose_version(self, group: Group, version: Version | None) -> Version:
-        try:
-            if version is None:
-                return self.routes.choose_version(group)
-            self.routes.check_serves(version)
-            return version
-        except NoRoute as no_route:
-            raise unavailable(no_route.reason) from None
-
     def _within_limit(self, version: Version, limit_per_replica: float) -> bool:
         rate = limit_per_replica * self.routes.ready_count(version.service_id)
         return self._limiter.admit(version.service_id, rate, time.monotonic())
 
     async def _forward(
-        self, group: Group, version: Version, path: str, body: bytes, request_id: str, content_type: str
+        self, group: Group, version: Version, path: str, body: bytes, request_id: str, content_type: str,
+        deadline: float,
     ) -> GatewayReply:
         series = self.metrics.series(group.group_id, version.service_id)
         stats = self._group_stats(group.group_id)
@@ -181,7 +181,8 @@ class Gateway:
         headers: dict[str, str] = {}
         try:
             status, headers, reply_body = await self._send(
-                version.service_id, path, body, {"content-type": content_type, "x-request-id": request_id})
+                version.service_id, path, body, {"content-type": content_type, "x-request-id": request_id},
+                deadline)
             reply = GatewayReply(status, reply_body, {"content-type": headers.get("content-type", JSON),
                                                       "x-request-id": request_id})
         except GatewayError as error:
@@ -197,18 +198,23 @@ class Gateway:
         self._record(group, version, reply, body, wall, latency * 1000.0, inflight)
         return reply
 
-    async def _send(self, service_id: str, path: str, body: bytes, headers: dict[str, str]):
-        """Send to the least busy replica; on a connection failure, once more to another (or,
-        if it is the only one, to the same after a pause). Never once a reply has begun."""
-        replica = self.routes.choose_replica(service_id)
+    async def _send(self, service_id: str, path: str, body: bytes, headers: dict[str, str],
+                    deadline: float):
+        """Send to the least busy replica; if it cannot be reached, or goes while it has the
+        request, once more to another (waiting until `deadline` for one if none is ready yet),
+        one retry at a time. Never once a reply has begun."""
+        replica = await self._picker.replica(service_id, None, deadline)
         try:
             try:
                 return await self._send_to(replica, path, body, headers)
             except ReplicaConnectionError:
-                retry = self.routes.choose_replica(service_id, exclude=replica)
-                if retry is replica:
-                    await asyncio.sleep(RETRY_PAUSE)
-                return await self._send_to(retry, path, body, headers)
+                async with self._picker.retrying(service_id, deadline):
+                    return await self._retry(service_id, replica, path, body, headers, deadline)
+        except ReplicaLost:
+            raise GatewayError(502, "BAD_GATEWAY", (
+                f"service {service_id}: replicas stopped while answering this request (it was "
+                "retried once); the request itself may be what makes the model crash (see the "
+                "service's logs)")) from None
         except ReplicaConnectionError as failure:
             raise unavailable(f"no replica of service {service_id} answered: {failure}") from None
         except ReplicaTimeout as failure:
@@ -216,9 +222,26 @@ class Gateway:
         except ReplicaReplyError as failure:
             raise GatewayError(502, "BAD_GATEWAY", f"service {service_id}: {failure}") from None
 
-    async def _send_to(self, replica: Replica | None, path: str, body: bytes, headers: dict[str, str]):
-        if replica is None:
-            raise ReplicaConnectionError("no ready replica left")
+    async def _retry(self, service_id: str, failed: Replica, path: str, body: bytes,
+                     headers: dict[str, str], deadline: float):
+        """The retry, to another replica. One that refuses the connection never saw the request
+        (dead, and not yet known to be): then on to the next, a few times, once its exit had a
+        moment to be known."""
+        tries_left = UNSENT_TRIES
+        while True:
+            replica = await self._picker.replica(service_id, failed, deadline)
+            try:
+                return await self._send_to(replica, path, body, headers)
+            except ReplicaLost:
+                raise
+            except ReplicaConnectionError:
+                tries_left -= 1
+                if not tries_left or replica is failed:
+                    raise
+            failed = replica
+            await self.routes.wait_for_change(min(RETRY_PAUSE, deadline - time.monotonic()))
+
+    async def _send_to(self, replica: Replica, path: str, body: bytes, headers: dict[str, str]):
         replica.begin()
         try:
             return await self.transport.send(replica.address, path, body, headers)

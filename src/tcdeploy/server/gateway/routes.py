@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 # Service states that take traffic. "Abnormal" still serves: some replicas may be in a crash loop
 # while others answer.
 SERVING_STATES = frozenset({"Running", "Updating", "Abnormal"})
+# States in which a version without a ready replica is about to get one back (a replica restarting
+# after a crash, replicas starting after a server restart). Not "Abnormal": a crash loop may last.
+RECOVERING_STATES = frozenset({"Running", "Updating"})
 
 
 @dataclass
@@ -49,6 +52,9 @@ class Version:
     status: str
     rps_limit_per_replica: float | None = None
     inference_table: bool = False
+    # Replicas the control plane keeps running. While a recovering version has none ready, a
+    # request may wait a moment for one instead of failing; 0 means none will come.
+    expected_replicas: int = 0
 
 
 @dataclass
@@ -84,6 +90,7 @@ class RouteTable:
         # so drain() finds a pod the control plane already took out of the list.
         self._pods: weakref.WeakValueDictionary[str, Replica] = weakref.WeakValueDictionary()
         self._removal_listeners: list[Callable[[str], None]] = []
+        self._changed = asyncio.Event()  # set, and replaced, at every push of the control plane
 
     # ---- state pushed by the control plane -------------------------------------------------
 
@@ -104,6 +111,7 @@ class RouteTable:
         for service_id in list(current):
             if service_id not in group.versions:
                 del current[service_id]
+        self._touch()
 
     def remove_group(self, group_id: str) -> None:
         group = self._groups.pop(group_id, None)
@@ -112,6 +120,7 @@ class RouteTable:
             return
         for service_id in group.versions:
             self._forget_service(service_id)
+        self._touch()
         for listener in self._removal_listeners:
             listener(group_id)
 
@@ -137,6 +146,20 @@ class RouteTable:
                 merged.append(replica)
                 self._pods[replica.pod_name] = replica
         self._replicas[service_id] = merged
+        self._touch()
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return at the control plane's next push (groups, replicas), or after `timeout` seconds."""
+        if timeout <= 0:
+            return
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()  # waiters hold the old, now set, event
 
     async def drain(self, pod_name: str, timeout: float = 30.0) -> None:
         """Stop routing new requests to a pod; return once its in-flight requests are done, or
@@ -168,6 +191,15 @@ class RouteTable:
 
     def ready_count(self, service_id: str) -> int:
         return sum(1 for replica in self._replicas.get(service_id, ()) if not replica.draining)
+
+    def replica_expected(self, version: Version) -> bool:
+        """Whether a version without a ready replica should have one again soon: it is worth a
+        request's while to wait for it."""
+        return version.status in RECOVERING_STATES and version.expected_replicas > 0
+
+    def replica_expected_in(self, group: Group) -> bool:
+        """`replica_expected` for some version of the group that takes a share of its traffic."""
+        return any(v.weight > 0 and self.replica_expected(v) for v in group.versions.values())
 
     def choose_version(self, group: Group) -> Version:
         """Pick a version by smooth weighted round-robin (as nginx does) among those that serve,

@@ -28,6 +28,12 @@ class ReplicaConnectionError(Exception):
     can be retried elsewhere."""
 
 
+class ReplicaLost(ReplicaConnectionError):
+    """The connection closed after the request was sent and before any reply: the replica may
+    have read the request and died of it. Still worth one retry elsewhere (a replica killed under
+    load); lost twice, the request itself is likely what kills the model."""
+
+
 class ReplicaReplyError(Exception):
     """The replica started a reply and broke off, or answered something that is not HTTP: not
     retried, since the replica may have acted on the request."""
@@ -42,7 +48,8 @@ class ReplicaTransport(Protocol):
         self, address: str, path: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         """POST `body` to `path` on the replica at `address`; return (status, headers with
-        lower-case names, body). Raises ReplicaConnectionError if nothing came back."""
+        lower-case names, body). Raises ReplicaConnectionError if nothing came back (ReplicaLost
+        when the request was sent before the connection went)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -82,7 +89,7 @@ class _Connection(asyncio.Protocol):
             self._fail(ReplicaReplyError("the replica closed the connection in the middle of a reply"))
         else:
             reason = f"the replica closed the connection before replying ({exc or 'EOF'})"
-            self._fail(ReplicaConnectionError(reason))
+            self._fail(ReplicaLost(reason))
 
     # -- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -153,14 +160,19 @@ class UnixHttpTransport:
     ) -> tuple[int, dict[str, str], bytes]:
         head = _request_head(path, body, headers)
         conn = self._pooled(address)
-        if conn is not None:
+        if conn is None:
+            return await self._exchange(address, await self._connect(address), head, body)
+        try:
+            return await self._exchange(address, conn, head, body)
+        except ReplicaConnectionError as lost:
+            # A pooled connection the replica closed meanwhile (idle timeout, restart): try once
+            # on a fresh one before reporting the replica unreachable. If no fresh connection can
+            # be made, the replica died: say it was lost with the request, which it may have read.
             try:
-                return await self._exchange(address, conn, head, body)
+                fresh = await self._connect(address)
             except ReplicaConnectionError:
-                # A pooled connection the replica closed meanwhile (idle timeout, restart):
-                # try once on a fresh one before reporting the replica unreachable.
-                pass
-        return await self._exchange(address, await self._connect(address), head, body)
+                raise lost from None
+        return await self._exchange(address, fresh, head, body)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
