@@ -87,9 +87,9 @@ class Lifecycle:
             if service.status == "CreateFailed":
                 continue
             if service.status in ("Stopping", "Stopped") or service.stopped:
-                self._set_status(service.id, "Stopped", "")
+                self.set_status(service.id, "Stopped", "")
                 continue
-            self._set_status(service.id, "Creating" if service.status == "Creating" else "Updating", "")
+            self.set_status(service.id, "Creating" if service.status == "Creating" else "Updating", "")
             self.record(service.id, "Normal", "Restoring", "server restarted; starting replicas")
             self.apply(service.id)
 
@@ -120,7 +120,7 @@ class Lifecycle:
             return
         reason = f"{result.reason}: {result.message}" if result is not None else failure
         if service.status == "Creating":
-            self._set_status(service_id, "CreateFailed", reason)
+            self.set_status(service_id, "CreateFailed", reason)
             self.record(service_id, "Warning", "CreateFailed", reason)
         else:
             if previous_spec is not None:
@@ -131,10 +131,10 @@ class Lifecycle:
 
     def _settle(self, service: ServiceRecord, reason: str = "") -> None:
         if service.stopped:
-            self._set_status(service.id, "Stopped", "")
+            self.set_status(service.id, "Stopped", "")
             self.record(service.id, "Normal", "Stopped", "all replicas stopped")
         else:
-            self._set_status(service.id, "Running", reason)
+            self.set_status(service.id, "Running", reason)
             ready = sum(1 for s in self._runtime.states(service.id) if s.ready)
             self.record(service.id, "Normal", "Running", f"{ready}/{service.replicas} replicas ready")
             self._refresh_health(service.id)
@@ -217,20 +217,17 @@ class Lifecycle:
         looping = [s for s in self._runtime.states(service_id) if s.crash_looping]
         if looping:
             reason = f"{looping[0].pod_name}: {looping[0].reason}; {_first_line(looping[0].message)}"
-            self._set_status(service_id, "Abnormal", reason)
+            self.set_status(service_id, "Abnormal", reason)
         elif service.status == "Abnormal":
-            self._set_status(service_id, "Running", "")
+            self.set_status(service_id, "Running", "")
 
-    def _set_status(self, service_id: str, status: str, reason: str) -> None:
+    def set_status(self, service_id: str, status: str, reason: str = "") -> None:
         service = self._store.service(service_id)
         if service is None or (service.status, service.reason) == (status, reason):
             return
         self._store.update_service(service_id, status=status, reason=reason)
         if service.status != status:
             self.publish_group(service.group_id)
-
-    def set_status(self, service_id: str, status: str, reason: str = "") -> None:
-        self._set_status(service_id, status, reason)
 
     def record(self, service_id: str, kind: str, reason: str, message: str) -> None:
         self._store.add_event(EventRecord(service_id, time.time(), kind, reason, message))

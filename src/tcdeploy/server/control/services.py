@@ -95,7 +95,7 @@ async def create_services(ctx: Context, req: CreateMLModelServices) -> dict:
 async def update_service(ctx: Context, req: UpdateMLModelService) -> dict:
     core = ctx.core
     service = core.service_in(ctx.workspace, req.ServiceId)
-    if service.status in ("CreateFailed",) and req.ServiceAction is None and req.MlModelInfo is None:
+    if service.status == "CreateFailed" and req.ServiceAction is None and req.MlModelInfo is None:
         raise ApiError("FailedOperation", f"service {service.id} failed to create; update its model or delete it")
     if req.ServiceAction is not None:
         spec = _apply_action(service, req)
