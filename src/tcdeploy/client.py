@@ -18,7 +18,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_
 from tcdeploy import requests as rq
 from tcdeploy.config import Settings
 from tcdeploy.lookup import SERVICE_ID, Directory, is_not_found
-from tcdeploy.safety import validate_relative_url
+from tcdeploy.protocol.urls import validate_relative_url
 from tcdeploy.scoring import call_and_parse
 from tcdeploy.transport import CloudApi, CloudApiError, mlflow_code
 from tcdeploy.waiting import RUNNING, STOPPED, wait_for_service

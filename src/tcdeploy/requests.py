@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
-from tcdeploy.safety import validate_model_uri
+from tcdeploy.protocol.urls import validate_model_uri
 
 SERVICE, REQUEST, BATCH, CLIENT = "service", "request", "batch", "client"
 INPUT_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")

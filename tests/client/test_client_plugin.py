@@ -16,7 +16,7 @@ import tcdeploy
 from tcdeploy import requests as rq
 
 SRC = Path(tcdeploy.__file__).parent
-CLIENT_MODULES = ["__init__", "client", "config", "requests", "safety", "transport", "lookup", "waiting", "scoring"]
+CLIENT_MODULES = ["__init__", "client", "config", "requests", "transport", "lookup", "waiting", "scoring"]
 CREDENTIAL_VARS = ["KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
                    "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TCDEPLOY_DATA_DIR"]
 

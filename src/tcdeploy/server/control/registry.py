@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ...protocol.actions import ListModelVersions, MlModelInfoSpec
 from ...protocol.errors import MISSING_PARAMETER, ApiError, invalid_value, not_found
-from ...safety import validate_model_uri
+from ...protocol.urls import validate_model_uri
 from .actions import Context, action
 
 

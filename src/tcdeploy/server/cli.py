@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .server.app import build_app
-    from .server.settings import DataDirInUse, ServerSettings, forget_key_environment, lock_data_dir
+    from .app import build_app
+    from .settings import DataDirInUse, ServerSettings, forget_key_environment, lock_data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _inference_table(args: argparse.Namespace) -> int:
-    from .server.gateway import read_inference_table
+    from .gateway import read_inference_table
 
     frame = read_inference_table(args.data_dir.resolve(), args.group_id)
     if args.format == "csv":
@@ -84,7 +84,7 @@ def _inference_table(args: argparse.Namespace) -> int:
 
 
 def _add_key(args: argparse.Namespace) -> int:
-    from .server.settings import ServerSettings, add_access_key
+    from .settings import ServerSettings, add_access_key
 
     settings = ServerSettings.create("127.0.0.1", 8600, args.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

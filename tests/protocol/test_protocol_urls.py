@@ -6,7 +6,7 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tcdeploy.safety import validate_model_uri, validate_relative_url
+from tcdeploy.protocol.urls import validate_model_uri, validate_relative_url
 
 
 @pytest.mark.parametrize("url, expected", [
