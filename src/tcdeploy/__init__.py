@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcdeploy.client import FLAVOR, TcDeploymentClient
+from tcdeploy.plugin.client import FLAVOR, TcDeploymentClient
 
 __all__ = ["TcDeploymentClient", "run_local", "target_help"]
 __version__ = "0.1.0"
@@ -22,7 +22,7 @@ def run_local(name: str, model_uri: str, flavor: str | None = None,
     ``config``: ``host`` (default 127.0.0.1), ``port`` (default 5000), ``max_batch_size`` and
     ``max_batch_wait_ms``.
     """
-    from tcdeploy import requests as rq
+    from tcdeploy.plugin import bodies as rq
 
     if flavor not in (None, FLAVOR):
         raise rq.invalid(f"flavor {flavor!r} is not supported: replicas serve {FLAVOR!r}")
@@ -91,7 +91,7 @@ Examples
 
 def target_help() -> str:
     """What ``mlflow deployments help -t tcdeploy`` prints: URIs, config keys, environment, examples."""
-    from tcdeploy import requests as rq
+    from tcdeploy.plugin import bodies as rq
 
     create = rq.CREATE_KEYS
     update_only = {k: v for k, v in rq.UPDATE_KEYS.items() if k not in create}

@@ -5,7 +5,7 @@ import httpx
 import pytest
 from mlflow.exceptions import MlflowException
 
-from client_e2e import CONSTANT, unique, wait_until
+from plugin_e2e import CONSTANT, unique, wait_until
 
 ROWS = 160  # single-row predictions: each version's share is 0.5 +- 0.04 (1 sigma); 0.3-0.7 is 5 sigma
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, TextIO
 
 from mlflow.exceptions import MlflowException
 
-from tcdeploy.transport import mlflow_code
+from tcdeploy.plugin.cloudapi import mlflow_code
 
 RUNNING, STOPPED = "Running", "Stopped"
 FAILED_STATES = ("CreateFailed", "Abnormal")

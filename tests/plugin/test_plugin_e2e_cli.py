@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from client_e2e import CONSTANT, unique, wait_until
+from plugin_e2e import CONSTANT, unique, wait_until
 from support.server import free_port
 
 SCRUBBED = ("KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from tcdeploy import requests as rq
+from tcdeploy.plugin import bodies as rq
 
 
 # ---- config conversion ---------------------------------------------------------------------------
@@ -245,7 +245,7 @@ GROUP = {"ServiceGroupName": "iris", "Services": [
 
 
 def test_traffic_by_name_or_id_and_the_rest_gets_zero():
-    from tcdeploy.client import traffic_weights
+    from tcdeploy.plugin.client import traffic_weights
 
     assert traffic_weights(GROUP, {"iris-v1": 50, "svc-b": 50.0}) == [
         {"ServiceId": "svc-a", "Weight": 50}, {"ServiceId": "svc-b", "Weight": 50}]
@@ -266,7 +266,7 @@ def test_traffic_by_name_or_id_and_the_rest_gets_zero():
     (["iris-v1"], "must be a JSON object"),
 ])
 def test_bad_traffic(traffic, problem):
-    from tcdeploy.client import traffic_weights
+    from tcdeploy.plugin.client import traffic_weights
 
     with pytest.raises(MlflowException) as info:
         traffic_weights(GROUP, traffic)

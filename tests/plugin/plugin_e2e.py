@@ -1,4 +1,4 @@
-"""Helpers for the client's end-to-end tests (imported by conftest and the test modules)."""
+"""Helpers for the plugin's end-to-end tests (imported by conftest and the test modules)."""
 from __future__ import annotations
 
 import textwrap
@@ -44,7 +44,7 @@ def register_versions(tracking_uri: str, artifacts: Path, name: str, code_dir: P
     mlflow.set_tracking_uri(tracking_uri)
     try:
         # Artifacts under the test's temporary dir, not ./mlruns in the working tree.
-        experiment = mlflow.create_experiment(unique("client-e2e"), artifact_location=artifacts.as_uri())
+        experiment = mlflow.create_experiment(unique("plugin-e2e"), artifact_location=artifacts.as_uri())
         with mlflow.start_run(experiment_id=experiment):
             mlflow.sklearn.log_model(logistic, name="model", registered_model_name=name,
                                      signature=infer_signature(X, logistic.predict(X)))

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 
-from tcdeploy.config import Settings
+from tcdeploy.plugin.settings import Settings
 
 WEDATA, TIONE = "wedata", "tione"
 API_VERSIONS = {WEDATA: "2025-10-10", TIONE: "2021-11-11"}

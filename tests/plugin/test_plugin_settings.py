@@ -7,7 +7,7 @@ import re
 import pytest
 from mlflow.exceptions import MlflowException
 
-from tcdeploy.config import Settings, parse_target, resolve_credentials, resolve_workspace
+from tcdeploy.plugin.settings import Settings, parse_target, resolve_credentials, resolve_workspace
 
 SEED = {"KERNEL_WEDATA_CLOUD_SDK_SECRET_ID": "AKIDseed", "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY": "seed-key"}
 SDK = {"TENCENTCLOUD_SECRET_ID": "AKIDsdk", "TENCENTCLOUD_SECRET_KEY": "sdk-key"}

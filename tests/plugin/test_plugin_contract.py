@@ -13,10 +13,12 @@ from mlflow.deployments.plugin_manager import DeploymentPlugins
 from mlflow.exceptions import MlflowException
 
 import tcdeploy
-from tcdeploy import requests as rq
+from tcdeploy.plugin import bodies as rq
 
-SRC = Path(tcdeploy.__file__).parent
-CLIENT_MODULES = ["__init__", "client", "config", "requests", "transport", "lookup", "waiting", "scoring"]
+PACKAGE = Path(tcdeploy.__file__).parent
+# What MLflow loads for the target: tcdeploy/__init__.py and every module of tcdeploy/plugin/.
+PLUGIN_MODULES = sorted((PACKAGE / "plugin").glob("*.py"))
+CLIENT_MODULES = [PACKAGE / "__init__.py", *PLUGIN_MODULES]
 CREDENTIAL_VARS = ["KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
                    "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TCDEPLOY_DATA_DIR"]
 
@@ -110,22 +112,43 @@ def test_importing_the_plugin_adds_only_its_own_modules():
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("module", CLIENT_MODULES)
-def test_client_modules_import_nothing_heavy_at_module_level(module):
+def _imported_names(node: ast.AST, package: str) -> list[str]:
+    """The modules an import statement may load (``from a import b``: ``a`` and ``a.b``), with
+    relative imports resolved from ``package``."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    parts = package.split(".")
+    base = ".".join(parts[:len(parts) - node.level + 1]) if node.level else ""
+    module = ".".join(p for p in (base, node.module or "") if p)
+    return [module, *(f"{module}.{alias.name}" for alias in node.names)]
+
+
+def test_the_checks_below_see_the_plugin_package():
+    assert {"client.py", "cloudapi.py", "settings.py", "bodies.py"} <= {p.name for p in PLUGIN_MODULES}
+
+
+@pytest.mark.parametrize("path", CLIENT_MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_client_modules_import_nothing_heavy_at_module_level(path):
     # mlflow (full) may pull pandas in itself; our own modules must not, so mlflow-skinny suffices.
     allowed = {"__future__", "mlflow", "tencentcloud", "tcdeploy"}
     stdlib = set(sys.stdlib_module_names)
-    tree = ast.parse((SRC / f"{module}.py").read_text())
-    for node in tree.body:
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names = [node.module]
-        for name in names:
+    package = "tcdeploy" if path.name == "__init__.py" and path.parent == PACKAGE else "tcdeploy.plugin"
+    for node in ast.parse(path.read_text()).body:
+        for name in _imported_names(node, package):
             top = name.split(".")[0]
-            assert top in stdlib or top in allowed, f"{module}.py imports {name} at module level"
-            assert not name.startswith("tcdeploy.server"), f"{module}.py imports the server"
+            assert top in stdlib or top in allowed, f"{path.name} imports {name} at module level"
+            assert not name.startswith("tcdeploy.server"), f"{path.name} imports the server"
+
+
+@pytest.mark.parametrize("path", PLUGIN_MODULES, ids=lambda p: p.name)
+def test_the_plugin_package_never_imports_the_server(path):
+    # Not even inside a function: only tcdeploy.run_local (outside the package) may start a replica.
+    for node in ast.walk(ast.parse(path.read_text())):
+        for name in _imported_names(node, "tcdeploy.plugin"):
+            assert name != "tcdeploy.server" and not name.startswith("tcdeploy.server."), \
+                f"plugin/{path.name} imports {name}"
 
 
 def test_missing_credentials_name_the_variables(no_credentials):

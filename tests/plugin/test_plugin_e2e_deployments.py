@@ -13,7 +13,7 @@ import pytest
 from mlflow.deployments import PredictionsResponse
 from mlflow.exceptions import MlflowException
 
-from client_e2e import CONSTANT, unique, wait_until
+from plugin_e2e import CONSTANT, unique, wait_until
 
 
 @pytest.fixture(scope="module")

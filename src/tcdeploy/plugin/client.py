@@ -15,13 +15,13 @@ from mlflow.deployments.base import BaseDeploymentClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-from tcdeploy import requests as rq
-from tcdeploy.config import Settings
-from tcdeploy.lookup import SERVICE_ID, Directory, is_not_found
+from tcdeploy.plugin import bodies as rq
+from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError, mlflow_code
+from tcdeploy.plugin.lookup import SERVICE_ID, Directory, is_not_found
+from tcdeploy.plugin.predict import call_and_parse
+from tcdeploy.plugin.settings import Settings
+from tcdeploy.plugin.waiting import RUNNING, STOPPED, wait_for_service
 from tcdeploy.protocol.urls import validate_relative_url
-from tcdeploy.scoring import call_and_parse
-from tcdeploy.transport import CloudApi, CloudApiError, mlflow_code
-from tcdeploy.waiting import RUNNING, STOPPED, wait_for_service
 
 FLAVOR = "python_function"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")

@@ -6,7 +6,7 @@ import io
 import pytest
 from mlflow.exceptions import MlflowException
 
-from tcdeploy.waiting import describe, reached, wait_for_service
+from tcdeploy.plugin.waiting import describe, reached, wait_for_service
 
 
 def detail(status, ready=0, replicas=1, reason="", pods=()):

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from mlflow.exceptions import MlflowException
 
-from tcdeploy.transport import CloudApi, mlflow_code
+from tcdeploy.plugin.cloudapi import CloudApi, mlflow_code
 
 _HTTP_ERROR_CODES = {
     400: "INVALID_PARAMETER_VALUE", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from mlflow.exceptions import MlflowException
 
-from tcdeploy.config import Settings
-from tcdeploy.transport import CloudApi, CloudApiError, mlflow_error_code
+from tcdeploy.plugin.settings import Settings
+from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError, mlflow_error_code
 
 ENV = {"TENCENTCLOUD_SECRET_ID": "AKIDstub", "TENCENTCLOUD_SECRET_KEY": "stub-secret"}
 

@@ -11,7 +11,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-from tcdeploy.transport import CloudApi, CloudApiError
+from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError
 
 SERVICE_ID = re.compile(r"^svc-[A-Za-z0-9]+$")
 GROUP_ID = re.compile(r"^grp-[A-Za-z0-9]+$")
