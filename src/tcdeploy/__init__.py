@@ -22,13 +22,13 @@ def run_local(name: str, model_uri: str, flavor: str | None = None,
     ``config``: ``host`` (default 127.0.0.1), ``port`` (default 5000), ``max_batch_size`` and
     ``max_batch_wait_ms``.
     """
-    from tcdeploy.plugin import bodies as rq
+    from tcdeploy.plugin.bodies import parse_model_uri
+    from tcdeploy.plugin.configkeys import RUN_LOCAL_KEYS, convert_config, invalid, with_defaults
 
     if flavor not in (None, FLAVOR):
-        raise rq.invalid(f"flavor {flavor!r} is not supported: replicas serve {FLAVOR!r}")
-    given = rq.convert_config(config, rq.RUN_LOCAL_KEYS, "run_local")
-    values = rq.with_defaults(given, rq.RUN_LOCAL_KEYS)
-    model = rq.parse_model_uri(model_uri)
+        raise invalid(f"flavor {flavor!r} is not supported: replicas serve {FLAVOR!r}")
+    values = with_defaults(convert_config(config, RUN_LOCAL_KEYS, "run_local"), RUN_LOCAL_KEYS)
+    model = parse_model_uri(model_uri)
     from tcdeploy.server.replica import ModelLoadError, serve
 
     try:
@@ -36,7 +36,7 @@ def run_local(name: str, model_uri: str, flavor: str | None = None,
               max_batch_size=int(values["max_batch_size"]),
               max_batch_wait_ms=float(values["max_batch_wait_ms"]))
     except ModelLoadError as exc:
-        raise rq.invalid(f"cannot serve {model_uri!r}: {exc}") from exc
+        raise invalid(f"cannot serve {model_uri!r}: {exc}") from exc
 
 
 _HELP = """\
@@ -91,13 +91,13 @@ Examples
 
 def target_help() -> str:
     """What ``mlflow deployments help -t tcdeploy`` prints: URIs, config keys, environment, examples."""
-    from tcdeploy.plugin import bodies as rq
+    from tcdeploy.plugin import configkeys as keys
 
-    create = rq.CREATE_KEYS
-    update_only = {k: v for k, v in rq.UPDATE_KEYS.items() if k not in create}
+    create = keys.CREATE_KEYS
+    update_only = {k: v for k, v in keys.UPDATE_KEYS.items() if k not in create}
     return _HELP.format(
-        create_keys=rq.describe_keys(create),
-        update_keys=rq.describe_keys(update_only),
-        endpoint_keys=rq.describe_keys(rq.ENDPOINT_UPDATE_KEYS),
-        run_local_keys=rq.describe_keys(rq.RUN_LOCAL_KEYS),
+        create_keys=keys.describe_keys(create),
+        update_keys=keys.describe_keys(update_only),
+        endpoint_keys=keys.describe_keys(keys.ENDPOINT_UPDATE_KEYS),
+        run_local_keys=keys.describe_keys(keys.RUN_LOCAL_KEYS),
     )

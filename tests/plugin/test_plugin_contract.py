@@ -13,7 +13,7 @@ from mlflow.deployments.plugin_manager import DeploymentPlugins
 from mlflow.exceptions import MlflowException
 
 import tcdeploy
-from tcdeploy.plugin import bodies as rq
+from tcdeploy.plugin import configkeys
 
 PACKAGE = Path(tcdeploy.__file__).parent
 # What MLflow loads for the target: tcdeploy/__init__.py and every module of tcdeploy/plugin/.
@@ -86,7 +86,8 @@ def test_target_help_lists_uris_every_key_env_and_examples():
                      "KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "TENCENTCLOUD_SECRET_ID", "WEDATA_WORKSPACE_ID",
                      "TCDEPLOY_DATA_DIR", "mlflow deployments create -t tcdeploy://127.0.0.1:8600 --name iris"):
         assert fragment in text
-    for catalogue in (rq.CREATE_KEYS, rq.UPDATE_KEYS, rq.ENDPOINT_UPDATE_KEYS, rq.RUN_LOCAL_KEYS):
+    for catalogue in (configkeys.CREATE_KEYS, configkeys.UPDATE_KEYS, configkeys.ENDPOINT_UPDATE_KEYS,
+                      configkeys.RUN_LOCAL_KEYS):
         for key in catalogue.values():
             assert f"  {key.name} " in text and key.doc in text
     assert "int, default 1" in text and "number, default 900" in text

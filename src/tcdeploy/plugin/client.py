@@ -13,10 +13,18 @@ from typing import Any, Callable
 
 from mlflow.deployments.base import BaseDeploymentClient
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
-from tcdeploy.plugin import bodies as rq
+from tcdeploy.plugin.bodies import (
+    ModelRef, build_create_request, build_update_request, dumps, parse_model_uri, predict_payload,
+    registry_properties, traffic_weights,
+)
+from tcdeploy.plugin.casing import snake_keys
 from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError, mlflow_code
+from tcdeploy.plugin.configkeys import (
+    CREATE_KEYS, DELETE_KEYS, ENDPOINT_CREATE_KEYS, ENDPOINT_UPDATE_KEYS, UPDATE_KEYS, convert_config,
+    invalid,
+)
 from tcdeploy.plugin.lookup import SERVICE_ID, Directory, is_not_found
 from tcdeploy.plugin.predict import call_and_parse
 from tcdeploy.plugin.settings import Settings
@@ -36,19 +44,19 @@ def _unsupported(what: str) -> MlflowException:
 
 def _check_flavor(flavor: str | None) -> None:
     if flavor not in (None, FLAVOR):
-        raise rq.invalid(f"flavor {flavor!r} is not supported: replicas serve {FLAVOR!r}")
+        raise invalid(f"flavor {flavor!r} is not supported: replicas serve {FLAVOR!r}")
 
 
 def _check_name(name: Any, what: str = "deployment") -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise rq.invalid(f"{what} name {name!r} must be 1-60 letters, digits, '_', '.' or '-', "
+        raise invalid(f"{what} name {name!r} must be 1-60 letters, digits, '_', '.' or '-', "
                          "starting with a letter or digit")
     return name
 
 
 def deployment_view(detail: dict[str, Any], group: dict[str, Any] | None = None) -> dict[str, Any]:
     """A ``ServiceDetail`` as MLflow shows a deployment: ``name``, ``flavor``, ids, then the rest."""
-    fields = rq.snake_keys(detail)
+    fields = snake_keys(detail)
     view = {
         "name": detail.get("ServiceName"),
         "flavor": FLAVOR,
@@ -112,12 +120,12 @@ class TcDeploymentClient(BaseDeploymentClient):
         """
         _check_flavor(flavor)
         _check_name(name)
-        values = rq.convert_config(config, rq.CREATE_KEYS, "create_deployment")
+        values = convert_config(config, CREATE_KEYS, "create_deployment")
         model = self._resolved_model(model_uri)
         group_id = self._directory.group(endpoint)["ServiceGroupId"] if endpoint else None
         if "instance_type" not in values:
             values["instance_type"] = self._default_instance_type()
-        body = rq.build_create_request(name, model, values, group_id)
+        body = build_create_request(name, model, values, group_id)
         detail = self._api.wedata("CreateMLModelServices", body)
         if not detail.get("ServiceId"):
             raise MlflowException(f"CreateMLModelServices returned no ServiceId for {name!r}")
@@ -131,10 +139,10 @@ class TcDeploymentClient(BaseDeploymentClient):
         ``service_port``; omitted settings keep their values.
         """
         _check_flavor(flavor)
-        values = rq.convert_config(config, rq.UPDATE_KEYS, "update_deployment")
+        values = convert_config(config, UPDATE_KEYS, "update_deployment")
         model = self._resolved_model(model_uri) if model_uri else None
         _, service = self._directory.service(name, endpoint)
-        body = rq.build_update_request(service["ServiceId"], model, values)
+        body = build_update_request(service["ServiceId"], model, values)
         if len(body) == 1:  # nothing to change
             return deployment_view(self._directory.detail(service["ServiceId"]))
         detail = self._api.wedata("UpdateMLModelService", body)
@@ -143,7 +151,7 @@ class TcDeploymentClient(BaseDeploymentClient):
 
     def delete_deployment(self, name, config=None, endpoint=None) -> None:
         """Delete a service (idempotent). A group created for it (same name) goes when empty."""
-        rq.convert_config(config, rq.DELETE_KEYS, "delete_deployment")
+        convert_config(config, DELETE_KEYS, "delete_deployment")
         try:
             group, service = self._directory.service(name, endpoint)
         except MlflowException as exc:
@@ -169,7 +177,7 @@ class TcDeploymentClient(BaseDeploymentClient):
 
     def create_endpoint(self, name, config=None) -> dict:
         """Create an empty group; config: ``authorization_enable``."""
-        values = rq.convert_config(config, rq.ENDPOINT_CREATE_KEYS, "create_endpoint")
+        values = convert_config(config, ENDPOINT_CREATE_KEYS, "create_endpoint")
         reply = self._api.tione("CreateModelServiceGroup", {
             "ServiceGroupName": _check_name(name, "endpoint"),
             "AuthorizationEnable": values.get("authorization_enable", False),
@@ -180,7 +188,7 @@ class TcDeploymentClient(BaseDeploymentClient):
     def update_endpoint(self, endpoint, config=None) -> dict:
         """Set traffic weights (``{"traffic": {"<svc id or name>": percent}}``, summing to 100)
         and/or auth (``{"authorization_enable": true}``)."""
-        values = rq.convert_config(config, rq.ENDPOINT_UPDATE_KEYS, "update_endpoint")
+        values = convert_config(config, ENDPOINT_UPDATE_KEYS, "update_endpoint")
         group = self._directory.group(endpoint)
         group_id = group["ServiceGroupId"]
         if "traffic" in values:
@@ -220,7 +228,7 @@ class TcDeploymentClient(BaseDeploymentClient):
             "ServiceGroupId": group["ServiceGroupId"],
             # The seed sends the group id here for the group; the wire accepts both forms.
             "ServiceId": service_id or group["ServiceGroupId"],
-            "CurlData": rq.dumps(rq.predict_payload(inputs, params)),
+            "CurlData": dumps(predict_payload(inputs, params)),
             "RelativeUrl": relative_url,
         }
         return call_and_parse(self._api, body, group, self._auth_token)
@@ -255,7 +263,7 @@ class TcDeploymentClient(BaseDeploymentClient):
         data = self._api.wedata("ListMLServiceLogs", {
             "Service": "INFER", "ServiceId": self._directory.service_id(service_id),
             **{k: v for k, v in optional.items() if v is not None}})
-        return {"logs": rq.snake_keys(data.get("Content") or []), "context": data.get("Context"),
+        return {"logs": snake_keys(data.get("Content") or []), "context": data.get("Context"),
                 "list_over": data.get("ListOver")}
 
     def get_endpoint_metrics(self, endpoint, start_time=None, end_time=None, step=60) -> list[dict]:
@@ -275,18 +283,18 @@ class TcDeploymentClient(BaseDeploymentClient):
 
     def debug_pod_shell(self, service_id, pod_name) -> dict:
         """A short-lived URL to a page about the replica (``url``, ``expire_time``)."""
-        return rq.snake_keys(self._pod_action("CreateModelServicePodUrl", service_id, pod_name))
+        return snake_keys(self._pod_action("CreateModelServicePodUrl", service_id, pod_name))
 
     # ---- internals ----------------------------------------------------------------------------
 
-    def _resolved_model(self, model_uri: str) -> rq.ModelRef:
-        model = rq.parse_model_uri(model_uri)
+    def _resolved_model(self, model_uri: str) -> ModelRef:
+        model = parse_model_uri(model_uri)
         if model.is_local_path and self._settings.target.is_local and not os.path.exists(model.path):
             raise MlflowException(f"model path {model.path!r} does not exist",
                                   error_code=RESOURCE_DOES_NOT_EXIST)
         return self._registry_lookup(model) if model.needs_registry_lookup else model
 
-    def _registry_lookup(self, model: rq.ModelRef) -> rq.ModelRef:
+    def _registry_lookup(self, model: ModelRef) -> ModelRef:
         """Fill ``Id`` and ``ModelPath`` of ``models:/[C.S.]Model/N`` from ``ListModelVersions``."""
         body = {"ModelName": model.name, "MaxResults": 1000}
         if model.catalog:
@@ -303,11 +311,11 @@ class TcDeploymentClient(BaseDeploymentClient):
             for item in data.get("Items") or []:
                 versions.append(str(item.get("Version")))
                 if str(item.get("Version")) == model.version:
-                    props = rq.registry_properties(item)
+                    props = registry_properties(item)
                     path = props.get("tclake.mlflow.artifact_path") or None
                     if path:
-                        rq.parse_model_uri(path)  # the registry's answer passes the same checks
-                    return rq.ModelRef(uri=model.uri, name=model.name, version=model.version,
+                        parse_model_uri(path)  # the registry's answer passes the same checks
+                    return ModelRef(uri=model.uri, name=model.name, version=model.version,
                                        catalog=model.catalog, schema=model.schema, path=path,
                                        model_id=props.get("tclake.mlflow.model_id") or None)
             if not data.get("NextPageToken"):
@@ -319,7 +327,7 @@ class TcDeploymentClient(BaseDeploymentClient):
 
     def _default_instance_type(self) -> str:
         if not self._settings.target.is_self_hosted:
-            raise rq.invalid("config 'instance_type' is required on the cloud; "
+            raise invalid("config 'instance_type' is required on the cloud; "
                              "list the choices with client.list_instance_types()")
         available = [s["spec_name"] for s in self.list_instance_types() if s["available"]]
         if not available:
@@ -417,41 +425,12 @@ def _predict_route(deployment_name: str | None, endpoint: str | None) -> tuple[s
         try:
             validate_relative_url(endpoint)
         except ValueError as exc:
-            raise rq.invalid(str(exc)) from None
-        raise rq.invalid("predict needs deployment_name when endpoint is a relative URL")
+            raise invalid(str(exc)) from None
+        raise invalid("predict needs deployment_name when endpoint is a relative URL")
     if not isinstance(deployment_name, str) or not deployment_name.strip():
-        raise rq.invalid("predict needs deployment_name (a deployment or endpoint id or name)")
+        raise invalid("predict needs deployment_name (a deployment or endpoint id or name)")
     try:
         relative_url = validate_relative_url(endpoint) if endpoint else "/predict"
     except ValueError as exc:
-        raise rq.invalid(str(exc)) from None
+        raise invalid(str(exc)) from None
     return deployment_name, relative_url, False
-
-
-def traffic_weights(group: dict[str, Any], traffic: Any) -> list[dict[str, Any]]:
-    """``ModifyServiceGroupWeights.Weights`` from ``{"<svc id or name>": percent}``; services
-    of the group left out get 0."""
-    services = group.get("Services") or []
-    listing = ", ".join(f"{s.get('ServiceName')} ({s.get('ServiceId')})" for s in services) or "none"
-    if not isinstance(traffic, dict) or not traffic:
-        raise rq.invalid('config traffic must be a JSON object such as {"<deployment>": 100}')
-    weights: dict[str, int] = {}
-    for ref, weight in traffic.items():
-        match = next((s for s in services if ref in (s.get("ServiceId"), s.get("ServiceName"))), None)
-        if match is None:
-            raise rq.invalid(f"traffic: {ref!r} is not a deployment of endpoint "
-                             f"{group.get('ServiceGroupName')!r} (its deployments: {listing})")
-        if match["ServiceId"] in weights:
-            raise rq.invalid(f"traffic: {ref!r} names a deployment already given")
-        weights[match["ServiceId"]] = _whole_percent(ref, weight)
-    total = sum(weights.values())
-    if total != 100:
-        raise rq.invalid(f"traffic weights must sum to 100, not {total} ({traffic})")
-    return [{"ServiceId": s["ServiceId"], "Weight": weights.get(s["ServiceId"], 0)} for s in services]
-
-
-def _whole_percent(ref: str, weight: Any) -> int:
-    whole = isinstance(weight, int) or (isinstance(weight, float) and weight.is_integer())
-    if isinstance(weight, bool) or not whole or not 0 <= weight <= 100:
-        raise rq.invalid(f"traffic: weight of {ref!r} must be a whole percent 0-100, not {weight!r}")
-    return int(weight)
