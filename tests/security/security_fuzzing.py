@@ -16,7 +16,7 @@ from security_estate import (
     token_values,
 )
 from support.cloudapi import call
-from tcdeploy.server.control.specs import SPECS
+from tcdeploy.server.control.backend import INSTANCE_TYPES
 
 SERVICE_NAME = "fuzz-iris"
 
@@ -48,7 +48,7 @@ def fuzz_pool(estate: Estate, registered_model: str) -> Pool:
             "ModelName": (registered_model,), "Name": (registered_model, "1"), "Version": ("1",),
             "ServiceName": (SERVICE_NAME,), "ServiceGroupName": (SERVICE_NAME,),
         },
-        instance_types=tuple(spec.name for spec in SPECS),
+        instance_types=tuple(spec.name for spec in INSTANCE_TYPES),
     )
 
 

@@ -2,7 +2,7 @@
 server's own host name.
 
 Expiry is tested without waiting five minutes by minting links the way the server does
-(`pods.pod_token`) with the server's own secret from the data dir, dated in the past. A link
+(`ServerSecret.pod_token`) with the server's own secret from the data dir, dated in the past. A link
 minted the same way with a future date opens the page, so the minting is the server's.
 """
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import time
 from datetime import datetime
-from types import SimpleNamespace
 from urllib.parse import quote
 
 import httpx
@@ -18,7 +17,8 @@ import pytest
 
 from security_estate import Estate
 from support.cloudapi import call
-from tcdeploy.server.control.pods import POD_URL_TTL, pod_token
+from tcdeploy.server.control.api import POD_URL_TTL
+from tcdeploy.server.control.backend import ServerSecret
 
 
 def pod_url(estate: Estate) -> dict:
@@ -30,7 +30,7 @@ def pod_url(estate: Estate) -> dict:
 
 def minted(estate: Estate, pod_name: str, expires: int) -> str:
     secret = bytes.fromhex((estate.data_dir / "server-secret").read_text().strip())
-    return pod_token(SimpleNamespace(secret=secret), pod_name, expires)
+    return ServerSecret(secret).pod_token(pod_name, expires)
 
 
 def page(estate: Estate, token: str | None, pod_name: str | None = None, host: str | None = None) -> httpx.Response:

@@ -11,6 +11,8 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from . import errors
+
 WEDATA = "wedata"
 TIONE = "tione"
 API_VERSIONS = {WEDATA: "2025-10-10", TIONE: "2021-11-11"}
@@ -295,8 +297,8 @@ CATALOGUE: dict[str, dict[str, type[Model]]] = {
 
 
 _CODE_FOR_ERROR_TYPE = {
-    "missing": "MissingParameter",
-    "extra_forbidden": "UnknownParameter",
+    "missing": errors.MISSING_PARAMETER,
+    "extra_forbidden": errors.UNKNOWN_PARAMETER,
 }
 _VALUE_ERROR_TYPES = {
     "string_pattern_mismatch", "greater_than_equal", "less_than_equal", "greater_than",
@@ -309,23 +311,23 @@ def parse_request(model: type[Model], payload: object) -> Model:
     """Validate a request body against its model; refuse it with the field's name and the problem."""
     from pydantic import ValidationError
 
-    from .errors import INVALID_PARAMETER, INVALID_PARAMETER_VALUE, ApiError
+    from .errors import ApiError, InvalidParameter
 
     if not isinstance(payload, dict):
-        raise ApiError(INVALID_PARAMETER, "the request body must be a JSON object")
+        raise InvalidParameter("the request body must be a JSON object")
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        first = errors[0]
+        problems = exc.errors(include_url=False, include_input=False)
+        first = problems[0]
         if first["type"] in _CODE_FOR_ERROR_TYPE:
             code = _CODE_FOR_ERROR_TYPE[first["type"]]
         elif first["type"] in _VALUE_ERROR_TYPES:
-            code = INVALID_PARAMETER_VALUE
+            code = errors.INVALID_PARAMETER_VALUE
         else:
-            code = INVALID_PARAMETER
-        message = "; ".join(f"{_field_path(e['loc'])}: {_describe(e)}" for e in errors[:5])
-        raise ApiError(code, message) from None
+            code = errors.INVALID_PARAMETER
+        message = "; ".join(f"{_field_path(e['loc'])}: {_describe(e)}" for e in problems[:5])
+        raise ApiError(message, code=code) from None
 
 
 def _field_path(loc: tuple) -> str:

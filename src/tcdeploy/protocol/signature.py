@@ -18,7 +18,7 @@ from .errors import (
     SECRET_ID_NOT_FOUND,
     SIGNATURE_EXPIRE,
     SIGNATURE_FAILURE,
-    ApiError,
+    AuthFailure,
 )
 
 ALGORITHM = "TC3-HMAC-SHA256"
@@ -60,26 +60,26 @@ def verify(
     auth = _parse_authorization(headers.get("authorization", ""))
     for name in REQUIRED_HEADERS:
         if not headers.get(name):
-            raise ApiError(INVALID_AUTHORIZATION, f"header {name} is required")
+            raise AuthFailure(INVALID_AUTHORIZATION, f"header {name} is required")
     timestamp = _parse_timestamp(headers["x-tc-timestamp"])
     if abs(now - timestamp) > MAX_CLOCK_SKEW:
-        raise ApiError(
+        raise AuthFailure(
             SIGNATURE_EXPIRE,
             f"X-TC-Timestamp is {int(now - timestamp)} s from the server's clock "
             f"(at most {MAX_CLOCK_SKEW} s allowed)",
         )
     if datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d") != auth["date"]:
-        raise ApiError(SIGNATURE_FAILURE, "the credential date does not match X-TC-Timestamp")
+        raise AuthFailure(SIGNATURE_FAILURE, "the credential date does not match X-TC-Timestamp")
     if headers.get("x-tc-content-sha256") == "UNSIGNED-PAYLOAD":
-        raise ApiError(INVALID_AUTHORIZATION, "unsigned payloads are not accepted")
+        raise AuthFailure(INVALID_AUTHORIZATION, "unsigned payloads are not accepted")
 
     secret_key = secret_key_for(auth["secret_id"])
     if secret_key is None:
-        raise ApiError(SECRET_ID_NOT_FOUND, "the SecretId is not known to this server")
+        raise AuthFailure(SECRET_ID_NOT_FOUND, "the SecretId is not known to this server")
 
     signed_names = auth["signed"].split(";")
     if "host" not in signed_names or "content-type" not in signed_names:
-        raise ApiError(INVALID_AUTHORIZATION, "SignedHeaders must include content-type and host")
+        raise AuthFailure(INVALID_AUTHORIZATION, "SignedHeaders must include content-type and host")
     canonical_headers = "".join(f"{n}:{headers.get(n, '').strip().lower()}\n" for n in signed_names)
     canonical_request = "\n".join(
         [method, path, query, canonical_headers, auth["signed"], hashlib.sha256(body).hexdigest()]
@@ -91,7 +91,7 @@ def verify(
     )
     expected = Sign.sign_tc3(secret_key, auth["date"], auth["service"], string_to_sign)
     if not hmac.compare_digest(expected, auth["signature"]):
-        raise ApiError(SIGNATURE_FAILURE, "the request signature does not match")
+        raise AuthFailure(SIGNATURE_FAILURE, "the request signature does not match")
     return SignedRequest(
         secret_id=auth["secret_id"],
         service=auth["service"],
@@ -104,10 +104,10 @@ def verify(
 
 def _parse_authorization(value: str) -> dict[str, str]:
     if not value:
-        raise ApiError(INVALID_AUTHORIZATION, "the Authorization header is missing")
+        raise AuthFailure(INVALID_AUTHORIZATION, "the Authorization header is missing")
     match = _AUTHORIZATION.match(value.strip())
     if match is None:
-        raise ApiError(
+        raise AuthFailure(
             INVALID_AUTHORIZATION,
             "the Authorization header is not of the form 'TC3-HMAC-SHA256 Credential=..., "
             "SignedHeaders=..., Signature=...'",
@@ -119,4 +119,4 @@ def _parse_timestamp(value: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ApiError(INVALID_AUTHORIZATION, "X-TC-Timestamp must be an integer of seconds") from None
+        raise AuthFailure(INVALID_AUTHORIZATION, "X-TC-Timestamp must be an integer of seconds") from None

@@ -1,26 +1,79 @@
-"""Assembles the server's ASGI app: the control API, the gateway's routes, health, and pod pages."""
+"""The composition root: builds the store, runtime, fleet, route table, gateway, reconciler and
+backend, hands each what it needs, and serves them as one ASGI app — the control API, the gateway's
+routes, health, and pod pages. Nothing downstream reaches back up to here."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from . import control  # noqa: F401  (registers every action)
-from .control.core import Core
-from .control.pipeline import handle
-from .control.pods import pod_page, pod_token_valid
+from .control.api import ControlApi, pod_page
+from .control.backend import Backend, ModelRegistry, Reconciler, ServerSecret, new_pod_name
+from .gateway import Gateway, RouteTable, gateway_routes
+from .runtime import Fleet, LocalRuntime, ReplicaState, reap_orphans
 from .settings import ServerSettings, load_access_keys, server_secret
+from .store import Store
+
+POD_PAGE_LOG_LINES = 100
+
+
+@dataclass
+class Server:
+    """The server's parts, built and wired once."""
+
+    settings: ServerSettings
+    store: Store
+    runtime: LocalRuntime
+    gateway: Gateway
+    reconciler: Reconciler
+    backend: Backend
+
+    @classmethod
+    def build(cls, settings: ServerSettings) -> Server:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.data_dir / "state.db")
+        routes = RouteTable()
+        reconciler: Reconciler | None = None
+
+        def on_replica_change(state: ReplicaState) -> None:
+            if reconciler is not None:
+                reconciler.on_replica_change(state)
+
+        runtime = LocalRuntime(settings.data_dir, on_change=on_replica_change)
+        fleet = Fleet(runtime, drain=routes.drain, new_pod_name=new_pod_name)
+        gateway = Gateway(routes, data_dir=settings.data_dir, usage=lambda: _usage(runtime))
+        reconciler = Reconciler(store, runtime, fleet, routes, settings.tracking_uri)
+        backend = Backend(
+            store=store, runtime=runtime, reconciler=reconciler,
+            registry=ModelRegistry(settings.tracking_uri), gateway=gateway,
+            secret=ServerSecret(server_secret(settings)), data_dir=settings.data_dir,
+        )
+        return cls(settings, store, runtime, gateway, reconciler, backend)
+
+    async def start(self) -> None:
+        reap_orphans(self.settings.data_dir)
+        await self.gateway.start()
+        await self.reconciler.restore()
+
+    async def close(self) -> None:
+        await self.reconciler.close()
+        await self.runtime.close()
+        await self.gateway.close()
+        self.store.close()
 
 
 def build_app(settings: ServerSettings) -> Starlette:
-    core = Core(settings, load_access_keys(settings), server_secret(settings))
-
-    async def control_api(request: Request) -> Response:
-        return await handle(request, core)
+    server = Server.build(settings)
+    keys = {key.secret_id: key for key in load_access_keys(settings)}
+    control = ControlApi(
+        server.backend, keys, public_url=settings.public_url, max_body_bytes=settings.max_body_bytes,
+    )
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -31,29 +84,38 @@ def build_app(settings: ServerSettings) -> Starlette:
         if request.headers.get("host", "") not in _own_hosts(settings):
             return JSONResponse({"message": "unknown host"}, status_code=421)
         pod_name = request.path_params["pod_name"]
-        state = core.runtime.state(pod_name)
+        state = server.runtime.state(pod_name)
         token = request.query_params.get("token", "")
-        if state is None or not pod_token_valid(core, pod_name, token, time.time()):
+        if state is None or not server.backend.secret.pod_token_valid(pod_name, token, time.time()):
             return JSONResponse({"message": "the link is invalid or has expired"}, status_code=403)
-        return HTMLResponse(pod_page(core, state), headers={"Cache-Control": "no-store"})
+        tail = await server.backend.log_tail(pod_name, POD_PAGE_LOG_LINES)
+        return HTMLResponse(pod_page(state, tail), headers={"Cache-Control": "no-store"})
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
-        await core.start()
+        await server.start()
         try:
             yield
         finally:
-            await core.close()
+            await server.close()
 
     routes = [
-        Route("/", control_api, methods=["POST"]),
+        Route("/", control.handle, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/pods/{pod_name}", pod, methods=["GET"]),
-        *core.gateway.http_routes(),
+        *gateway_routes(server.gateway),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.core = core
+    app.state.server = server
     return app
+
+
+def _usage(runtime: LocalRuntime) -> Iterable[tuple[str, str, float, int]]:
+    """(service id, pod, CPU %, RSS bytes) of every replica, for the gateway's metrics."""
+    for state in runtime.states():
+        usage = runtime.usage(state.pod_name)
+        if usage is not None:
+            yield state.service_id, state.pod_name, usage[0], usage[1]
 
 
 def _own_hosts(settings: ServerSettings) -> set[str]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from tcdeploy.protocol.states import ServiceStatus
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS groups (
     id TEXT PRIMARY KEY,
@@ -57,6 +59,10 @@ CREATE INDEX IF NOT EXISTS events_by_service ON events (service_id, seq);
 """
 
 
+class Conflict(Exception):
+    """A write broke a uniqueness rule (two requests raced for one name): nothing was written."""
+
+
 @dataclass
 class GroupRecord:
     id: str
@@ -75,7 +81,7 @@ class ServiceRecord:
     name: str
     version: int
     weight: int
-    status: str
+    status: ServiceStatus
     reason: str
     spec: dict[str, Any]
     created: float
@@ -147,10 +153,16 @@ class Store:
         finally:
             self._depth = 0
 
+    def _insert(self, sql: str, params: tuple) -> None:
+        try:
+            self._db.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from None
+
     # ---- groups -----------------------------------------------------------------------------------
 
     def insert_group(self, group: GroupRecord) -> None:
-        self._db.execute(
+        self._insert(
             "INSERT INTO groups (id, workspace, name, auth_enabled, created, updated) VALUES (?,?,?,?,?,?)",
             (group.id, group.workspace, group.name, int(group.auth_enabled), group.created, group.updated),
         )
@@ -191,11 +203,11 @@ class Store:
     # ---- services ---------------------------------------------------------------------------------
 
     def insert_service(self, service: ServiceRecord) -> None:
-        self._db.execute(
+        self._insert(
             "INSERT INTO services (id, workspace, group_id, name, version, weight, status, reason, spec,"
             " created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (service.id, service.workspace, service.group_id, service.name, service.version,
-             service.weight, service.status, service.reason, json.dumps(service.spec),
+             service.weight, str(service.status), service.reason, json.dumps(service.spec),
              service.created, service.updated),
         )
 
@@ -222,6 +234,8 @@ class Store:
         """Update some columns of a service (`spec` is given whole, as a dict)."""
         if "spec" in changes:
             changes["spec"] = json.dumps(changes["spec"])
+        if "status" in changes:
+            changes["status"] = str(ServiceStatus(changes["status"]))
         changes["updated"] = time.time()
         columns = ", ".join(f"{name} = ?" for name in changes)
         self._db.execute(
@@ -242,7 +256,7 @@ class Store:
     # ---- tokens -----------------------------------------------------------------------------------
 
     def insert_token(self, token: TokenRecord) -> None:
-        self._db.execute(
+        self._insert(
             "INSERT INTO tokens (id, group_id, name, description, digest, created) VALUES (?,?,?,?,?,?)",
             (token.id, token.group_id, token.name, token.description, token.digest, token.created),
         )
@@ -282,4 +296,5 @@ def _group(row: sqlite3.Row) -> GroupRecord:
 def _service(row: sqlite3.Row) -> ServiceRecord:
     data = dict(row)
     data["spec"] = json.loads(data["spec"])
+    data["status"] = ServiceStatus(data["status"])
     return ServiceRecord(**data)

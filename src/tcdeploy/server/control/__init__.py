@@ -1,2 +1,2 @@
-"""The control plane: one module per resource, one pipeline for every action."""
-from . import calls, groups, logs, monitoring, pods, registry, services, specs, tokens  # noqa: F401  (registers actions)
+"""The control plane: `api/` is the wire (one module per resource, one pipeline for every action),
+`backend/` the state and rules it calls."""

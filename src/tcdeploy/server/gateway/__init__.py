@@ -5,13 +5,14 @@ The control plane feeds it state through `RouteTable`; it never imports the stor
 plane, the runtime or the replica.
 """
 from .dataplane import Gateway
+from .http import gateway_routes
 from .inference_table import read_inference_table
 from .replies import GatewayError, GatewayReply
-from .routes import SERVING_STATES, Group, Replica, RouteTable, Version
+from .routes import Group, Replica, RouteTable, Version
 from .transport import ReplicaConnectionError, ReplicaLost, ReplicaTransport, UnixHttpTransport
 
 __all__ = [
     "Gateway", "GatewayError", "GatewayReply", "Group", "Replica", "ReplicaConnectionError",
-    "ReplicaLost", "ReplicaTransport", "RouteTable", "SERVING_STATES", "UnixHttpTransport",
-    "Version", "read_inference_table",
+    "ReplicaLost", "ReplicaTransport", "RouteTable", "UnixHttpTransport",
+    "Version", "gateway_routes", "read_inference_table",
 ]

@@ -9,10 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from starlette.routing import BaseRoute
-
 from .auth import authorized
-from .http import gateway_routes
 from .inference_table import InferenceTableWriter, Row
 from .metrics import GatewayMetrics
 from .monitor import GroupMonitor
@@ -77,6 +74,7 @@ class Gateway:
         self._picker = ReplicaPicker(routes, replica_wait)
         self._stats: dict[str, _GroupStats] = {}
         routes.on_group_removed(self._forget_group)
+        routes.on_service_removed(self._limiter.forget)
 
     async def start(self) -> None:
         self.table.start()
@@ -85,11 +83,6 @@ class Gateway:
         """Flush the inference table (nothing buffered is lost) and close replica connections."""
         await self.table.close()
         await self.transport.aclose()
-
-    def http_routes(self) -> list[BaseRoute]:
-        """POST /groups/{group_id}/predict and /services/{service_id}/predict (and
-        /invocations under both), GET /metrics."""
-        return gateway_routes(self)
 
     def monitor(self, group_id: str, start: float, end: float, step: float = 60.0) -> list[dict]:
         """Per-step figures of one group over [start, end) in epoch seconds (the last hour is

@@ -6,17 +6,13 @@ Request/Response pair): they are on every prediction's path.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .dataplane import Gateway
 from .replies import GatewayReply, body_too_large, new_request_id
-
-if TYPE_CHECKING:
-    from .dataplane import Gateway
 
 
 class _BodyTooLarge(Exception):
@@ -30,7 +26,7 @@ class _ClientGone(Exception):
 class PredictEndpoint:
     """POST /groups/{group_id}/<path> or /services/{service_id}/<path>."""
 
-    def __init__(self, gateway: "Gateway", param: str, path: str) -> None:
+    def __init__(self, gateway: Gateway, param: str, path: str) -> None:
         self.gateway = gateway
         self.param = param
         self.path = path
@@ -95,7 +91,9 @@ async def _send_reply(send, reply: GatewayReply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
-def gateway_routes(gateway: "Gateway") -> list[BaseRoute]:
+def gateway_routes(gateway: Gateway) -> list[BaseRoute]:
+    """POST /groups/{group_id}/predict and /services/{service_id}/predict (and /invocations under
+    both), GET /metrics: the data plane's routes, registered on it in one direction."""
     async def metrics(request: Request) -> Response:
         return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 

@@ -12,12 +12,8 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# Service states that take traffic. "Abnormal" still serves: some replicas may be in a crash loop
-# while others answer.
-SERVING_STATES = frozenset({"Running", "Updating", "Abnormal"})
-# States in which a version without a ready replica is about to get one back (a replica restarting
-# after a crash, replicas starting after a server restart). Not "Abnormal": a crash loop may last.
-RECOVERING_STATES = frozenset({"Running", "Updating"})
+from tcdeploy.protocol.states import ServiceStatus
+
 
 
 @dataclass
@@ -49,12 +45,15 @@ class Version:
     group_id: str
     version: str
     weight: int  # 0..100, relative within the group
-    status: str
+    status: ServiceStatus
     rps_limit_per_replica: float | None = None
     inference_table: bool = False
     # Replicas the control plane keeps running. While a recovering version has none ready, a
     # request may wait a moment for one instead of failing; 0 means none will come.
     expected_replicas: int = 0
+
+    def __post_init__(self) -> None:
+        self.status = ServiceStatus(self.status)
 
 
 @dataclass
@@ -90,6 +89,7 @@ class RouteTable:
         # so drain() finds a pod the control plane already took out of the list.
         self._pods: weakref.WeakValueDictionary[str, Replica] = weakref.WeakValueDictionary()
         self._removal_listeners: list[Callable[[str], None]] = []
+        self._service_listeners: list[Callable[[str], None]] = []
         self._changed = asyncio.Event()  # set, and replaced, at every push of the control plane
 
     # ---- state pushed by the control plane -------------------------------------------------
@@ -195,7 +195,7 @@ class RouteTable:
     def replica_expected(self, version: Version) -> bool:
         """Whether a version without a ready replica should have one again soon: it is worth a
         request's while to wait for it."""
-        return version.status in RECOVERING_STATES and version.expected_replicas > 0
+        return version.status.recovering and version.expected_replicas > 0
 
     def replica_expected_in(self, group: Group) -> bool:
         """`replica_expected` for some version of the group that takes a share of its traffic."""
@@ -209,7 +209,7 @@ class RouteTable:
         best: Version | None = None
         best_weight = 0
         for version in group.versions.values():
-            if version.weight <= 0 or version.status not in SERVING_STATES:
+            if version.weight <= 0 or not version.status.serves:
                 continue
             if not self.ready_count(version.service_id):
                 continue
@@ -225,7 +225,7 @@ class RouteTable:
 
     def check_serves(self, version: Version) -> None:
         """For a request to one version: raise NoRoute unless it can take it (weights aside)."""
-        if version.status not in SERVING_STATES:
+        if not version.status.serves:
             raise NoRoute(f"service {version.service_id} is {version.status}")
         if not self.ready_count(version.service_id):
             raise NoRoute(f"service {version.service_id} has no ready replica")
@@ -253,17 +253,24 @@ class RouteTable:
     def _why_no_version(self, group: Group) -> str:
         if not group.versions:
             return f"group {group.group_id} has no service"
-        if not any(v.status in SERVING_STATES for v in group.versions.values()):
+        if not any(v.status.serves for v in group.versions.values()):
             states = ", ".join(sorted({v.status for v in group.versions.values()}))
             return f"group {group.group_id} is not running (service state: {states})"
-        if not any(v.weight > 0 for v in group.versions.values() if v.status in SERVING_STATES):
+        if not any(v.weight > 0 for v in group.versions.values() if v.status.serves):
             return f"no running service of group {group.group_id} has a traffic weight above 0"
         return f"group {group.group_id} has no ready replica"
+
+    def on_service_removed(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(service_id)` after a service leaves its group (the gateway drops its
+        rate limiter)."""
+        self._service_listeners.append(listener)
 
     def _forget_service(self, service_id: str) -> None:
         self._service_group.pop(service_id, None)
         self._replicas.pop(service_id, None)
         self._next_replica.pop(service_id, None)
+        for listener in self._service_listeners:
+            listener(service_id)
 
 
 def _listed(replica: Replica, replicas: list[Replica]) -> bool:

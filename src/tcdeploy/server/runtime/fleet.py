@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 
 from tcdeploy.server.runtime.local import LocalRuntime
+from tcdeploy.protocol.states import PodPhase
 from tcdeploy.server.runtime.spec import (
-    CRASH_LOOP, FAILED, LOAD_FAILED, READY_TIMEOUT, ReplicaSpec, ReplicaState,
+    CRASH_LOOP, LOAD_FAILED, READY_TIMEOUT, ReplicaSpec, ReplicaState,
 )
 from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
@@ -117,7 +118,7 @@ class Fleet:
     async def _converge(self, template: ReplicaTemplate, replicas: int,
                         timeout: float) -> _Problem | None:
         service = template.service_id
-        await self._retire_all([s.pod_name for s in self.pods(service) if s.phase == FAILED])
+        await self._retire_all([s.pod_name for s in self.pods(service) if s.phase == PodPhase.FAILED])
         current = [s.pod_name for s in self.pods(service) if self._matches(s.pod_name, template)]
         stale = [s.pod_name for s in self.pods(service) if s.pod_name not in current]
         problem = await self._settle(current, timeout)
@@ -141,7 +142,7 @@ class Fleet:
         """Wait for existing pods of the template; stop (and drop from `pods`) those that failed."""
         results = await asyncio.gather(*(self._wait(pod, timeout) for pod in pods))
         failed = [pod for pod, (state, _) in zip(pods, results)
-                  if state is not None and state.phase == FAILED]
+                  if state is not None and state.phase == PodPhase.FAILED]
         for pod in failed:
             await self._runtime.stop(pod, 0)
             pods.remove(pod)
@@ -165,7 +166,7 @@ class Fleet:
             text = f"pod {pod} not ready after {timeout:g} s. {message}"
             return state, _Problem(READY_TIMEOUT, text)
         except KeyError:
-            return None, _Problem(FAILED, f"pod {pod} was stopped while starting")
+            return None, _Problem(PodPhase.FAILED, f"pod {pod} was stopped while starting")
         if state.ready:
             return state, None
         reason = state.reason or (CRASH_LOOP if state.crash_looping else LOAD_FAILED)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tcdeploy.server.runtime.paths import RunPaths
 from tcdeploy.server.runtime.process import Settings, Supervisor
-from tcdeploy.server.runtime.spec import FAILED, STOPPED, ReplicaSpec, ReplicaState
+from tcdeploy.protocol.states import PodPhase
+from tcdeploy.server.runtime.spec import ReplicaSpec, ReplicaState
 from tcdeploy.server.runtime.usage import UsageSampler
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class LocalRuntime:
         deadline = time.monotonic() + timeout
         while True:
             state = replica.state
-            if state.ready or state.crash_looping or state.phase in (FAILED, STOPPED):
+            if state.ready or state.crash_looping or state.phase in (PodPhase.FAILED, PodPhase.STOPPED):
                 return state.copy()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -104,7 +105,7 @@ class LocalRuntime:
         try:
             await replica.stop(grace)
         finally:
-            if self._replicas.get(pod_name) is replica and replica.state.phase == STOPPED:
+            if self._replicas.get(pod_name) is replica and replica.state.phase == PodPhase.STOPPED:
                 del self._replicas[pod_name]
                 self._usage.pop(pod_name, None)
 

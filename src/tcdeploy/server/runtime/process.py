@@ -21,9 +21,9 @@ import httpx
 from tcdeploy.server.runtime import launch
 from tcdeploy.server.runtime.logs import STDERR, STDOUT, PodLog, pump_lines
 from tcdeploy.server.runtime.paths import RunPaths
+from tcdeploy.protocol.states import PodPhase
 from tcdeploy.server.runtime.spec import (
-    CRASH_LOOP, ERROR, FAILED, LOAD_FAILED, LOAD_FAILED_EXIT_CODE, OOM_KILLED, PENDING,
-    READY_TIMEOUT, RUNNING, STOPPED, TERMINATING, ReplicaSpec, ReplicaState,
+    CRASH_LOOP, ERROR, LOAD_FAILED, LOAD_FAILED_EXIT_CODE, OOM_KILLED, READY_TIMEOUT, ReplicaSpec, ReplicaState,
 )
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Supervisor:
     def __init__(self, spec: ReplicaSpec, paths: RunPaths, settings: Settings,
                  report: Callable[[ReplicaState], None]) -> None:
         self.spec = spec
-        self.state = ReplicaState(spec.pod_name, spec.service_id, phase=PENDING)
+        self.state = ReplicaState(spec.pod_name, spec.service_id, phase=PodPhase.PENDING)
         self.log = PodLog(paths.log_dir, spec.pod_name)
         self._paths = paths
         self._socket = paths.socket(spec.pod_name)
@@ -130,7 +130,7 @@ class Supervisor:
             await self._lives()
         except Exception as exc:  # a bug here must not leave a replica unsupervised
             log.exception("supervisor of %s failed", self.spec.pod_name)
-            self._update(phase=FAILED, ready=False, reason=ERROR, pid=None, address=None,
+            self._update(phase=PodPhase.FAILED, ready=False, reason=ERROR, pid=None, address=None,
                          message=f"supervisor error: {exc!r}")
         finally:
             if self.pid is not None:
@@ -190,12 +190,12 @@ class Supervisor:
             proc = await launch.spawn(self._settings.python, self.spec, self._socket)
         except OSError as exc:
             self.log.event(f"cannot start the replica: {exc}")
-            self._update(phase=FAILED, reason=ERROR, message=f"cannot start the replica: {exc}")
+            self._update(phase=PodPhase.FAILED, reason=ERROR, message=f"cannot start the replica: {exc}")
             return None
         self._proc = proc
         self._paths.write_pid(self.spec.pod_name, proc.pid)
         self.log.event(f"started pid {proc.pid}")
-        self._update(phase=PENDING, ready=False, pid=proc.pid, address=None, start_time=time.time())
+        self._update(phase=PodPhase.PENDING, ready=False, pid=proc.pid, address=None, start_time=time.time())
         return proc
 
     async def _serve(self, proc: asyncio.subprocess.Process, exited: asyncio.Task,
@@ -208,7 +208,7 @@ class Supervisor:
         if await self._become_ready(exited):
             ready_at = time.monotonic()
             self.log.event(f"ready after {ready_at - started:.1f} s")
-            self._update(phase=RUNNING, ready=True, address=str(self._socket), reason="",
+            self._update(phase=PodPhase.RUNNING, ready=True, address=str(self._socket), reason="",
                          message="", crash_looping=False)
             woken = asyncio.create_task(self._wake.wait())
             try:
@@ -246,7 +246,7 @@ class Supervisor:
     async def _terminate(self, proc: asyncio.subprocess.Process, exited: asyncio.Task) -> None:
         grace = {_STOP: self._grace, _REBUILD: self._settings.rebuild_grace}.get(self._command, 0.0)
         if self._command is not None:
-            self._update(phase=TERMINATING, ready=False)
+            self._update(phase=PodPhase.TERMINATING, ready=False)
         if grace > 0:
             launch.signal_group(proc.pid, signal.SIGTERM)
             await asyncio.wait({exited}, timeout=grace)
@@ -258,7 +258,7 @@ class Supervisor:
 
     def _fail_load(self) -> None:
         self.log.event("the model cannot load; not restarting")
-        self._update(phase=FAILED, ready=False, pid=None, address=None, reason=LOAD_FAILED,
+        self._update(phase=PodPhase.FAILED, ready=False, pid=None, address=None, reason=LOAD_FAILED,
                      message=self._failure_message("the model failed to load"))
 
     def _crashed(self, ended: _Exit) -> float:
@@ -279,7 +279,7 @@ class Supervisor:
         if looping:
             window = self._settings.crash_loop_window
             summary = f"crash loop: {len(self._exits)} exits in {window:g} s; {summary}"
-        self._update(phase=PENDING, ready=False, pid=None, address=None,
+        self._update(phase=PodPhase.PENDING, ready=False, pid=None, address=None,
                      reason=CRASH_LOOP if looping else cause[0], crash_looping=looping,
                      message=self._failure_message(summary))
         return delay
@@ -312,7 +312,7 @@ class Supervisor:
     async def _stop(self, grace: float) -> None:
         self.log.event(f"stopping (grace {grace:g} s)")
         self._grace = grace
-        self._update(phase=TERMINATING, ready=False)
+        self._update(phase=PodPhase.TERMINATING, ready=False)
         self._send(_STOP)
         if self._task is not None:
             await asyncio.wait({self._task})
@@ -320,7 +320,7 @@ class Supervisor:
         self._paths.forget(self.spec.pod_name)
         self.log.event("stopped")
         self.log.close()
-        self._update(phase=STOPPED, ready=False, pid=None, address=None)
+        self._update(phase=PodPhase.STOPPED, ready=False, pid=None, address=None)
 
     def _update(self, **changes) -> None:
         before = self.state.copy()

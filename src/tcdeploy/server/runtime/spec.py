@@ -5,15 +5,10 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
-# Pod phases, as the wire shows them (plus "Stopped", which only the runtime reports, once, before
-# it forgets the pod).
-PENDING = "Pending"
-RUNNING = "Running"
-FAILED = "Failed"
-TERMINATING = "Terminating"
-STOPPED = "Stopped"
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.protocol.states import PodPhase
+
 
 # Reasons.
 OOM_KILLED = "OOMKilled"

@@ -1,4 +1,4 @@
-"""A service's life: from the store's desired state to running replicas, and back into states.
+"""The reconciler: from the store's desired state to running replicas, and back into states.
 
 Apply work (start, roll, scale, stop) runs in background tasks so actions answer at once; what the
 replicas do comes back through `on_replica_change` and becomes the service's status, its events and
@@ -8,45 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 
-from ...protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
-from ..gateway import Group, Replica, RouteTable, Version
-from ..runtime import Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
-from ..settings import ServerSettings
-from ..store import EventRecord, ServiceRecord, Store
-from .specs import instance_spec
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
+from tcdeploy.protocol.states import EventType, PodPhase, ServiceStatus
+
+from ...gateway import Group, Replica, RouteTable, Version
+from ...runtime import Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
+from ...store import EventRecord, ServiceRecord, Store
+from .instance_types import instance_type
 
 log = logging.getLogger("tcdeploy.server")
 
-SERVING = ("Running", "Updating", "Abnormal")
-SETTLED = ("Running", "Abnormal")
+S = ServiceStatus
 
 
-def new_pod_name(service_id: str) -> str:
-    suffix = service_id.split("-", 1)[-1]
-    return f"ms-{suffix}-{secrets.token_hex(3)[:5]}"
-
-
-class Lifecycle:
+class Reconciler:
     def __init__(
-        self, store: Store, runtime: LocalRuntime, fleet: Fleet, routes: RouteTable,
-        settings: ServerSettings, token_digests,
+        self, store: Store, runtime: LocalRuntime, fleet: Fleet, routes: RouteTable, tracking_uri: str,
     ) -> None:
         self._store = store
         self._runtime = runtime
         self._fleet = fleet
         self._routes = routes
-        self._settings = settings
-        self._token_digests = token_digests
+        self._tracking_uri = tracking_uri
         self._tasks: dict[str, asyncio.Task] = {}
         self._last: dict[str, ReplicaState] = {}
 
     # ---- desired state → replicas ----------------------------------------------------------------
 
     def template(self, service: ServiceRecord) -> ReplicaTemplate:
-        spec = instance_spec(service.spec["InstanceType"])
+        spec = instance_type(service.spec["InstanceType"])
         batch = service.spec.get("BatchConfig") or {}
         return ReplicaTemplate(
             service_id=service.id,
@@ -55,7 +47,7 @@ class Lifecycle:
             memory_mb=spec.memory_mb,
             max_batch_size=int(batch.get("MaxBatchSize", DEFAULT_MAX_BATCH_ROWS)),
             max_batch_wait_ms=float(batch.get("MaxBatchWaitMs", DEFAULT_MAX_BATCH_WAIT_MS)),
-            env={"MLFLOW_TRACKING_URI": self._settings.tracking_uri},
+            env={"MLFLOW_TRACKING_URI": self._tracking_uri},
         )
 
     def apply(self, service_id: str, *, previous_spec: dict | None = None) -> None:
@@ -64,11 +56,6 @@ class Lifecycle:
         task = asyncio.create_task(self._apply_after(prior, service_id, previous_spec))
         self._tasks[service_id] = task
         task.add_done_callback(lambda t: self._forget_task(service_id, t))
-
-    async def wait(self, service_id: str) -> None:
-        """Wait for the service's pending apply work (used by tests and clean shutdown)."""
-        while (task := self._tasks.get(service_id)) is not None:
-            await asyncio.shield(task)
 
     async def remove(self, service_id: str) -> None:
         """Stop the service's replicas for good: pending work is cancelled, in-flight requests drain."""
@@ -84,13 +71,17 @@ class Lifecycle:
         for group in self._store.groups():
             self.publish_group(group.id)
         for service in self._store.services():
-            if service.status == "CreateFailed":
+            if service.status is S.CREATE_FAILED:
                 continue
-            if service.status in ("Stopping", "Stopped") or service.stopped:
-                self.set_status(service.id, "Stopped", "")
+            if service.status is S.DELETING:  # the server stopped mid-delete: finish it
+                self._store.delete_service(service.id)
+                self.publish_group(service.group_id)
                 continue
-            self.set_status(service.id, "Creating" if service.status == "Creating" else "Updating", "")
-            self.record(service.id, "Normal", "Restoring", "server restarted; starting replicas")
+            if service.status in (S.STOPPING, S.STOPPED) or service.stopped:
+                self.set_status(service.id, S.STOPPED, "")
+                continue
+            self.set_status(service.id, S.CREATING if service.status is S.CREATING else S.UPDATING, "")
+            self.record(service.id, EventType.NORMAL, "Restoring", "server restarted; starting replicas")
             self.apply(service.id)
 
     async def close(self) -> None:
@@ -119,24 +110,24 @@ class Lifecycle:
             self._settle(service)
             return
         reason = f"{result.reason}: {result.message}" if result is not None else failure
-        if service.status == "Creating":
-            self.set_status(service_id, "CreateFailed", reason)
-            self.record(service_id, "Warning", "CreateFailed", reason)
+        if service.status is S.CREATING:
+            self.set_status(service_id, S.CREATE_FAILED, reason)
+            self.record(service_id, EventType.WARNING, "CreateFailed", reason)
         else:
             if previous_spec is not None:
                 self._store.update_service(service_id, spec=previous_spec)
-            self.record(service_id, "Warning", "UpdateFailed", f"kept the previous model: {reason}")
+            self.record(service_id, EventType.WARNING, "UpdateFailed", f"kept the previous model: {reason}")
             self._settle(self._store.service(service_id), reason=f"last update failed: {reason}")
         self.publish_group(service.group_id)
 
     def _settle(self, service: ServiceRecord, reason: str = "") -> None:
         if service.stopped:
-            self.set_status(service.id, "Stopped", "")
-            self.record(service.id, "Normal", "Stopped", "all replicas stopped")
+            self.set_status(service.id, S.STOPPED, "")
+            self.record(service.id, EventType.NORMAL, "Stopped", "all replicas stopped")
         else:
-            self.set_status(service.id, "Running", reason)
+            self.set_status(service.id, S.RUNNING, reason)
             ready = sum(1 for s in self._runtime.states(service.id) if s.ready)
-            self.record(service.id, "Normal", "Running", f"{ready}/{service.replicas} replicas ready")
+            self.record(service.id, EventType.NORMAL, "Running", f"{ready}/{service.replicas} replicas ready")
             self._refresh_health(service.id)
         self.publish_group(service.group_id)
 
@@ -149,7 +140,7 @@ class Lifecycle:
     def on_replica_change(self, state: ReplicaState) -> None:
         previous = self._last.get(state.pod_name)
         self._last[state.pod_name] = state
-        if state.phase == "Stopped":
+        if state.phase == PodPhase.STOPPED:
             self._last.pop(state.pod_name, None)
         self._record_transition(previous, state)
         self.publish_replicas(state.service_id)
@@ -158,15 +149,15 @@ class Lifecycle:
     def _record_transition(self, before: ReplicaState | None, now: ReplicaState) -> None:
         pod = now.pod_name
         if now.ready and not (before and before.ready):
-            self.record(now.service_id, "Normal", "ReplicaReady", f"{pod} is ready")
+            self.record(now.service_id, EventType.NORMAL, "ReplicaReady", f"{pod} is ready")
         if before and now.restart_count > before.restart_count:
             why = f" ({before.reason or now.reason})" if (before.reason or now.reason) else ""
-            self.record(now.service_id, "Warning", "Restarted",
+            self.record(now.service_id, EventType.WARNING, "Restarted",
                         f"{pod} restarted{why}; restart #{now.restart_count}")
         if now.crash_looping and not (before and before.crash_looping):
-            self.record(now.service_id, "Warning", "CrashLoopBackOff", f"{pod} is crash-looping")
-        if now.phase == "Failed" and not (before and before.phase == "Failed"):
-            self.record(now.service_id, "Warning", now.reason or "Failed", f"{pod}: {_first_line(now.message)}")
+            self.record(now.service_id, EventType.WARNING, "CrashLoopBackOff", f"{pod} is crash-looping")
+        if now.phase == PodPhase.FAILED and not (before and before.phase == PodPhase.FAILED):
+            self.record(now.service_id, EventType.WARNING, now.reason or "Failed", f"{pod}: {_first_line(now.message)}")
 
     def publish_replicas(self, service_id: str) -> None:
         ready = [
@@ -203,7 +194,8 @@ class Lifecycle:
             )
         self._routes.put_group(Group(
             group_id=group.id, name=group.name, workspace_id=group.workspace,
-            auth_enabled=group.auth_enabled, token_hashes=frozenset(self._token_digests(group.id)),
+            auth_enabled=group.auth_enabled,
+            token_hashes=frozenset(token.digest for token in self._store.tokens(group.id)),
             versions=versions,
         ))
         for service_id in versions:
@@ -212,24 +204,29 @@ class Lifecycle:
     def _refresh_health(self, service_id: str) -> None:
         """A settled service turns Abnormal while a replica crash-loops, and Running again after."""
         service = self._store.service(service_id)
-        if service is None or service.status not in SETTLED:
+        if service is None or not service.status.settled:
             return
         looping = [s for s in self._runtime.states(service_id) if s.crash_looping]
         if looping:
             reason = f"{looping[0].pod_name}: {looping[0].reason}; {_first_line(looping[0].message)}"
-            self.set_status(service_id, "Abnormal", reason)
-        elif service.status == "Abnormal":
-            self.set_status(service_id, "Running", "")
+            self.set_status(service_id, S.ABNORMAL, reason)
+        elif service.status is S.ABNORMAL:
+            self.set_status(service_id, S.RUNNING, "")
 
-    def set_status(self, service_id: str, status: str, reason: str = "") -> None:
+    def set_status(self, service_id: str, status: ServiceStatus, reason: str = "") -> None:
         service = self._store.service(service_id)
         if service is None or (service.status, service.reason) == (status, reason):
+            return
+        if not service.status.can_become(status):
+            # A late report about a service that has moved on (e.g. a replica settling while the
+            # service is being deleted) must not drag it back.
+            log.debug("%s: ignoring %s -> %s", service_id, service.status, status)
             return
         self._store.update_service(service_id, status=status, reason=reason)
         if service.status != status:
             self.publish_group(service.group_id)
 
-    def record(self, service_id: str, kind: str, reason: str, message: str) -> None:
+    def record(self, service_id: str, kind: EventType, reason: str, message: str) -> None:
         self._store.add_event(EventRecord(service_id, time.time(), kind, reason, message))
 
 

@@ -1,33 +1,15 @@
 """Reply shapes: a service or a group as wedata's `Data` and as TI-ONE's SDK models read them."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
+from tcdeploy.protocol.states import GroupStatus, ServiceStatus
 
-from ...protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
-from ..store import GroupRecord, ServiceRecord
-from .specs import instance_spec
-
-if TYPE_CHECKING:
-    from ..runtime import ReplicaState
-    from .core import Core
+from ..backend import GroupSnapshot, ReplicaState, ServiceSnapshot, instance_type
+from .context import Context
+from .times import iso
 
 
-def iso(ts: float | None) -> str:
-    if not ts:
-        return ""
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
-
-
-def service_url(core: "Core", service_id: str) -> str:
-    return f"{core.settings.public_url}/services/{service_id}/predict"
-
-
-def group_url(core: "Core", group_id: str) -> str:
-    return f"{core.settings.public_url}/groups/{group_id}/predict"
-
-
-def pod_view(state: "ReplicaState") -> dict:
+def pod_view(state: ReplicaState) -> dict:
     return {
         "PodName": state.pod_name,
         "Phase": state.phase,
@@ -39,10 +21,10 @@ def pod_view(state: "ReplicaState") -> dict:
     }
 
 
-def service_detail(core: "Core", service: ServiceRecord, group: GroupRecord, events: bool = True) -> dict:
+def service_detail(ctx: Context, snap: ServiceSnapshot) -> dict:
+    service, group, pods = snap.service, snap.group, snap.pods
     spec = service.spec
-    size = instance_spec(spec["InstanceType"])
-    pods = core.runtime.states(service.id)
+    size = instance_type(spec["InstanceType"])
     detail = {
         "ServiceId": service.id,
         "ServiceName": service.name,
@@ -56,7 +38,7 @@ def service_detail(core: "Core", service: ServiceRecord, group: GroupRecord, eve
         "Cpu": size.cpu_millicores,
         "Memory": size.memory_mb,
         "Replicas": service.replicas,
-        "ReadyReplicas": sum(1 for p in pods if p.ready),
+        "ReadyReplicas": snap.ready_replicas,
         "ChargeType": spec.get("ChargeType", "POSTPAID_BY_HOUR"),
         "ScaleMode": spec.get("ScaleMode", "MANUAL"),
         "ServiceLimit": spec.get("ServiceLimit"),
@@ -73,51 +55,45 @@ def service_detail(core: "Core", service: ServiceRecord, group: GroupRecord, eve
         "LogEnable": bool(spec.get("LogEnable")),
         "LogConfig": spec.get("LogConfig"),
         "InferenceTablePushEnable": bool(spec.get("InferenceTablePushEnable")),
-        "Url": service_url(core, service.id),
-        "GroupUrl": group_url(core, group.id),
+        "Url": ctx.service_url(service.id),
+        "GroupUrl": ctx.group_url(group.id),
         "CreateTime": iso(service.created),
         "UpdateTime": iso(service.updated),
         "Pods": [pod_view(p) for p in pods],
     }
-    if events:
+    if snap.events is not None:
         detail["Events"] = [
             {"Time": iso(e.time), "Type": e.type, "Reason": e.reason, "Message": e.message}
-            for e in core.store.events(service.id)
+            for e in snap.events
         ]
     return detail
 
 
-def group_status(services: list[ServiceRecord]) -> str:
-    if not services:
-        return "Stopped"
-    statuses = {s.status for s in services}
-    for status in ("Creating", "Updating", "Abnormal", "Running"):
-        if status in statuses:
-            return "Normal" if status == "Running" else status
-    return next(iter(statuses))
+def group_status(snap: GroupSnapshot) -> GroupStatus | ServiceStatus:
+    return GroupStatus.of([s.service.status for s in snap.services])
 
 
-def wedata_group(core: "Core", group: GroupRecord) -> dict:
-    services = core.store.services(group.id)
+def wedata_group(ctx: Context, snap: GroupSnapshot) -> dict:
+    group = snap.group
     return {
         "ServiceGroupId": group.id,
         "ServiceGroupName": group.name,
         "WorkspaceId": group.workspace,
         "AuthorizationEnable": group.auth_enabled,
-        "Url": group_url(core, group.id),
-        "Status": group_status(services),
+        "Url": ctx.group_url(group.id),
+        "Status": group_status(snap),
         "CreateTime": iso(group.created),
         "UpdateTime": iso(group.updated),
-        "Services": [service_detail(core, s, group, events=False) for s in services],
+        "Services": [service_detail(ctx, s) for s in snap.services],
     }
 
 
-def sdk_service(core: "Core", service: ServiceRecord, group: GroupRecord, latest: int) -> dict:
+def sdk_service(snap: ServiceSnapshot, latest: int) -> dict:
     """A service as `tencentcloud.tione.v20211111.models.Service`."""
+    service, group, pods = snap.service, snap.group, snap.pods
     spec = service.spec
-    size = instance_spec(spec["InstanceType"])
-    pods = core.runtime.states(service.id)
-    ready = sum(1 for p in pods if p.ready)
+    size = instance_type(spec["InstanceType"])
+    ready = snap.ready_replicas
     model = spec.get("MlModelInfo") or {}
     return {
         "ServiceGroupId": group.id,
@@ -125,7 +101,7 @@ def sdk_service(core: "Core", service: ServiceRecord, group: GroupRecord, latest
         "ServiceGroupName": group.name,
         "ServiceDescription": spec.get("ServiceDescription") or "",
         "Status": service.status,
-        "CreateFailedReason": service.reason if service.status == "CreateFailed" else "CREATE_SUCCEED",
+        "CreateFailedReason": service.reason if service.status is ServiceStatus.CREATE_FAILED else "CREATE_SUCCEED",
         "Weight": service.weight,
         "Version": str(service.version),
         "LatestVersion": str(latest),
@@ -181,23 +157,24 @@ def sdk_service(core: "Core", service: ServiceRecord, group: GroupRecord, latest
     }
 
 
-def sdk_group(core: "Core", group: GroupRecord) -> dict:
+def sdk_group(snap: GroupSnapshot) -> dict:
     """A group as `tencentcloud.tione.v20211111.models.ServiceGroup`."""
-    services = core.store.services(group.id)
+    group = snap.group
+    services = [s.service for s in snap.services]
     latest = max((s.version for s in services), default=0)
-    all_pods = [p for s in services for p in core.runtime.states(s.id)]
+    all_pods = [p for s in snap.services for p in s.pods]
     return {
         "ServiceGroupId": group.id,
         "ServiceGroupName": group.name,
         "CreateTime": iso(group.created),
         "UpdateTime": iso(group.updated),
         "ServiceCount": len(services),
-        "RunningServiceCount": sum(1 for s in services if s.status == "Running"),
-        "Status": group_status(services),
+        "RunningServiceCount": sum(1 for s in services if s.status is ServiceStatus.RUNNING),
+        "Status": group_status(snap),
         "LatestVersion": str(latest),
         "ReplicasCount": sum(1 for p in all_pods if p.ready),
         "AvailableReplicasCount": sum(0 if s.stopped else s.replicas for s in services),
         "AuthorizationEnable": group.auth_enabled,
         "WeightUpdateStatus": "UPDATED",
-        "Services": [sdk_service(core, s, group, latest) for s in services],
+        "Services": [sdk_service(s, latest) for s in snap.services],
     }

@@ -1,0 +1,21 @@
+"""What every action handler is handed: the backend and who is asking, for which workspace."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..backend import Backend
+
+
+@dataclass(frozen=True)
+class Context:
+    backend: Backend
+    workspace: str
+    region: str
+    request_id: str
+    public_url: str  # the server's own base URL, for the URLs handed back
+
+    def group_url(self, group_id: str) -> str:
+        return f"{self.public_url}/groups/{group_id}/predict"
+
+    def service_url(self, service_id: str) -> str:
+        return f"{self.public_url}/services/{service_id}/predict"

@@ -1,0 +1,29 @@
+"""Instance types of the local service on the wire (`DescribeInferenceSpecs`)."""
+from __future__ import annotations
+
+import psutil
+
+from tcdeploy.protocol.actions import DescribeInferenceSpecs
+
+from ..backend import INSTANCE_TYPES
+from .context import Context
+
+
+async def describe_inference_specs(ctx: Context, req: DescribeInferenceSpecs) -> dict:
+    machine_mb = psutil.virtual_memory().total // 2**20
+    infos = [
+        {
+            "SpecName": spec.name,
+            "SpecAlias": spec.alias,
+            "SpecType": "CPU",
+            "Available": spec.memory_mb <= machine_mb,
+            "AvailableRegion": [ctx.region or "local"],
+            "GpuType": "",
+            "Cpu": spec.cpu_millicores,
+            "Memory": spec.memory_mb,
+            "Gpu": 0,
+        }
+        for spec in INSTANCE_TYPES
+        if req.SpecType in (None, "CPU")
+    ]
+    return {"SpecInfos": infos}

@@ -1,0 +1,22 @@
+"""State and rules of the model service, framework-free: services, groups, weights, tokens, the
+reconciler that turns the store's desired state into replicas, instance types, the model registry."""
+from ...runtime import LogLine, ReplicaState
+from .backend import (
+    MAX_SERVICES_PER_GROUP,
+    Backend,
+    GroupSnapshot,
+    ServiceSnapshot,
+    TokenView,
+    new_id,
+    new_pod_name,
+)
+from .instance_types import INSTANCE_TYPES, InstanceType, instance_type
+from .reconciler import Reconciler
+from .registry import ModelRef, ModelRegistry
+from .secrets import ServerSecret
+
+__all__ = [
+    "INSTANCE_TYPES", "LogLine", "ReplicaState", "MAX_SERVICES_PER_GROUP", "Backend", "GroupSnapshot", "InstanceType", "ModelRef",
+    "ModelRegistry", "Reconciler", "ServerSecret", "ServiceSnapshot", "TokenView", "instance_type", "new_id",
+    "new_pod_name",
+]

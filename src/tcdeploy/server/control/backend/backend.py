@@ -1,0 +1,431 @@
+"""The model service's state and rules, free of any web framework and of the wire's models.
+
+The wire layer (`control.api`) parses a request, calls one method here with plain arguments, and
+shapes the reply from the records and snapshots it gets back. Every rule lives here — two services
+at most per group, the survivor's weight after a delete, "auth on means a token exists", "an update
+whose model fails to load keeps the previous spec" — so each can be tested without a request or a
+replica process. Errors are `tcdeploy.protocol.errors` classes; the pipeline turns them into
+envelopes.
+"""
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from tcdeploy.protocol.errors import (
+    FailedOperation,
+    InvalidParameterValue,
+    LimitExceeded,
+    MissingParameter,
+    ResourceInUse,
+    ResourceNotFound,
+)
+from tcdeploy.protocol.states import EventType, ServiceStatus
+
+from ...gateway import Gateway, GatewayReply
+from ...runtime import LocalRuntime, LogLine, ReplicaState, pod_log_names, read_logs, tail_logs
+from ...store import Conflict, EventRecord, GroupRecord, ServiceRecord, Store, TokenRecord
+from .instance_types import instance_type
+from .reconciler import Reconciler
+from .registry import ModelRef, ModelRegistry
+from .secrets import ServerSecret, token_hash
+
+S = ServiceStatus
+MAX_SERVICES_PER_GROUP = 2
+# Changing any of these needs new replicas; the rest apply at once.
+ROLLING_FIELDS = ("InstanceType", "BatchConfig", "ModelUri")
+SERVICE_ACTIONS = ("STOP", "RESUME", "SCALE")
+
+
+@dataclass(frozen=True)
+class ServiceSnapshot:
+    """A service as it is now: its record, its group, its replicas and (when asked) its events."""
+
+    service: ServiceRecord
+    group: GroupRecord
+    pods: list[ReplicaState]
+    events: list[EventRecord] | None = None
+
+    @property
+    def ready_replicas(self) -> int:
+        return sum(1 for pod in self.pods if pod.ready)
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    group: GroupRecord
+    services: list[ServiceSnapshot]
+
+
+@dataclass(frozen=True)
+class TokenView:
+    record: TokenRecord
+    value: str
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def new_pod_name(service_id: str) -> str:
+    suffix = service_id.split("-", 1)[-1]
+    return f"ms-{suffix}-{secrets.token_hex(3)[:5]}"
+
+
+class Backend:
+    def __init__(
+        self, *, store: Store, runtime: LocalRuntime, reconciler: Reconciler, registry: ModelRegistry,
+        gateway: Gateway, secret: ServerSecret, data_dir: Path,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.reconciler = reconciler
+        self.registry = registry
+        self.gateway = gateway
+        self.secret = secret
+        self.data_dir = data_dir
+
+    # ---- lookups, scoped by workspace: another workspace's resources do not exist for the caller ---
+
+    def group(self, workspace: str, ref: str) -> GroupRecord:
+        """A group by id or by name."""
+        group = self.store.group(ref)
+        if group is None or group.workspace != workspace:
+            group = self.store.group_by_name(workspace, ref)
+        if group is None:
+            raise ResourceNotFound("service group", ref)
+        return group
+
+    def service(self, workspace: str, ref: str) -> ServiceRecord:
+        """A service by id or by name."""
+        service = self.store.service(ref)
+        if service is None or service.workspace != workspace:
+            service = self.store.service_by_name(workspace, ref)
+        if service is None:
+            raise ResourceNotFound("service", ref)
+        return service
+
+    def groups(self, workspace: str) -> list[GroupRecord]:
+        return self.store.groups(workspace)
+
+    def services(self, group_id: str) -> list[ServiceRecord]:
+        return self.store.services(group_id)
+
+    def snapshot(self, service: ServiceRecord, *, events: bool = False) -> ServiceSnapshot:
+        service = self.store.service(service.id) or service
+        group = self.store.group(service.group_id)
+        return ServiceSnapshot(
+            service, group, self.runtime.states(service.id),
+            self.store.events(service.id) if events else None,
+        )
+
+    def group_snapshot(self, group: GroupRecord) -> GroupSnapshot:
+        group = self.store.group(group.id) or group
+        return GroupSnapshot(group, [
+            ServiceSnapshot(s, group, self.runtime.states(s.id)) for s in self.store.services(group.id)
+        ])
+
+    # ---- groups -------------------------------------------------------------------------------
+
+    def create_group(self, workspace: str, name: str, *, authorization: bool = False) -> GroupRecord:
+        if self.store.group_by_name(workspace, name):
+            raise ResourceInUse(f"ServiceGroupName: a group named {name!r} already exists")
+        now = time.time()
+        group = GroupRecord(new_id("grp"), workspace, name, False, now, now)
+        with _name_taken_as("ServiceGroupName"):
+            self.store.insert_group(group)
+        if authorization:
+            self.enable_auth(group.id)
+        self.reconciler.publish_group(group.id)
+        return self.store.group(group.id)
+
+    async def delete_group(self, workspace: str, ref: str) -> None:
+        group = self.group(workspace, ref)
+        for service in self.store.services(group.id):
+            await self._remove(service)
+        self.store.delete_group(group.id)
+        self.reconciler.publish_group(group.id)
+
+    def set_weights(self, workspace: str, group_ref: str, weights: list[tuple[str, int]]) -> GroupRecord:
+        """Set the weights of some services of a group (by id or name); the rest keep theirs."""
+        group = self.group(workspace, group_ref)
+        services = {s.id: s for s in self.store.services(group.id)}
+        by_name = {s.name: s.id for s in services.values()}
+        new = {s.id: s.weight for s in services.values()}
+        for i, (ref, weight) in enumerate(weights):
+            service_id = ref if ref in services else by_name.get(ref)
+            if service_id is None:
+                raise InvalidParameterValue(f"Weights.{i}.ServiceId", f"{ref!r} is not a service of group {group.id}")
+            new[service_id] = weight
+        if sum(new.values()) <= 0:
+            raise InvalidParameterValue("Weights", "at least one service of the group needs a weight above 0")
+        with self.store.transaction():
+            for service_id, weight in new.items():
+                if services[service_id].weight != weight:
+                    self.store.update_service(service_id, weight=weight)
+            self.store.touch_group(group.id)
+        self.reconciler.publish_group(group.id)
+        return self.store.group(group.id)
+
+    # ---- services -----------------------------------------------------------------------------
+
+    async def create_service(
+        self, workspace: str, name: str, *, spec: dict[str, Any], model: ModelRef, group_ref: str | None = None,
+        authorization: bool = False, field: str = "Services.0",
+    ) -> ServiceRecord:
+        """Create a service (in `group_ref`, or in a new group of the same name) and start it.
+
+        `spec` holds the service's settings under their wire names; `InstanceType` and `Replicas`
+        are required. Refused before anything is written: a taken name, a full group, an unknown
+        instance type, a model that does not exist."""
+        instance_type(spec["InstanceType"], f"{field}.InstanceType")
+        if self.store.service_by_name(workspace, name):
+            raise ResourceInUse(f"ServiceName: a service named {name!r} already exists")
+        group = self.group(workspace, group_ref) if group_ref else None
+        if group is None and self.store.group_by_name(workspace, name):
+            raise ResourceInUse(
+                f"ServiceName: a service group named {name!r} already exists; "
+                "pass its ServiceGroupId to add a version to it"
+            )
+        if group is not None and len(self.store.services(group.id)) >= MAX_SERVICES_PER_GROUP:
+            raise LimitExceeded(
+                f"service group {group.id} already holds {MAX_SERVICES_PER_GROUP} services; "
+                "delete one before adding another"
+            )
+        model_uri = await self.registry.resolve(
+            model, spec.get("CatalogName"), spec.get("SchemaName"), f"{field}.MlModelInfo"
+        )
+        now = time.time()
+        with _name_taken_as("ServiceName"), self.store.transaction():
+            if group is None:
+                group = GroupRecord(new_id("grp"), workspace, name, False, now, now)
+                self.store.insert_group(group)
+            first = not self.store.services(group.id)
+            service = ServiceRecord(
+                id=new_id("svc"), workspace=workspace, group_id=group.id, name=name,
+                version=self.store.next_version(group.id), weight=100 if first else 0,
+                status=S.CREATING, reason="", spec={**spec, "ModelUri": model_uri}, created=now, updated=now,
+            )
+            self.store.insert_service(service)
+            self.store.touch_group(group.id)
+        if authorization:
+            self.enable_auth(group.id)
+        self.reconciler.record(
+            service.id, EventType.NORMAL, "Creating", f"creating {service.replicas} replica(s) of {model_uri}"
+        )
+        self.reconciler.publish_group(group.id)
+        self.reconciler.apply(service.id)
+        return self.store.service(service.id)
+
+    async def update_service(
+        self, workspace: str, ref: str, *, action: str | None = None, replicas: int | None = None,
+        changes: dict[str, Any] | None = None, model: ModelRef | None = None,
+        authorization: bool | None = None,
+    ) -> ServiceRecord:
+        """Change a service: a lifecycle `action` (STOP, RESUME, SCALE), or settings (`changes`
+        under their wire names, a new `model`). Replicas roll only when what they run changes; if
+        the new replicas cannot start, the reconciler puts the previous spec back."""
+        service = self.service(workspace, ref)
+        if service.status is S.CREATE_FAILED and action is None and model is None:
+            raise FailedOperation(f"service {service.id} failed to create; update its model or delete it")
+        if action is not None:
+            spec = self._spec_after_action(service, action, replicas)
+        else:
+            spec = await self._spec_after_changes(service, changes or {}, model)
+        needs_replicas = (
+            action is not None
+            or any(spec.get(f) != service.spec.get(f) for f in ROLLING_FIELDS)
+            or int(spec.get("Replicas", 1)) != service.replicas
+        )
+        with self.store.transaction():
+            self.store.update_service(service.id, spec=spec)
+            if authorization is not None:
+                self.store.set_group_auth(service.group_id, authorization)
+        if authorization:
+            self.enable_auth(service.group_id)
+        if needs_replicas:
+            status = S.STOPPING if action == "STOP" else S.UPDATING
+            if service.status is S.CREATE_FAILED:
+                status = S.CREATING
+            self.reconciler.set_status(service.id, status)
+            self.reconciler.record(service.id, EventType.NORMAL, str(status), _describe(action, replicas, changes, model))
+            self.reconciler.apply(service.id, previous_spec=service.spec)
+        self.reconciler.publish_group(service.group_id)
+        return self.store.service(service.id)
+
+    async def remove_service(self, workspace: str, ref: str) -> ServiceRecord:
+        service = self.service(workspace, ref)
+        await self._remove(service)
+        return service
+
+    @staticmethod
+    def _spec_after_action(service: ServiceRecord, action: str, replicas: int | None) -> dict[str, Any]:
+        spec = dict(service.spec)
+        if action == "STOP":
+            spec["Stopped"] = True
+        elif action == "RESUME":
+            spec["Stopped"] = False
+        elif action == "SCALE":
+            if replicas is None:
+                raise MissingParameter("Replicas", "is required with ServiceAction SCALE")
+            spec["Replicas"] = replicas
+        else:
+            raise InvalidParameterValue("ServiceAction", f"must be one of {', '.join(SERVICE_ACTIONS)}")
+        return spec
+
+    async def _spec_after_changes(
+        self, service: ServiceRecord, changes: dict[str, Any], model: ModelRef | None,
+    ) -> dict[str, Any]:
+        if "InstanceType" in changes:
+            instance_type(changes["InstanceType"])
+        spec = {**service.spec, **changes}
+        if model is not None:
+            spec["ModelUri"] = await self.registry.resolve(
+                model, spec.get("CatalogName"), spec.get("SchemaName"), "MlModelInfo"
+            )
+        return spec
+
+    async def _remove(self, service: ServiceRecord) -> None:
+        """Take the service out of routing, stop its replicas (draining), then forget it. The one
+        left in the group takes all the traffic if it had none."""
+        self.store.update_service(service.id, status=S.DELETING)
+        self.reconciler.publish_group(service.group_id)
+        await self.reconciler.remove(service.id)
+        with self.store.transaction():
+            self.store.delete_service(service.id)
+            remaining = self.store.services(service.group_id)
+            if len(remaining) == 1 and remaining[0].weight == 0:
+                self.store.update_service(remaining[0].id, weight=100)
+            self.store.touch_group(service.group_id)
+        self.reconciler.publish_group(service.group_id)
+
+    # ---- auth and tokens ----------------------------------------------------------------------
+
+    def enable_auth(self, group_id: str) -> None:
+        """Switch auth on; a group with auth on and no token would lock everyone out, so make one."""
+        with self.store.transaction():
+            self.store.set_group_auth(group_id, True)
+            if not self.store.tokens(group_id):
+                self._insert_token(group_id, "default", "")
+        self.reconciler.publish_group(group_id)
+
+    def set_auth(self, workspace: str, group_ref: str, enabled: bool) -> GroupRecord:
+        group = self.group(workspace, group_ref)
+        if enabled:
+            self.enable_auth(group.id)
+        else:
+            self.store.set_group_auth(group.id, False)
+            self.reconciler.publish_group(group.id)
+        return self.store.group(group.id)
+
+    def create_token(self, workspace: str, group_ref: str, name: str, description: str = "") -> TokenView:
+        group = self.group(workspace, group_ref)
+        token = self._insert_token(group.id, name, description)
+        self.reconciler.publish_group(group.id)
+        return TokenView(token, self.secret.token_value(token.id))
+
+    def delete_token(self, workspace: str, group_ref: str, value: str) -> None:
+        """Delete the group's token with this value (compared by digest, in constant time)."""
+        group = self.group(workspace, group_ref)
+        wanted = token_hash(value)
+        match = None
+        for token in self.store.tokens(group.id):
+            if secrets.compare_digest(token.digest, wanted):
+                match = token
+        if match is None:
+            raise ResourceNotFound("auth token", "(the given value)")
+        self.store.delete_token(match.id)
+        self.reconciler.publish_group(group.id)
+
+    def tokens(self, group_id: str) -> list[TokenView]:
+        return [TokenView(t, self.secret.token_value(t.id)) for t in self.store.tokens(group_id)]
+
+    def _insert_token(self, group_id: str, name: str, description: str) -> TokenRecord:
+        token_id = new_id("tok")
+        token = TokenRecord(token_id, group_id, name, description,
+                            token_hash(self.secret.token_value(token_id)), time.time())
+        self.store.insert_token(token)
+        return token
+
+    # ---- pods, logs, monitoring, calls --------------------------------------------------------
+
+    def pod(self, workspace: str, service_ref: str, pod_name: str) -> ReplicaState:
+        service = self.service(workspace, service_ref)
+        state = self.runtime.state(pod_name)
+        if state is None or state.service_id != service.id:
+            raise ResourceNotFound("pod", pod_name)
+        return state
+
+    async def rebuild_pod(self, workspace: str, service_ref: str, pod_name: str) -> None:
+        state = self.pod(workspace, service_ref, pod_name)
+        self.reconciler.record(state.service_id, EventType.NORMAL, "Rebuild", f"{pod_name} restart requested")
+        await self.runtime.rebuild(pod_name)
+
+    async def logs(
+        self, workspace: str, service_ref: str, *, pod_pattern: str | None, start: float | None,
+        end: float | None, after: tuple[float, str, int] | None, limit: int,
+    ) -> tuple[list[LogLine], bool]:
+        """A service's replica log lines in time order, and whether more follow. The files are read
+        off the event loop: `/predict` is served from the same loop."""
+        service = self.service(workspace, service_ref)
+        prefix = "ms-" + service.id.split("-", 1)[-1] + "-"
+        pattern = pod_pattern or "*"
+
+        def read() -> tuple[list[LogLine], bool]:
+            pods = [p for p in pod_log_names(self.data_dir)
+                    if p.startswith(prefix) and fnmatch.fnmatchcase(p, pattern)]
+            return read_logs(self.data_dir, pods, start=start, end=end, after=after, limit=limit)
+
+        return await asyncio.to_thread(read)
+
+    async def log_tail(self, pod_name: str, lines: int) -> list[LogLine]:
+        return await asyncio.to_thread(tail_logs, self.data_dir, pod_name, lines)
+
+    def monitor(self, workspace: str, group_ref: str, start: float, end: float, step: float) -> list[dict]:
+        group = self.group(workspace, group_ref)
+        try:
+            return self.gateway.monitor(group.id, start, end, step)
+        except ValueError as exc:
+            raise InvalidParameterValue("Step", str(exc)) from None
+
+    async def call(
+        self, workspace: str, group_ref: str, service_ref: str | None, *, body: bytes, token: str | None,
+        path: str,
+    ) -> GatewayReply:
+        """Call a group's data plane as a client would (a service's alone if `service_ref` names
+        one of its services rather than the group itself)."""
+        group = self.group(workspace, group_ref)
+        service_id = None
+        if service_ref and service_ref not in (group.id, group.name):
+            service = self.service(workspace, service_ref)
+            if service.group_id != group.id:
+                raise InvalidParameterValue("ServiceId", f"{service_ref!r} is not a service of group {group.id}")
+            service_id = service.id
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["authorization"] = token
+        return await self.gateway.call(
+            group_id=None if service_id else group.id, service_id=service_id, body=body, headers=headers, path=path,
+        )
+
+
+@contextmanager
+def _name_taken_as(field: str) -> Iterator[None]:
+    """The store's Conflict (a name just taken by a racing request) as the caller sees it."""
+    try:
+        yield
+    except Conflict:
+        raise ResourceInUse(f"{field}: that name was just taken by another request") from None
+
+
+def _describe(action: str | None, replicas: int | None, changes: dict | None, model: ModelRef | None) -> str:
+    if action:
+        return f"{action} requested" + (f" to {replicas} replica(s)" if replicas is not None else "")
+    fields = sorted((changes or {}).keys() | ({"MlModelInfo"} if model else set()))
+    return "update of " + ", ".join(fields)

@@ -1,0 +1,33 @@
+"""Instance types of the local service: CPU and memory per replica, as data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcdeploy.protocol.errors import InvalidParameterValue
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    alias: str
+    cpu_millicores: int
+    memory_mb: int  # enforced on the replica: over it, the replica is killed as OOMKilled
+
+
+INSTANCE_TYPES = (
+    InstanceType("TI.S.MICRO.POST", "1C1G", 1000, 1024),
+    InstanceType("TI.S.SMALL.POST", "1C2G", 1000, 2048),
+    InstanceType("TI.S.MEDIUM.POST", "2C4G", 2000, 4096),
+    InstanceType("TI.S.LARGE.POST", "4C8G", 4000, 8192),
+    InstanceType("TI.S.XLARGE.POST", "8C16G", 8000, 16384),
+)
+_BY_NAME = {spec.name: spec for spec in INSTANCE_TYPES}
+
+
+def instance_type(name: str, field: str = "InstanceType") -> InstanceType:
+    """The instance type called `name`; refused naming `field` and the known types."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        known = ", ".join(_BY_NAME)
+        raise InvalidParameterValue(field, f"unknown instance type {name!r}; known: {known}") from None

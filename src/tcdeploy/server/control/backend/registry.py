@@ -1,0 +1,117 @@
+"""The MLflow model registry: which URI a service's replicas load, and the versions of a model."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from tcdeploy.protocol.errors import MissingParameter, InvalidParameterValue, ResourceNotFound
+from tcdeploy.protocol.urls import validate_model_uri
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a request names to deploy: a model path or URI, or a registered name and version."""
+
+    path: str | None = None
+    name: str | None = None
+    version: str | None = None
+
+
+class ModelRegistry:
+    """The server's MLflow registry; every call that touches it runs off the event loop."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+
+    @cached_property
+    def _client(self):
+        from mlflow import MlflowClient  # heavy import, paid once and only when needed
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    async def resolve(self, ref: ModelRef, catalog: str | None, schema: str | None, field: str) -> str:
+        """The URI replicas load: the path if given (checked), else the registry's name/version
+        (qualified by catalog and schema first, as WeData's Unity-style names are)."""
+        if ref.path:
+            try:
+                uri = validate_model_uri(ref.path)
+            except ValueError as exc:
+                raise InvalidParameterValue(f"{field}.ModelPath", str(exc)) from None
+            await asyncio.to_thread(self._check_exists, uri, f"{field}.ModelPath")
+            return uri
+        if ref.name and ref.version:
+            names = [f"{catalog}.{schema}.{ref.name}"] if catalog and schema else []
+            names.append(ref.name)
+            for name in names:
+                if await asyncio.to_thread(self._registered, name, ref.version):
+                    return f"models:/{name}/{ref.version}"
+            raise ResourceNotFound("model version", f"{names[0]}/{ref.version}")
+        raise MissingParameter(field, "ModelPath, or Name and Version, is required")
+
+    async def versions(self, names: list[str]) -> list[dict] | None:
+        """The versions of the first of `names` that is registered, oldest first; None if none is."""
+        return await asyncio.to_thread(self._versions, names)
+
+    def _check_exists(self, uri: str, field: str) -> None:
+        if uri.startswith("models:/"):
+            ref = uri[len("models:/"):]
+            if "@" in ref:
+                name, alias = ref.split("@", 1)
+                found = self._alias_exists(name, alias)
+            else:
+                name, _, version = ref.partition("/")
+                found = (not version) or self._registered(name, version)
+            if not found:
+                raise InvalidParameterValue(field, f"{uri} is not in the model registry")
+        elif uri.startswith("/") or uri.startswith("file:"):
+            path = Path(uri.removeprefix("file://"))
+            if not (path / "MLmodel").is_file():
+                raise InvalidParameterValue(field, f"{path} is not an MLflow model directory (no MLmodel file)")
+
+    def _registered(self, name: str, version: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.get_model_version(name, str(version))
+            return True
+        except MlflowException:
+            return False
+
+    def _alias_exists(self, name: str, alias: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.get_model_version_by_alias(name, alias)
+            return True
+        except MlflowException:
+            return False
+
+    def _versions(self, names: list[str]) -> list[dict] | None:
+        from mlflow.exceptions import MlflowException
+
+        for name in names:
+            try:
+                self._client.get_registered_model(name)
+            except MlflowException:
+                continue
+            versions = self._client.search_model_versions(f"name = '{_quote(name)}'")
+            versions.sort(key=lambda v: int(v.version))
+            return [
+                {
+                    "Name": name,
+                    "Version": str(v.version),
+                    "Status": v.status,
+                    "CreateTime": str(v.creation_timestamp),
+                    "Description": v.description or "",
+                    "ModelId": getattr(v, "model_id", None) or v.run_id or "",
+                    "Source": v.source or "",
+                }
+                for v in versions
+            ]
+        return None
+
+
+def _quote(name: str) -> str:
+    return name.replace("\\", "\\\\").replace("'", "\\'")
