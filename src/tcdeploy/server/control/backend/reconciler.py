@@ -57,6 +57,11 @@ class Reconciler:
         self._tasks[service_id] = task
         task.add_done_callback(lambda t: self._forget_task(service_id, t))
 
+    async def idle(self) -> None:
+        """Return once no apply work is pending (work started meanwhile is waited for too)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
     async def remove(self, service_id: str) -> None:
         """Stop the service's replicas for good: pending work is cancelled, in-flight requests drain."""
         task = self._tasks.pop(service_id, None)
