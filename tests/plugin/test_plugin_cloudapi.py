@@ -1,7 +1,8 @@
-"""The transport seam: wire shape, retries, and cloud error codes -> MLflow error codes.
+"""CloudApi over its seam: scoping, retries, back-off, error translation, cloud -> MLflow codes.
 
-Throttling and proxy failures cannot be produced on demand by a real tcdeploy server, so these
-tests talk to a tiny real HTTP server that answers like the cloud does.
+The seam is a function ``send(service, version, action, body) -> reply document`` that raises
+``NoReply`` when nothing answered; the tests hand one in. One test goes through the default seam
+(the SDK signs and posts) to a tiny listener on 127.0.0.1, for what only the SDK path does.
 """
 from __future__ import annotations
 
@@ -12,144 +13,176 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from mlflow.exceptions import MlflowException
 
+from tcdeploy.plugin.cloudapi import WEDATA, CloudApi, CloudApiError, NoReply, mlflow_error_code
 from tcdeploy.plugin.settings import Settings
-from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError, mlflow_error_code
 
 ENV = {"TENCENTCLOUD_SECRET_ID": "AKIDstub", "TENCENTCLOUD_SECRET_KEY": "stub-secret"}
+LOCAL = "tcdeploy://127.0.0.1:8600"
+CREATES = ["CreateMLModelServices", "CreateModelServiceGroup", "CreateModelServiceAuthToken"]
 
 
-class StubCloud:
-    """Answers each POST with the next scripted (status, content type, body); records requests."""
-
-    def __init__(self):
-        self.script: list[tuple[int, str, bytes]] = []
-        self.requests: list[dict] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                stub.requests.append({"headers": dict(self.headers), "body": json.loads(body)})
-                status, content_type, reply = stub.script.pop(0) if stub.script else ok({})
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def target(self) -> str:
-        return f"tcdeploy://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+def ok(**response) -> dict:
+    return {"Response": {**response, "RequestId": "req-ok"}}
 
 
-def ok(payload: dict, content_type: str = "application/json") -> tuple[int, str, bytes]:
-    return 200, content_type, json.dumps({"Response": {**payload, "RequestId": "req-ok"}}).encode()
+def error(code: str, message: str) -> dict:
+    return {"Response": {"Error": {"Code": code, "Message": message}, "RequestId": "req-err"}}
 
 
-def error(code: str, message: str, content_type: str = "application/json") -> tuple[int, str, bytes]:
-    document = {"Response": {"Error": {"Code": code, "Message": message}, "RequestId": "req-err"}}
-    return 200, content_type, json.dumps(document).encode()
+class Script:
+    """A seam that answers each call with the next reply (a document, or an exception to raise)
+    and records the calls; one call more than scripted fails the test."""
+
+    def __init__(self, *replies) -> None:
+        self.replies = list(replies)
+        self.calls: list[tuple[str, str, str, dict]] = []
+
+    def __call__(self, service: str, version: str, action: str, body: dict) -> dict:
+        self.calls.append((service, version, action, body))
+        if not self.replies:
+            raise AssertionError(f"{action} sent once more than scripted")
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
 
-@pytest.fixture
-def stub():
-    cloud = StubCloud()
-    try:
-        yield cloud
-    finally:
-        cloud.close()
-
-
-def api_for(stub: StubCloud, **env) -> tuple[CloudApi, list[float]]:
+def api_with(send, target: str = LOCAL, **env) -> tuple[CloudApi, list[float]]:
     sleeps: list[float] = []
-    settings = Settings.from_target(stub.target, {**ENV, **env})
-    return CloudApi(settings, sleep=sleeps.append), sleeps
+    settings = Settings.from_target(target, {**ENV, **env})
+    return CloudApi(settings, send=send, sleep=sleeps.append), sleeps
 
 
-def test_requests_are_signed_scoped_and_unwrapped(stub):
-    api, _ = api_for(stub, WEDATA_WORKSPACE_ID="ws-7")
-    stub.script = [ok({"Data": {"ServiceId": "svc-1"}}), ok({"SpecInfos": []})]
+def test_calls_are_scoped_versioned_and_unwrapped():
+    seen = []
+
+    def send(service, version, action, body):
+        seen.append((service, version, action, body))
+        return {"GetMLModelService": ok(Data={"ServiceId": "svc-1"}), "DeleteMLModelService": ok()}.get(
+            action, ok(SpecInfos=[]))
+
+    api, _ = api_with(send, WEDATA_WORKSPACE_ID="ws-7")
     assert api.wedata("GetMLModelService", {"ServiceId": "svc-1"}) == {"ServiceId": "svc-1"}
+    assert api.wedata("DeleteMLModelService", {"ServiceId": "svc-1"}) == {}  # no Data
     assert api.tione("DescribeModelServiceGroup", {"ServiceGroupId": "grp-1"}) == {"SpecInfos": []}
-    wedata, tione = stub.requests
-    assert wedata["body"] == {"WorkspaceId": "ws-7", "ServiceId": "svc-1"}
-    assert wedata["headers"]["X-TC-Action"] == "GetMLModelService"
-    assert wedata["headers"]["X-TC-Version"] == "2025-10-10"
-    assert "Credential=AKIDstub/" in wedata["headers"]["Authorization"]
-    assert "/wedata/tc3_request" in wedata["headers"]["Authorization"]
-    assert tione["body"] == {"TiProjectId": "ws-7", "ServiceGroupId": "grp-1"}
-    assert tione["headers"]["X-TC-Version"] == "2021-11-11"
-    assert "/tione/tc3_request" in tione["headers"]["Authorization"]
-    assert "stub-secret" not in json.dumps(stub.requests)
+    assert api.tione("DescribeInferenceSpecs", scoped=False) == {"SpecInfos": []}
+    assert seen == [
+        ("wedata", "2025-10-10", "GetMLModelService", {"WorkspaceId": "ws-7", "ServiceId": "svc-1"}),
+        ("wedata", "2025-10-10", "DeleteMLModelService", {"WorkspaceId": "ws-7", "ServiceId": "svc-1"}),
+        ("tione", "2021-11-11", "DescribeModelServiceGroup",
+         {"TiProjectId": "ws-7", "ServiceGroupId": "grp-1"}),
+        ("tione", "2021-11-11", "DescribeInferenceSpecs", {}),
+    ]
 
 
-def test_throttling_is_retried_with_backoff(stub):
-    api, sleeps = api_for(stub)
-    stub.script = [error("RequestLimitExceeded", "slow down"), error("RequestLimitExceeded.UinLimitExceeded", "x"),
-                   ok({"Data": {"ok": True}})]
-    assert api.wedata("CreateMLModelServices", {}) == {"ok": True}  # safe: throttled calls did nothing
-    assert len(stub.requests) == 3 and sleeps == [0.5, 1.0]
+def test_throttling_is_retried_with_backoff_even_for_creates():
+    cloud = Script(error("RequestLimitExceeded", "slow down"),
+                   error("RequestLimitExceeded.UinLimitExceeded", "slower"), ok(Data={"ok": True}))
+    api, sleeps = api_with(cloud)
+    assert api.wedata("CreateMLModelServices", {}) == {"ok": True}  # safe: a throttled call did nothing
+    assert len(cloud.calls) == 3 and sleeps == [0.5, 1.0]
 
 
-def test_network_errors_are_retried_for_repeatable_actions_only(stub):
-    api, sleeps = api_for(stub)
-    stub.script = [(502, "text/html", b"<h1>bad gateway</h1>"), ok({"Data": {"ok": True}})]
-    assert api.wedata("GetMLModelService", {}) == {"ok": True}
-    stub.requests.clear()
-    stub.script = [(502, "text/html", b"<h1>bad gateway</h1>"), ok({"Data": {}})]
-    with pytest.raises(CloudApiError) as info:
-        api.wedata("CreateMLModelServices", {})
-    assert len(stub.requests) == 1  # a lost reply may hide a success: never create twice
-    assert info.value.error_code == "INTERNAL_ERROR" and "bad gateway" in str(info.value)
-
-
-def test_attempts_are_bounded(stub):
-    api, sleeps = api_for(stub, TCDEPLOY_MAX_ATTEMPTS="2")
-    stub.script = [error("RequestLimitExceeded", "no")] * 3
+@pytest.mark.parametrize("code", ["FailedOperation", "ResourceNotFound", "InternalError", "LimitExceeded",
+                                  "AuthFailure.SignatureFailure", "RequestLimitExceededButNotReally"])
+def test_other_error_replies_are_not_retried(code):
+    cloud = Script(error(code, "no"))
+    api, sleeps = api_with(cloud)
     with pytest.raises(CloudApiError) as info:
         api.wedata("GetMLModelService", {})
-    assert len(stub.requests) == 2 and info.value.error_code == "REQUEST_LIMIT_EXCEEDED"
+    assert info.value.cloud_code == code and len(cloud.calls) == 1 and sleeps == []
 
 
-def test_errors_carry_code_message_and_request_id(stub):
-    api, _ = api_for(stub)
-    stub.script = [error("ResourceNotFound", "service 'svc-x' does not exist")]
+def test_network_errors_are_retried_for_repeatable_actions():
+    cloud = Script(NoReply("ServerNetworkError", "<h1>bad gateway</h1>"),
+                   NoReply("ClientNetworkError", "Read timed out."), ok(Data={"ok": True}))
+    api, sleeps = api_with(cloud)
+    assert api.wedata("GetMLModelService", {}) == {"ok": True}
+    assert len(cloud.calls) == 3 and sleeps == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("action", CREATES)
+def test_a_create_is_never_resent_after_a_lost_reply(action):
+    cloud = Script(NoReply("ServerNetworkError", "<h1>bad gateway</h1>"), ok())
+    api, sleeps = api_with(cloud)
+    with pytest.raises(CloudApiError) as info:
+        api.call(WEDATA, action, {})
+    assert len(cloud.calls) == 1 and sleeps == []  # a lost reply may hide a success: never create twice
+    assert info.value.error_code == "INTERNAL_ERROR" and "bad gateway" in str(info.value)
+    assert isinstance(info.value.__cause__, NoReply)
+
+
+def test_a_lost_connection_says_where_and_why():
+    refused = ("HTTPConnectionPool(host='127.0.0.1', port=8600): Max retries exceeded with url: / "
+               "(Caused by NewConnectionError('<urllib3.connection.HTTPConnection object>: Failed to "
+               "establish a new connection: [Errno 111] Connection refused'))")
+    api, _ = api_with(Script(NoReply("ClientNetworkError", refused)), TCDEPLOY_MAX_ATTEMPTS="1")
+    with pytest.raises(CloudApiError) as info:
+        api.wedata("GetMLModelService", {})
+    assert info.value.error_code == "TEMPORARILY_UNAVAILABLE"
+    assert info.value.cloud_message == ("cannot get an answer from http://127.0.0.1:8600: [Errno 111] "
+                                        "Connection refused. Is `tcdeploy server` running there?")
+    # The cloud: the host of the API service called, and no hint about a local server.
+    api, _ = api_with(Script(NoReply("ClientNetworkError", refused)), "tcdeploy:/ap-shanghai",
+                      TCDEPLOY_MAX_ATTEMPTS="1", WEDATA_WORKSPACE_ID="ws-1")
+    with pytest.raises(CloudApiError) as info:
+        api.tione("DescribeModelServiceGroup", {})
+    assert info.value.cloud_message == ("cannot get an answer from https://tione.tencentcloudapi.com: "
+                                        "[Errno 111] Connection refused.")
+
+
+def test_attempts_are_bounded_and_backoff_is_capped():
+    cloud = Script(*[error("RequestLimitExceeded", "no")] * 10)
+    api, sleeps = api_with(cloud, TCDEPLOY_MAX_ATTEMPTS="6")
+    with pytest.raises(CloudApiError) as info:
+        api.wedata("GetMLModelService", {})
+    assert len(cloud.calls) == 6 and sleeps == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert info.value.error_code == "REQUEST_LIMIT_EXCEEDED"
+
+    cloud = Script(*[NoReply("ClientNetworkError", "Read timed out.")] * 10)
+    api, sleeps = api_with(cloud, TCDEPLOY_MAX_ATTEMPTS="2")
+    with pytest.raises(CloudApiError) as info:
+        api.wedata("GetMLModelService", {})
+    assert len(cloud.calls) == 2 and sleeps == [0.5]
+    assert info.value.error_code == "TEMPORARILY_UNAVAILABLE"
+
+
+def test_errors_carry_code_message_and_request_id():
+    api, _ = api_with(Script(error("ResourceNotFound", "service 'svc-x' does not exist")))
     with pytest.raises(CloudApiError) as info:
         api.wedata("GetMLModelService", {"ServiceId": "svc-x"})
     exc = info.value
     assert isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
-    assert (exc.cloud_code, exc.request_id, exc.action) == ("ResourceNotFound", "req-err", "GetMLModelService")
-    assert "service 'svc-x' does not exist" in str(exc) and "RequestId: req-err" in str(exc)
-    assert exc.is_not_found() and isinstance(exc.__cause__, Exception)
+    assert (exc.cloud_code, exc.request_id, exc.action) == (
+        "ResourceNotFound", "req-err", "GetMLModelService")
+    assert exc.cloud_message == "service 'svc-x' does not exist"
+    assert str(exc) == ("GetMLModelService: ResourceNotFound: service 'svc-x' does not exist "
+                        "(RequestId: req-err)")
+    assert exc.is_not_found()
 
 
-def test_error_replies_with_a_charset_are_still_errors(stub):
-    # The SDK only checks for errors when Content-Type is exactly application/json.
-    api, _ = api_for(stub)
-    stub.script = [error("FailedOperation", "busy", content_type="application/json; charset=utf-8")]
+def test_messages_are_text_of_bounded_length():
+    api, _ = api_with(Script(error("InternalError", "x" * 5000),
+                             NoReply("ServerNetworkError", b"<h1>caf\xc3\xa9 \xff</h1>")),
+                      TCDEPLOY_MAX_ATTEMPTS="1")
     with pytest.raises(CloudApiError) as info:
-        api.wedata("DeleteMLModelService", {})
-    assert info.value.error_code == "INVALID_STATE"
+        api.wedata("GetMLModelService", {})
+    assert info.value.cloud_message == "x" * 2000
+    with pytest.raises(CloudApiError) as info:
+        api.wedata("GetMLModelService", {})
+    assert "<h1>café \ufffd</h1>" in info.value.cloud_message
 
 
-def test_a_reply_without_response_is_an_error(stub):
-    api, _ = api_for(stub, TCDEPLOY_MAX_ATTEMPTS="1")
-    stub.script = [(200, "application/json", b'{"Data": {}}'), (200, "text/html", b"<html>portal</html>")]
-    with pytest.raises(CloudApiError, match="not a cloud API reply"):
+@pytest.mark.parametrize("document", [{"Data": {}}, {"Response": "busy"}, [], "<html>portal</html>", None])
+def test_a_document_that_is_not_a_cloud_api_reply_is_no_reply(document):
+    cloud = Script(document, ok(Data={"ok": True}))
+    api, _ = api_with(cloud)
+    assert api.wedata("GetMLModelService", {}) == {"ok": True}  # retried, as for a lost reply
+    cloud = Script(document)
+    api, _ = api_with(cloud, TCDEPLOY_MAX_ATTEMPTS="1")
+    with pytest.raises(CloudApiError, match="not a cloud API reply") as info:
         api.wedata("GetMLModelService", {})
-    with pytest.raises(CloudApiError, match="not a cloud API reply"):
-        api.wedata("GetMLModelService", {})
+    assert info.value.error_code == "INTERNAL_ERROR"
 
 
 @pytest.mark.parametrize("cloud, mlflow", [
@@ -178,3 +211,99 @@ def test_cloud_codes_map_to_mlflow_codes(cloud, mlflow):
     from mlflow.protos.databricks_pb2 import ErrorCode
 
     assert ErrorCode.Name(mlflow_error_code(cloud)) == mlflow
+
+
+# ---- the default seam: the SDK signs and posts ----------------------------------------------------
+
+
+class Listener:
+    """Answers each POST on 127.0.0.1 with the next scripted (status, content type, body) and
+    records the requests."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, str, bytes]] = []
+        self.requests: list[dict] = []
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                listener.requests.append({"headers": dict(self.headers), "body": json.loads(body)})
+                status, content_type, reply = listener.script.pop(0)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def target(self) -> str:
+        return f"tcdeploy://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def listener():
+    server = Listener()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def as_json(document: dict, content_type: str = "application/json") -> tuple[int, str, bytes]:
+    return 200, content_type, json.dumps(document).encode()
+
+
+def test_the_default_seam_signs_with_the_sdk_and_reads_every_kind_of_reply(listener):
+    settings = Settings.from_target(listener.target, {**ENV, "WEDATA_WORKSPACE_ID": "ws-7",
+                                                      "TCDEPLOY_MAX_ATTEMPTS": "1"})
+    api = CloudApi(settings)  # no send: the SDK's CommonClient
+    listener.script = [
+        as_json(ok(Data={"ServiceId": "svc-1"})),
+        as_json(ok(SpecInfos=[])),
+        as_json(error("ResourceNotFound", "gone")),  # the SDK raises for this one...
+        as_json(error("FailedOperation", "busy"), "application/json; charset=utf-8"),  # ...not this
+        (502, "text/html", b"<h1>bad gateway</h1>"),
+        (200, "text/html", b"<html>portal</html>"),
+    ]
+    assert api.wedata("GetMLModelService", {"ServiceId": "svc-1"}) == {"ServiceId": "svc-1"}
+    assert api.tione("DescribeModelServiceGroup", {"ServiceGroupId": "grp-1"}) == {"SpecInfos": []}
+    wedata, tione = listener.requests
+    assert wedata["body"] == {"WorkspaceId": "ws-7", "ServiceId": "svc-1"}
+    assert wedata["headers"]["X-TC-Action"] == "GetMLModelService"
+    assert wedata["headers"]["X-TC-Version"] == "2025-10-10"
+    assert wedata["headers"]["Authorization"].startswith("TC3-HMAC-SHA256 Credential=AKIDstub/")
+    assert "/wedata/tc3_request" in wedata["headers"]["Authorization"]
+    assert tione["body"] == {"TiProjectId": "ws-7", "ServiceGroupId": "grp-1"}
+    assert tione["headers"]["X-TC-Version"] == "2021-11-11"
+    assert "/tione/tc3_request" in tione["headers"]["Authorization"]
+    assert "stub-secret" not in json.dumps(listener.requests)
+
+    # Error replies read the same whether or not the SDK recognised them.
+    with pytest.raises(CloudApiError) as info:
+        api.wedata("GetMLModelService", {"ServiceId": "svc-1"})
+    assert (info.value.cloud_code, info.value.cloud_message, info.value.request_id) == (
+        "ResourceNotFound", "gone", "req-err")
+    with pytest.raises(CloudApiError) as info:
+        api.wedata("DeleteMLModelService", {"ServiceId": "svc-1"})
+    assert (info.value.cloud_code, info.value.error_code, info.value.request_id) == (
+        "FailedOperation", "INVALID_STATE", "req-err")
+
+    # What is not a cloud API reply is no reply.
+    with pytest.raises(CloudApiError) as info:
+        api.wedata("GetMLModelService", {})
+    assert info.value.error_code == "INTERNAL_ERROR" and "<h1>bad gateway</h1>" in info.value.cloud_message
+    with pytest.raises(CloudApiError, match="not a cloud API reply"):
+        api.wedata("GetMLModelService", {})
+    assert len(listener.requests) == 6

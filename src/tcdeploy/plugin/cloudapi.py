@@ -1,16 +1,18 @@
-"""The one seam to the cloud API: sign, send, retry, and translate errors.
+"""Calls to the cloud API: retries, back-off and error translation over a one-method seam.
 
-Signing is the Tencent Cloud SDK's (``CommonClient``), never ours. The SDK has a retryer
+The seam is ``Send``: ``send(service, version, action, body) -> reply document``. ``SdkSend``, the
+default, has the Tencent Cloud SDK's ``CommonClient`` sign (TC3-HMAC-SHA256, never by hand) and
+post; tests hand in a plain function instead. The SDK has a retryer of its own
 (``tencentcloud.common.retry.StandardRetryer``: network errors and ``RequestLimitExceeded*``, 1-2-4 s
 back-off), but it is one policy per client profile; here the policy depends on the action (a
-create must not be re-sent after a network error that may have hidden its success), so the loop is
-ours: a few lines around ``call_json``.
+create must not be re-sent after a network error that may have hidden its success), so the loop
+is ``CloudApi``'s, on top of the seam.
 """
 from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
@@ -28,6 +30,7 @@ NOT_REPEATABLE = frozenset({
     "CreateMLModelServices", "CreateModelServiceGroup", "CreateModelServiceAuthToken",
 })
 _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 4.0
+_MAX_MESSAGE = 2000
 _ERRNO = re.compile(r"\[Errno -?\d+\][^\"')]*|Read timed out[^\"')]*")
 
 
@@ -85,13 +88,91 @@ class CloudApiError(MlflowException):
         return self.cloud_code == "ResourceNotFound" or self.cloud_code.startswith("ResourceNotFound.")
 
 
-class CloudApi:
-    """Signed calls to the wedata and tione APIs of one target, scoped to one workspace."""
+class NoReply(Exception):
+    """No cloud API reply came back, so the action may or may not have been carried out.
 
-    def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> None:
+    ``code`` is the SDK's word for it: ``ClientNetworkError`` (no connection, or it broke or timed
+    out) or ``ServerNetworkError`` (something answered, but not with a cloud API reply: an HTTP
+    error page, a body that is not the envelope).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Send(Protocol):
+    """The seam: send one action and return the reply document, ``{"Response": {...}}``.
+
+    Every reply is returned, error replies (``Response.Error``) too; ``NoReply`` is raised when
+    there is none. ``version`` is the API version of ``service`` (``X-TC-Version``).
+    """
+
+    def __call__(self, service: str, version: str, action: str,
+                 body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class SdkSend:
+    """The default seam: one SDK ``CommonClient`` per API service signs and posts each action."""
+
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, service: str, version: str, action: str,
+                 body: dict[str, Any]) -> dict[str, Any]:
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+        try:
+            return self._client(service, version).call_json(action, body)
+        except TencentCloudSDKException as exc:
+            code = exc.get_code()
+            if code in NETWORK_ERRORS:
+                raise NoReply(code, _text(exc.get_message())) from exc
+            # The SDK raises for the error replies it recognises (an exact JSON content type) and
+            # returns the others; give both back as the reply they were.
+            return {"Response": {"Error": {"Code": code, "Message": exc.get_message()},
+                                 "RequestId": exc.get_request_id()}}
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or JSON without "Response"
+            raise NoReply("ServerNetworkError", f"the reply is not a cloud API reply ({exc!r})") from exc
+
+    def _client(self, service: str, version: str) -> Any:
+        if (service, version) not in self._clients:
+            self._clients[service, version] = self._new_client(service, version)
+        return self._clients[service, version]
+
+    def _new_client(self, service: str, version: str) -> Any:
+        from tencentcloud.common import credential
+        from tencentcloud.common.common_client import CommonClient
+        from tencentcloud.common.profile.client_profile import ClientProfile
+        from tencentcloud.common.profile.http_profile import HttpProfile
+
+        target, creds = self.settings.target, self.settings.credentials
+        http = HttpProfile(
+            protocol=target.scheme,
+            endpoint=target.endpoint_for(service),
+            reqTimeout=max(1, round(self.settings.request_timeout)),
+        )
+        profile = ClientProfile(httpProfile=http, language="en-US")
+        cred = credential.Credential(creds.secret_id, creds.secret_key, creds.token)
+        client = CommonClient(service, version, cred, target.region, profile=profile)
+        if target.is_local:
+            _bypass_proxies(client)
+        return client
+
+
+class CloudApi:
+    """Signed calls to the wedata and tione APIs of one target, scoped to one workspace.
+
+    ``send`` is the seam (default: ``SdkSend``); ``sleep`` waits between attempts.
+    """
+
+    def __init__(self, settings: Settings, *, send: Send | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self._send: Send = send if send is not None else SdkSend(settings)
         self._sleep = sleep
-        self._clients: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         target = self.settings.target
@@ -111,84 +192,53 @@ class CloudApi:
         return self.call(TIONE, action, {**scope, **(body or {})})
 
     def call(self, service: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Send one action with retries; return ``Response`` without ``RequestId``."""
-        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-
-        client = self._client(service)
+        """Send one action, retrying what may be retried; return ``Response`` without
+        ``RequestId``, or raise ``CloudApiError``."""
+        version = API_VERSIONS[service]
         attempts = max(1, self.settings.max_attempts)
         for attempt in range(attempts):
+            last = attempt + 1 >= attempts
             try:
-                return self._call_once(client, action, body)
-            except TencentCloudSDKException as exc:
-                if attempt + 1 >= attempts or not self._should_retry(action, exc.get_code()):
-                    raise self._translate(service, action, exc) from exc
+                return _response(action, self._send(service, version, action, body))
+            except CloudApiError as exc:  # a reply: only "throttled" means nothing was done
+                if last or not _is_throttling(exc.cloud_code):
+                    raise
+            except NoReply as exc:
+                if last or action in NOT_REPEATABLE:
+                    raise self._no_reply_error(service, action, exc) from exc
             self._sleep(min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
         raise AssertionError("unreachable: the loop returns or raises")
 
-    # ---- internals ----------------------------------------------------------------------------
+    def _no_reply_error(self, service: str, action: str, exc: NoReply) -> CloudApiError:
+        target = self.settings.target
+        where = f"{target.scheme}://{target.endpoint_for(service)}"
+        hint = " Is `tcdeploy server` running there?" if target.is_self_hosted else ""
+        code = "ClientNetworkError" if exc.code == "ClientNetworkError" else "InternalError"
+        message = f"cannot get an answer from {where}: {_root_cause(_text(exc.message))}.{hint}"
+        return CloudApiError(action, code, message, None)
 
-    @staticmethod
-    def _call_once(client: Any, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-        try:
-            document = client.call_json(action, body)
-        except (ValueError, KeyError, TypeError) as exc:  # not JSON, or JSON without "Response"
-            raise TencentCloudSDKException(
-                "ServerNetworkError", f"the reply is not a cloud API reply ({exc!r})") from exc
-        response = document.get("Response") if isinstance(document, dict) else None
-        if not isinstance(response, dict):
-            raise TencentCloudSDKException("ServerNetworkError", "the reply has no 'Response' object")
-        error = response.get("Error")
-        if isinstance(error, dict):
-            # The SDK only raises for exact JSON content types; never let an error pass as data.
-            raise TencentCloudSDKException(error.get("Code"), error.get("Message"),
-                                           response.get("RequestId"))
-        return {key: value for key, value in response.items() if key != "RequestId"}
+def _response(action: str, document: Any) -> dict[str, Any]:
+    """``Response`` of a reply document without ``RequestId``; an error reply raises."""
+    response = document.get("Response") if isinstance(document, dict) else None
+    if not isinstance(response, dict):
+        raise NoReply("ServerNetworkError", "the reply is not a cloud API reply (no 'Response' object)")
+    error = response.get("Error")
+    if isinstance(error, dict):
+        code = str(error.get("Code") or "InternalError")
+        raise CloudApiError(action, code, _text(error.get("Message")), response.get("RequestId"))
+    return {key: value for key, value in response.items() if key != "RequestId"}
 
-    @staticmethod
-    def _should_retry(action: str, code: str | None) -> bool:
-        if code and any(code == c or code.startswith(c + ".") for c in THROTTLED):
-            return True
-        return code in NETWORK_ERRORS and action not in NOT_REPEATABLE
 
-    def _translate(self, service: str, action: str, exc: Any) -> CloudApiError:
-        code = exc.get_code() or "InternalError"
-        message = exc.get_message()
-        if isinstance(message, bytes):
-            message = message.decode("utf-8", "replace")
-        message = str(message or "")[:2000]
-        if code in NETWORK_ERRORS:
-            target = self.settings.target
-            where = f"{target.scheme}://{target.endpoint_for(service)}"
-            hint = " Is `tcdeploy server` running there?" if target.scheme == "http" else ""
-            code = "ClientNetworkError" if code == "ClientNetworkError" else "InternalError"
-            message = f"cannot get an answer from {where}: {_root_cause(message)}.{hint}"
-        return CloudApiError(action, code, message, exc.get_request_id())
+def _is_throttling(code: str) -> bool:
+    return any(code == c or code.startswith(c + ".") for c in THROTTLED)
 
-    def _client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self._new_client(service)
-        return self._clients[service]
 
-    def _new_client(self, service: str) -> Any:
-        from tencentcloud.common import credential
-        from tencentcloud.common.common_client import CommonClient
-        from tencentcloud.common.profile.client_profile import ClientProfile
-        from tencentcloud.common.profile.http_profile import HttpProfile
-
-        target, creds = self.settings.target, self.settings.credentials
-        http = HttpProfile(
-            protocol=target.scheme,
-            endpoint=target.endpoint_for(service),
-            reqTimeout=max(1, round(self.settings.request_timeout)),
-        )
-        profile = ClientProfile(httpProfile=http, language="en-US")
-        cred = credential.Credential(creds.secret_id, creds.secret_key, creds.token)
-        client = CommonClient(service, API_VERSIONS[service], cred, target.region, profile=profile)
-        if target.is_local:
-            _bypass_proxies(client)
-        return client
+def _text(message: Any) -> str:
+    """A message as text of bounded length (the SDK hands HTTP error bodies over as bytes)."""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    return str(message or "")[:_MAX_MESSAGE]
 
 
 def _root_cause(message: str) -> str:
