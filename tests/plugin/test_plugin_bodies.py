@@ -10,11 +10,16 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from tcdeploy.plugin.bodies import (
-    ModelRef, build_create_request, build_update_request, dumps, parse_model_uri, predict_payload,
-    registry_properties, traffic_weights,
+    ModelRef,
+    build_create_request,
+    build_update_request,
+    dumps,
+    parse_model_uri,
+    predict_payload,
+    registry_properties,
+    traffic_weights,
 )
 from tcdeploy.plugin.configkeys import CREATE_KEYS, UPDATE_KEYS, convert_config
-
 
 # ---- model URIs -----------------------------------------------------------------------------------
 

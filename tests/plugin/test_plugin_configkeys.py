@@ -5,9 +5,13 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from tcdeploy.plugin.configkeys import (
-    CREATE_KEYS, ENDPOINT_UPDATE_KEYS, RUN_LOCAL_KEYS, UPDATE_KEYS, convert_config, describe_keys,
+    CREATE_KEYS,
+    ENDPOINT_UPDATE_KEYS,
+    RUN_LOCAL_KEYS,
+    UPDATE_KEYS,
+    convert_config,
+    describe_keys,
 )
-
 
 # ---- config conversion ---------------------------------------------------------------------------
 

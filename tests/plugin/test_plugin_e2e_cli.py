@@ -9,8 +9,8 @@ import sys
 
 import httpx
 import pytest
-
 from plugin_e2e import CONSTANT, unique, wait_until
+
 from support.server import free_port
 
 SCRUBBED = ("KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",

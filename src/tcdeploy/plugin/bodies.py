@@ -10,11 +10,20 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from tcdeploy.plugin.configkeys import (
-    BATCH, CLIENT, CREATE_KEYS, REQUEST, SERVICE, UPDATE_KEYS, ConfigKey, invalid, with_defaults,
+    BATCH,
+    CLIENT,
+    CREATE_KEYS,
+    REQUEST,
+    SERVICE,
+    UPDATE_KEYS,
+    ConfigKey,
+    invalid,
+    with_defaults,
 )
 from tcdeploy.protocol.urls import validate_model_uri
 

@@ -9,20 +9,32 @@ import os
 import re
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mlflow.deployments.base import BaseDeploymentClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
 from tcdeploy.plugin.bodies import (
-    ModelRef, build_create_request, build_update_request, dumps, parse_model_uri, predict_payload,
-    registry_properties, traffic_weights,
+    ModelRef,
+    build_create_request,
+    build_update_request,
+    dumps,
+    parse_model_uri,
+    predict_payload,
+    registry_properties,
+    traffic_weights,
 )
 from tcdeploy.plugin.casing import snake_keys
 from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError, mlflow_code
 from tcdeploy.plugin.configkeys import (
-    CREATE_KEYS, DELETE_KEYS, ENDPOINT_CREATE_KEYS, ENDPOINT_UPDATE_KEYS, UPDATE_KEYS, convert_config,
+    CREATE_KEYS,
+    DELETE_KEYS,
+    ENDPOINT_CREATE_KEYS,
+    ENDPOINT_UPDATE_KEYS,
+    UPDATE_KEYS,
+    convert_config,
     invalid,
 )
 from tcdeploy.plugin.lookup import SERVICE_ID, Directory, is_not_found

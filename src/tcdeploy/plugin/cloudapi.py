@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2

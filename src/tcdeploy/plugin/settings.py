@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from mlflow.exceptions import MlflowException
@@ -95,7 +95,7 @@ class Settings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     @classmethod
-    def from_target(cls, target_uri: str, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_target(cls, target_uri: str, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         target = parse_target(target_uri, env)
         return cls(
