@@ -22,7 +22,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-from tcdeploy.server.gateway import Gateway, Group, Replica, RouteTable, UnixHttpTransport, Version
+from tcdeploy.server.gateway import Gateway, Group, Replica, RouteTable, UnixHttpTransport, Version, gateway_routes
 
 HERE = Path(__file__).parent
 STANDIN = HERE / "standin_replica.py"
@@ -128,7 +128,7 @@ async def serve_gateway(routes: RouteTable, data_dir: Path, **options):
     """A Gateway behind uvicorn on a free loopback port, and an httpx client for it."""
     gateway = Gateway(routes, data_dir=data_dir, **options)
     await gateway.start()
-    app = Starlette(routes=gateway.http_routes())
+    app = Starlette(routes=gateway_routes(gateway))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
