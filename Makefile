@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench clean
+.PHONY: venv check test demo bench clean
 
 venv: $(STAMP)
 
@@ -12,6 +12,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[server,dev]'
 	touch $(STAMP)
+
+# Lint, formatting and the layers (see [tool.importlinter] in pyproject.toml).
+check: venv
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/lint-imports
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """Checks of the benchmark's own parts (run: .venv/bin/python -m pytest -q bench/test_bench.py).
 
-Not part of `make test` (testpaths is tests/); wrk is needed for the load-generator checks.
+Part of `make test`; wrk (installed by .ci/run) is needed for the load-generator check.
 """
 from __future__ import annotations
 
