@@ -1,9 +1,10 @@
 """tcdeploy: the MLflow deployment target for WeData-style model services.
 
 This module is what MLflow loads for ``-t tcdeploy…``: it holds ``run_local``, ``target_help``
-and exactly one ``BaseDeploymentClient`` subclass, ``TcDeploymentClient``. Importing it stays
-light (mlflow-skinny and the Tencent Cloud SDK's common package); the server lives in
-``tcdeploy.server`` and is only imported by ``run_local``.
+and exactly one ``BaseDeploymentClient`` subclass, ``TcDeploymentClient`` (from
+``tcdeploy.plugin``, where the target's code lives). Importing it stays light (mlflow-skinny and
+the Tencent Cloud SDK's common package); the server lives in ``tcdeploy.server`` and is only
+imported by ``run_local``.
 """
 from __future__ import annotations
 
