@@ -1,4 +1,5 @@
 """The benchmark model: a RandomForest on 11 synthetic numeric features, saved as an MLflow model."""
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,13 @@ class BenchModel:
 
     def describe(self) -> dict:
         return {
-            "kind": "sklearn RandomForestClassifier", "features": N_FEATURES,
-            "n_estimators": self.n_estimators, "training_rows": self.n_samples, "seed": self.seed,
-            "train_s": round(self.train_s, 2), "path": str(self.path),
+            "kind": "sklearn RandomForestClassifier",
+            "features": N_FEATURES,
+            "n_estimators": self.n_estimators,
+            "training_rows": self.n_samples,
+            "seed": self.seed,
+            "train_s": round(self.train_s, 2),
+            "path": str(self.path),
             "inprocess_sklearn_predict_ms": self.predict_ms,
         }
 
@@ -44,8 +49,9 @@ def synthetic_frame(n_samples: int, seed: int) -> tuple[pd.DataFrame, np.ndarray
     return pd.DataFrame(features, columns=COLUMNS), labels
 
 
-def train_bench_model(path: Path, n_estimators: int = 100, n_samples: int = 5000, seed: int = 0,
-                      row_counts: tuple[int, ...] = (1, 100)) -> BenchModel:
+def train_bench_model(
+    path: Path, n_estimators: int = 100, n_samples: int = 5000, seed: int = 0, row_counts: tuple[int, ...] = (1, 100)
+) -> BenchModel:
     import mlflow.sklearn
     from mlflow.models import infer_signature
     from sklearn.ensemble import RandomForestClassifier

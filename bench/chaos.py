@@ -12,6 +12,7 @@ no row lost that was on disk before the server was killed, nor any older than on
 Exit status: 0 when both hold, 1 otherwise, 130 on Ctrl-C. Every process it starts is stopped in
 a `finally`, also on Ctrl-C or SIGTERM.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "resilience")]
 
 from resilience_helpers import (  # noqa: E402
-    deploy, group_url, kill_replicas, pod_pid, replica_pids, rows_lost, save_sentinel_model, service,
-    update, varied_bodies, wait_settled,
+    deploy,
+    group_url,
+    kill_replicas,
+    pod_pid,
+    replica_pids,
+    rows_lost,
+    save_sentinel_model,
+    service,
+    update,
+    varied_bodies,
+    wait_settled,
 )
 from resilience_load import Call, Load  # noqa: E402
+
 from support.cloudapi import call, common_client  # noqa: E402
 from support.models import train_forest, train_logistic  # noqa: E402
 from support.server import RunningServer, start_server  # noqa: E402
@@ -63,8 +74,7 @@ class Timeline:
     def note(self, what: str, **figures) -> None:
         event = {"t": round(time.monotonic() - self.began, 1), "what": what, **figures}
         self.events.append(event)
-        print(f"  {event['t']:7.1f} s  {what}  " + "  ".join(f"{k}={v}" for k, v in figures.items()),
-              flush=True)
+        print(f"  {event['t']:7.1f} s  {what}  " + "  ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chaos: {args.duration:g} s of load, {args.workers} clients; files in {workdir}", flush=True)
     server: RunningServer | None = None
     try:
-        models = {"logistic": train_logistic(workdir / "logistic"), "forest": train_forest(workdir / "forest"),
-                  "sentinel": save_sentinel_model(workdir / "sentinel")}
+        models = {
+            "logistic": train_logistic(workdir / "logistic"),
+            "forest": train_forest(workdir / "forest"),
+            "sentinel": save_sentinel_model(workdir / "sentinel"),
+        }
         server = start_server(workdir / "data")
         result = run(server, models, args)
         # A clean stop writes every row still buffered, and must leave no replica behind.
@@ -103,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop(signal.SIGKILL)
             kill_replicas(server.data_dir)
-    result["pass"] = result["pass"] and result["clean_stop_exit_code"] == 0 \
-        and result["replicas_left_after_stop"] == 0
+    result["pass"] = result["pass"] and result["clean_stop_exit_code"] == 0 and result["replicas_left_after_stop"] == 0
     print_report(result)
     path = write_json(args.results_dir, result)
     print(f"\nwritten to {path}")
@@ -117,15 +129,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(server: RunningServer, models: dict[str, Path], args: argparse.Namespace) -> dict:
     wedata, tione = common_client(server, "wedata"), common_client(server, "tione")
-    v1 = deploy(wedata, "chaos-v1", models["logistic"], replicas=2,
-                AuthorizationEnable=True, InferenceTablePushEnable=True)
+    v1 = deploy(
+        wedata, "chaos-v1", models["logistic"], replicas=2, AuthorizationEnable=True, InferenceTablePushEnable=True
+    )
     gid = v1["ServiceGroupId"]
     v2 = deploy(wedata, "chaos-v2", models["sentinel"], group_id=gid, InferenceTablePushEnable=True)
     ids = (v1["ServiceId"], v2["ServiceId"])
     set_weights(tione, gid, ids, (80, 20))
     token = call(tione, "DescribeModelServiceCallInfo", {"ServiceGroupId": gid})["ServiceCallInfoV2"]["AuthToken"]
-    load = Load(group_url(server, gid), varied_bodies, workers=args.workers, pause=args.pause,
-                headers={"Authorization": token}, timeout=60)
+    load = Load(
+        group_url(server, gid),
+        varied_bodies,
+        workers=args.workers,
+        pause=args.pause,
+        headers={"Authorization": token},
+        timeout=60,
+    )
     timeline = Timeline(began=time.monotonic())
     print("events (seconds since the load began):", flush=True)
     with load:
@@ -137,13 +156,25 @@ def run(server: RunningServer, models: dict[str, Path], args: argparse.Namespace
         kill_server(timeline, args.duration, server, wedata, ids, load)
         timeline.at(1.0, args.duration)
     timeline.note("load stopped")
-    return {"group_id": gid, "duration_s": args.duration, "workers": args.workers,
-            "events": timeline.events, "calls": load.calls, "timeline": timeline}
+    return {
+        "group_id": gid,
+        "duration_s": args.duration,
+        "workers": args.workers,
+        "events": timeline.events,
+        "calls": load.calls,
+        "timeline": timeline,
+    }
 
 
 def set_weights(tione, group_id: str, ids: tuple[str, str], weights: tuple[int, int]) -> None:
-    call(tione, "ModifyServiceGroupWeights", {"ServiceGroupId": group_id, "Weights": [
-        {"ServiceId": sid, "Weight": weight} for sid, weight in zip(ids, weights)]})
+    call(
+        tione,
+        "ModifyServiceGroupWeights",
+        {
+            "ServiceGroupId": group_id,
+            "Weights": [{"ServiceId": sid, "Weight": weight} for sid, weight in zip(ids, weights)],
+        },
+    )
 
 
 def roll_version(timeline: Timeline, duration: float, wedata, service_id: str, model_dir: Path) -> None:
@@ -164,12 +195,14 @@ def kill_replica(timeline: Timeline, duration: float, server: RunningServer, wed
         if pod["Ready"] and pod["RestartCount"] >= 1:
             break
         time.sleep(0.1)
-    timeline.note(f"SIGKILL replica {victim}", back_in_s=round(time.monotonic() - killed, 1),
-                  restart_count=pod["RestartCount"])
+    timeline.note(
+        f"SIGKILL replica {victim}", back_in_s=round(time.monotonic() - killed, 1), restart_count=pod["RestartCount"]
+    )
 
 
-def kill_server(timeline: Timeline, duration: float, server: RunningServer, wedata,
-                ids: tuple[str, str], load: Load) -> None:
+def kill_server(
+    timeline: Timeline, duration: float, server: RunningServer, wedata, ids: tuple[str, str], load: Load
+) -> None:
     timeline.at(SCHEDULE["server_kill"], duration)
     group_id = service(wedata, ids[0])["ServiceGroupId"]
     timeline.flushed_before_kill = set(read_inference_table(server.data_dir, group_id)["request_id"])
@@ -188,10 +221,14 @@ def kill_server(timeline: Timeline, duration: float, server: RunningServer, weda
     ready = time.monotonic()
     first = min((c.ended for c in load.calls if c.ok and c.started >= healthy), default=None)
     pods = sum(len(service(wedata, sid)["Pods"]) for sid in ids)
-    timeline.note("SIGKILL server, started again", flushed_rows_before=len(timeline.flushed_before_kill),
-                  healthy_in_s=round(healthy - killed, 1), all_ready_in_s=round(ready - killed, 1),
-                  serving_in_s=round(first - killed, 1) if first else None,
-                  replicas=f"{len(replica_pids(server.data_dir))} running / {pods} pods")
+    timeline.note(
+        "SIGKILL server, started again",
+        flushed_rows_before=len(timeline.flushed_before_kill),
+        healthy_in_s=round(healthy - killed, 1),
+        all_ready_in_s=round(ready - killed, 1),
+        serving_in_s=round(first - killed, 1) if first else None,
+        replicas=f"{len(replica_pids(server.data_dir))} running / {pods} pods",
+    )
 
 
 def table_figures(server: RunningServer, calls: list[Call], group_id: str, timeline: Timeline) -> dict:
@@ -209,18 +246,23 @@ def table_figures(server: RunningServer, calls: list[Call], group_id: str, timel
     lost_flushed = timeline.flushed_before_kill - on_disk
     lost_other = len(lost_older)
     figures = {
-        "sent": len(calls), "succeeded": len(acknowledged), "failed": len(failed),
-        "failed_server_down": len(while_down), "failed_other": len(other),
+        "sent": len(calls),
+        "succeeded": len(acknowledged),
+        "failed": len(failed),
+        "failed_server_down": len(while_down),
+        "failed_other": len(other),
         "failed_other_examples": sorted({f"{c.status}: {c.detail[:120]}" for c in other})[:5],
         "server_down_s": round(down_end - down_start, 1) if timeline.server_down else None,
-        "table_rows": len(rows), "duplicate_rows": len(rows) - len(on_disk),
-        "acknowledged": len(acknowledged), "rows_lost_flushed": len(lost_flushed),
-        "rows_lost_last_flush_interval": len(unflushed), "rows_lost_other": lost_other,
+        "table_rows": len(rows),
+        "duplicate_rows": len(rows) - len(on_disk),
+        "acknowledged": len(acknowledged),
+        "rows_lost_flushed": len(lost_flushed),
+        "rows_lost_last_flush_interval": len(unflushed),
+        "rows_lost_other": lost_other,
         "oldest_lost_row_age_s": round(max((killed - c.ended for c in unflushed), default=0.0), 2),
         "rows_without_reply": len(on_disk - {c.request_id for c in acknowledged}),
     }
-    figures["pass"] = (not other and not lost_flushed and lost_other == 0
-                       and figures["duplicate_rows"] == 0)
+    figures["pass"] = not other and not lost_flushed and lost_other == 0 and figures["duplicate_rows"] == 0
     return figures
 
 

@@ -1,5 +1,6 @@
 """Where the CPU went during one measured run: the server's processes by role, wrk, and the rest
 of the machine (other people's work on a shared box, which makes a run noisy)."""
+
 from __future__ import annotations
 
 import resource
@@ -7,7 +8,6 @@ import time
 from dataclasses import dataclass
 
 import psutil
-
 from procs import process_tree
 
 
@@ -55,7 +55,7 @@ class CpuMeter:
         self.root_pid = root_pid
         self.result: dict[str, float] = {}
 
-    def __enter__(self) -> "CpuMeter":
+    def __enter__(self) -> CpuMeter:
         self._start = snapshot(self.root_pid)
         return self
 
@@ -88,8 +88,7 @@ def tree_cpu_s(root_pid: int) -> float:
     return total
 
 
-def wait_until_idle(root_pid: int, max_share: float = 0.15, window_s: float = 0.5,
-                    timeout_s: float = 60.0) -> float:
+def wait_until_idle(root_pid: int, max_share: float = 0.15, window_s: float = 0.5, timeout_s: float = 60.0) -> float:
     """Wait until the server's tree uses under `max_share` of a core; seconds waited.
 
     wrk abandons its in-flight requests when a run ends, but the server still computes them: a

@@ -8,6 +8,7 @@ The HTTP client's own cost is in both HTTP paths and cancels in their difference
 
     .venv/bin/python bench/hop_latency.py --rounds 300 --rows 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,16 +16,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import psutil
-
 from benchmodel import request_body, train_bench_model
 from procs import process_tree
 from servers import mlflow_serve, tcdeploy_server
-
 
 MLFLOW = "mlflow models serve"
 
@@ -81,20 +80,27 @@ def main(argv: list[str] | None = None) -> int:
         frame = model.frame.iloc[: args.rows]
         pyfunc = mlflow.pyfunc.load_model(str(model.path))
         sklearn_model = pyfunc.get_raw_model()
-        with tcdeploy_server(model.path, workdir, args.instance_type) as target, \
-                mlflow_serve(model.path, workdir) as anchor:
+        with (
+            tcdeploy_server(model.path, workdir, args.instance_type) as target,
+            mlflow_serve(model.path, workdir) as anchor,
+        ):
             headers = {"Content-Type": "application/json", "Authorization": target.authorization}
             gateway = httpx.Client(timeout=30)
             replica = httpx.Client(transport=httpx.HTTPTransport(uds=replica_socket(target.pid)), timeout=30)
             paths = {
                 "sklearn predict": lambda: sklearn_model.predict(frame),
                 "pyfunc predict": lambda: pyfunc.predict(frame),
-                "replica over its socket": lambda: expect_200(replica.post(
-                    "http://replica/invocations", content=body, headers={"Content-Type": "application/json"})),
-                "gateway (auth + table)": lambda: expect_200(gateway.post(
-                    target.predict_url, content=body, headers=headers)),
-                MLFLOW: lambda: expect_200(gateway.post(
-                    anchor.predict_url, content=body, headers={"Content-Type": "application/json"})),
+                "replica over its socket": lambda: expect_200(
+                    replica.post(
+                        "http://replica/invocations", content=body, headers={"Content-Type": "application/json"}
+                    )
+                ),
+                "gateway (auth + table)": lambda: expect_200(
+                    gateway.post(target.predict_url, content=body, headers=headers)
+                ),
+                MLFLOW: lambda: expect_200(
+                    gateway.post(anchor.predict_url, content=body, headers={"Content-Type": "application/json"})
+                ),
             }
             times = measure(paths, args.rounds)
     report(times, args.rows, args.rounds)
@@ -112,8 +118,7 @@ def report(times: dict[str, list[float]], rows: int, rounds: int) -> None:
     print("cost of each layer (difference of p10 / of p50):")
     layers = [name for name in times if name != MLFLOW]
     for inner, outer in zip(layers, layers[1:]):
-        print(f"  {outer:<26} adds {p10[outer] - p10[inner]:6.2f} / {p50[outer] - p50[inner]:6.2f} ms"
-              f" over {inner}")
+        print(f"  {outer:<26} adds {p10[outer] - p10[inner]:6.2f} / {p50[outer] - p50[inner]:6.2f} ms over {inner}")
     ours = layers[-1]
     print(f"{ours} / {MLFLOW}: p10 {p10[ours] / p10[MLFLOW]:.3f}×, p50 {p50[ours] / p50[MLFLOW]:.3f}×")
 

@@ -1,4 +1,5 @@
 """Drive an HTTP endpoint with wrk: fixed POST body, closed loop, figures read from a JSON line."""
+
 from __future__ import annotations
 
 import json
@@ -57,14 +58,31 @@ def ensure_wrk() -> str:
     return found
 
 
-def run_wrk(wrk: str, url: str, body_file: Path, concurrency: int, duration_s: float,
-            threads: int = 1, authorization: str = "", timeout_s: float = 10.0) -> LoadResult:
+def run_wrk(
+    wrk: str,
+    url: str,
+    body_file: Path,
+    concurrency: int,
+    duration_s: float,
+    threads: int = 1,
+    authorization: str = "",
+    timeout_s: float = 10.0,
+) -> LoadResult:
     """One closed-loop wrk run: `concurrency` connections, each sending the body back to back."""
     threads = max(1, min(threads, concurrency))
     command = [
-        wrk, f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(duration_s))}s",
-        f"--timeout={max(1, round(timeout_s))}s", "--latency", "-s", str(LUA_SCRIPT), url,
-        "--", str(body_file), authorization,
+        wrk,
+        f"-t{threads}",
+        f"-c{concurrency}",
+        f"-d{max(1, round(duration_s))}s",
+        f"--timeout={max(1, round(timeout_s))}s",
+        "--latency",
+        "-s",
+        str(LUA_SCRIPT),
+        url,
+        "--",
+        str(body_file),
+        authorization,
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + timeout_s + 30)
     if completed.returncode != 0:
@@ -74,18 +92,22 @@ def run_wrk(wrk: str, url: str, body_file: Path, concurrency: int, duration_s: f
 
 def parse_wrk_output(stdout: str) -> LoadResult:
     """Figures from the JSON line post.lua's `done` prints (latencies in microseconds)."""
-    line = next((l for l in stdout.splitlines() if l.startswith(JSON_MARKER)), None)
+    line = next((text for text in stdout.splitlines() if text.startswith(JSON_MARKER)), None)
     if line is None:
         raise LoadGenError(f"wrk printed no {JSON_MARKER.strip()} line:\n{stdout[-1000:]}")
-    figures = json.loads(line[len(JSON_MARKER):])
+    figures = json.loads(line[len(JSON_MARKER) :])
     latency, errors = figures["latency_us"], figures["errors"]
     duration_s = figures["duration_us"] / 1e6
     return LoadResult(
         requests=figures["requests"],
         duration_s=round(duration_s, 3),
         rps=round(figures["requests"] / duration_s, 1) if duration_s else 0.0,
-        p50_ms=latency["p50"] / 1000, p75_ms=latency["p75"] / 1000, p90_ms=latency["p90"] / 1000,
-        p99_ms=latency["p99"] / 1000, max_ms=latency["max"] / 1000, mean_ms=round(latency["mean"] / 1000, 3),
+        p50_ms=latency["p50"] / 1000,
+        p75_ms=latency["p75"] / 1000,
+        p90_ms=latency["p90"] / 1000,
+        p99_ms=latency["p99"] / 1000,
+        max_ms=latency["max"] / 1000,
+        mean_ms=round(latency["mean"] / 1000, 3),
         non_2xx=errors["status"],
         socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
         raw=stdout,

@@ -1,4 +1,5 @@
 """Processes the benchmark starts: their own process groups, their trees' memory, a sure stop."""
+
 from __future__ import annotations
 
 import contextlib
@@ -8,8 +9,8 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import psutil
@@ -25,7 +26,11 @@ def start_process(command: list[str], env: dict[str, str], log_path: Path) -> su
     """Start `command` in its own session, so Ctrl-C reaches only us and we stop it ourselves."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -103,8 +108,7 @@ def _signal_group(pid: int, sig: int) -> None:
             pass
 
 
-def wait_until(check: Callable[[], bool], proc: subprocess.Popen, timeout_s: float, what: str,
-               log_path: Path) -> float:
+def wait_until(check: Callable[[], bool], proc: subprocess.Popen, timeout_s: float, what: str, log_path: Path) -> float:
     """Poll `check` until true; seconds waited. Fails early if `proc` exits, naming its log."""
     started = time.monotonic()
     deadline = started + timeout_s
@@ -123,6 +127,7 @@ def http_ok(url: str) -> Callable[[], bool]:
             return httpx.get(url, timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
     return check
 
 
@@ -142,7 +147,7 @@ class PeakRssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
-    def __enter__(self) -> "PeakRssSampler":
+    def __enter__(self) -> PeakRssSampler:
         self._thread.start()
         return self
 

@@ -4,6 +4,7 @@ py-spy is a dev tool, not a dependency: `.venv/bin/pip install py-spy`. Profiles
 collapsed stacks (one `frame;frame;... count` line per stack, the input of flamegraph.pl and
 speedscope) and summarised as the functions holding the most samples.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,11 +12,10 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
-
 from cpumeter import role_of
 from procs import process_tree
 
@@ -34,7 +34,7 @@ class Profiler:
         self.outputs: dict[str, Path] = {}
         self._procs: list[subprocess.Popen] = []
 
-    def __enter__(self) -> "Profiler":
+    def __enter__(self) -> Profiler:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for proc in process_tree(self.root_pid):
             role = role_of(proc, self.root_pid)
@@ -42,11 +42,27 @@ class Profiler:
                 continue
             output = self.out_dir / f"{self.tag}-{role}-{proc.pid}.txt"
             self.outputs[f"{role}-{proc.pid}"] = output
-            self._procs.append(subprocess.Popen(
-                [self.py_spy, "record", "--pid", str(proc.pid), "--duration", str(max(1, round(self.duration_s))),
-                 "--rate", "200", "--nonblocking", "--format", "raw", "--output", str(output)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            self._procs.append(
+                subprocess.Popen(
+                    [
+                        self.py_spy,
+                        "record",
+                        "--pid",
+                        str(proc.pid),
+                        "--duration",
+                        str(max(1, round(self.duration_s))),
+                        "--rate",
+                        "200",
+                        "--nonblocking",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(output),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,4 +1,5 @@
 """The comparison table, the issue's targets with PASS/FAIL, and the JSON record of a run."""
+
 from __future__ import annotations
 
 import json
@@ -56,12 +57,17 @@ def table(results: Results, cases: list[Case]) -> str:
         theirs, mine = mlflow.get(case), ours.get(case)
         ratios = ("—",) * 3
         if theirs and mine:
-            ratios = (_fmt_ratio(ratio(mine.rps, theirs.rps)), _fmt_ratio(ratio(mine.p50_ms, theirs.p50_ms)),
-                      _fmt_ratio(ratio(mine.p99_ms, theirs.p99_ms)))
+            ratios = (
+                _fmt_ratio(ratio(mine.rps, theirs.rps)),
+                _fmt_ratio(ratio(mine.p50_ms, theirs.p50_ms)),
+                _fmt_ratio(ratio(mine.p99_ms, theirs.p99_ms)),
+            )
         errors = "; ".join(e for e in (_fmt_errors("mlflow", theirs), _fmt_errors("tcdeploy", mine)) if e)
         flag = "!!" if errors else "  "
-        lines.append(f"{case[0]:>4} {case[1]:>5}  {flag} |{_fmt_run(theirs)} |{_fmt_run(mine)} |"
-                     f"{ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7} | {errors}")
+        lines.append(
+            f"{case[0]:>4} {case[1]:>5}  {flag} |{_fmt_run(theirs)} |{_fmt_run(mine)} |"
+            f"{ratios[0]:>7} {ratios[1]:>7} {ratios[2]:>7} | {errors}"
+        )
     return "\n".join(lines)
 
 
@@ -136,8 +142,15 @@ def write_json(path: Path, record: dict) -> Path:
 
 def results_record(results: dict[str, dict[Case, object]]) -> dict:
     """Per-case figures keyed `"<rows>rows_c<concurrency>"` so the JSON reads without tuples."""
-    return {server: {f"{rows}rows_c{conc}": getattr(r, "to_dict", lambda: r)() for (rows, conc), r in by_case.items()}
-            for server, by_case in results.items()}
+    return {
+        server: {f"{rows}rows_c{conc}": _plain(r) for (rows, conc), r in by_case.items()}
+        for server, by_case in results.items()
+    }
+
+
+def _plain(result: object) -> object:
+    to_dict = getattr(result, "to_dict", None)
+    return to_dict() if to_dict else result
 
 
 NOISY_SHARE = 0.25  # other processes using more than a quarter of a core make a run suspect
@@ -145,15 +158,20 @@ NOISY_SHARE = 0.25  # other processes using more than a quarter of a core make a
 
 def cpu_table(results: Results, cpu: dict[str, dict[Case, dict]], cases: list[Case]) -> str:
     """CPU milliseconds per request by process role, and how busy the rest of the machine was."""
-    lines = ["CPU ms per request by process (server = tcdeploy gateway + control plane, or the mlflow CLI "
-             "parent; other = the rest of the machine, % of one core):"]
+    lines = [
+        "CPU ms per request by process (server = tcdeploy gateway + control plane, or the mlflow CLI "
+        "parent; other = the rest of the machine, % of one core):"
+    ]
     for server, by_case in cpu.items():
         for case in cases:
             figures, result = by_case.get(case), results.get(server, {}).get(case)
             if not figures or not result or not result.requests:
                 continue
-            per_request = {key[:-len("_cpu_s")]: 1000 * value / result.requests
-                           for key, value in figures.items() if key.endswith("_cpu_s") and key != "other_cpu_s"}
+            per_request = {
+                key[: -len("_cpu_s")]: 1000 * value / result.requests
+                for key, value in figures.items()
+                if key.endswith("_cpu_s") and key != "other_cpu_s"
+            }
             other = figures["other_cpu_s"] / figures["wall_s"] if figures["wall_s"] else 0.0
             noisy = "  (noisy: the machine was busy)" if other > NOISY_SHARE else ""
             shares = "  ".join(f"{role} {ms:.2f}" for role, ms in per_request.items())

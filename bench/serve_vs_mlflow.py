@@ -7,6 +7,7 @@ memory, and the targets of issue 4 with PASS/FAIL. The run is also written as JS
 bench/results/. Exit status: 0 when every target that was measured passes, 1 otherwise, 130 on
 Ctrl-C. See bench/README.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from benchmodel import BenchModel, request_body, train_bench_model
 from cpumeter import CpuMeter, wait_until_idle
@@ -39,18 +40,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", choices=("mlflow", "tcdeploy", "both"), default="both")
     parser.add_argument("--concurrency", type=_int_list, default=[1, 8, 32], help="comma list (1,8,32)")
     parser.add_argument("--rows", type=_int_list, default=[1, 100], help="rows per request, comma list (1,100)")
-    parser.add_argument("--interleave", action="store_true",
-                        help="run both servers at once and alternate case by case (steadier on a busy machine)")
-    parser.add_argument("--wrk-threads", type=_positive_int, default=1,
-                        help="wrk threads (1: leaves the most CPU to the servers on a small machine)")
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="run both servers at once and alternate case by case (steadier on a busy machine)",
+    )
+    parser.add_argument(
+        "--wrk-threads",
+        type=_positive_int,
+        default=1,
+        help="wrk threads (1: leaves the most CPU to the servers on a small machine)",
+    )
     parser.add_argument("--timeout", type=_positive_int, default=10, help="wrk per-request timeout, s (10)")
     parser.add_argument("--n-estimators", type=_positive_int, default=100, help="trees in the forest (100)")
-    parser.add_argument("--instance-type", default="TI.S.MEDIUM.POST",
-                        help="tcdeploy instance type of the replica (TI.S.MEDIUM.POST: 2 CPU, 4 GiB)")
-    parser.add_argument("--max-batch-size", type=_positive_int,
-                        help="tcdeploy BatchConfig.MaxBatchSize (default: the service's own default)")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy every server process during each measured run (needs py-spy)")
+    parser.add_argument(
+        "--instance-type",
+        default="TI.S.MEDIUM.POST",
+        help="tcdeploy instance type of the replica (TI.S.MEDIUM.POST: 2 CPU, 4 GiB)",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        help="tcdeploy BatchConfig.MaxBatchSize (default: the service's own default)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy every server process during each measured run (needs py-spy)"
+    )
     parser.add_argument("--workdir", type=Path, help="keep the model, logs and data here (default: a temp dir)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     return parser.parse_args(argv)
@@ -181,9 +196,15 @@ class Bench:
         body = self.bodies[rows]
         check_replies(target, body.read_bytes(), rows)
         self.warmup_requests[name] += 1
-        common = dict(wrk=self.wrk, url=target.predict_url, body_file=body, concurrency=conc,
-                      threads=self.args.wrk_threads, authorization=target.authorization,
-                      timeout_s=self.args.timeout)
+        common = dict(
+            wrk=self.wrk,
+            url=target.predict_url,
+            body_file=body,
+            concurrency=conc,
+            threads=self.args.wrk_threads,
+            authorization=target.authorization,
+            timeout_s=self.args.timeout,
+        )
         if self.args.warmup:
             wait_until_idle(target.pid)
             self.warmup_requests[name] += run_wrk(duration_s=self.args.warmup, **common).requests
@@ -193,8 +214,11 @@ class Bench:
         self.results[name][(rows, conc)], self.cpu[name][(rows, conc)] = result, meter.result
         flag = f"  !! {result.non_2xx} non-2xx, {result.socket_errors} socket errors" if result.errors else ""
         other = 100 * meter.result["other_cpu_s"] / meter.result["wall_s"]
-        print(f"   rows={rows:<4} c={conc:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms"
-              f"  p99 {result.p99_ms:7.2f} ms  (other load {other:.0f}% of a core){flag}", flush=True)
+        print(
+            f"   rows={rows:<4} c={conc:<3} {result.rps:8.1f} req/s  p50 {result.p50_ms:7.2f} ms"
+            f"  p99 {result.p99_ms:7.2f} ms  (other load {other:.0f}% of a core){flag}",
+            flush=True,
+        )
 
     def _profiler(self, name: str, target: Target, rows: int, conc: int) -> contextlib.AbstractContextManager:
         if not self.py_spy:
@@ -226,18 +250,25 @@ def machine_info(wrk: str) -> dict:
 
     wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     return {
-        "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-        "mlflow": mlflow.__version__, "sklearn": sklearn.__version__, "numpy": numpy.__version__,
-        "wrk": wrk_version.strip(), "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "mlflow": mlflow.__version__,
+        "sklearn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "wrk": wrk_version.strip(),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
     }
 
 
 def print_report(bench: Bench, found: list) -> None:
     args, model = bench.args, bench.model
     mode = "interleaved case by case" if args.interleave else "one server after the other"
-    print(f"\n== results ({mode}): {args.duration} s per case after {args.warmup} s warm-up, wrk -t{args.wrk_threads}; "
-          f"RandomForest {model.n_estimators} trees, 11 features; in-process sklearn predict "
-          + ", ".join(f"{rows} row(s) {ms} ms" for rows, ms in model.predict_ms.items()))
+    print(
+        f"\n== results ({mode}): {args.duration} s per case after {args.warmup} s warm-up, wrk -t{args.wrk_threads}; "
+        f"RandomForest {model.n_estimators} trees, 11 features; in-process sklearn predict "
+        + ", ".join(f"{rows} row(s) {ms} ms" for rows, ms in model.predict_ms.items())
+    )
     print(table(bench.results, bench.cases))
     print(cpu_table(bench.results, bench.cpu, bench.cases))
     if bench.peaks:
@@ -252,8 +283,10 @@ def print_report(bench: Bench, found: list) -> None:
     if rows is not None:
         sent = sum(r.requests for r in bench.results.get("tcdeploy", {}).values())
         sent += bench.warmup_requests.get("tcdeploy", 0)
-        print(f"tcdeploy inference table rows after the clean stop: {rows} "
-              f"(requests wrk saw answered, warm-ups included: {sent}; in-flight ones at each run's end add a few)")
+        print(
+            f"tcdeploy inference table rows after the clean stop: {rows} "
+            f"(requests wrk saw answered, warm-ups included: {sent}; in-flight ones at each run's end add a few)"
+        )
     for name, message in bench.failures.items():
         print(f"FAILED {name}: {message.splitlines()[0]}")
     print("targets (issue 4, ratios to mlflow models serve in this run):")
@@ -271,8 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     with working_dir(args.workdir) as workdir:
         print(f"training the benchmark model ({args.n_estimators} trees) in {workdir}", flush=True)
-        model = train_bench_model(workdir / "model", n_estimators=args.n_estimators,
-                                  row_counts=tuple(args.rows))
+        model = train_bench_model(workdir / "model", n_estimators=args.n_estimators, row_counts=tuple(args.rows))
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         bench = Bench(args, wrk, model, workdir, stamp)
         try:

@@ -1,17 +1,17 @@
 """The two servers under test, each a context manager that starts it, yields how to reach it, and
 always stops it: `mlflow models serve` and `tcdeploy server` with one service."""
+
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import httpx
-
 from cpumeter import rss_by_role
 from procs import PeakRssSampler, free_port, http_ok, start_process, stop_process, tail, wait_until
 
@@ -27,6 +27,7 @@ WORKER_OVERRIDES = ("MLFLOW_WORKERS", "MLFLOW_MODELS_WORKERS")
 @dataclass
 class Target:
     """A running server: where to POST, with which header, and its memory sampler."""
+
     name: str
     predict_url: str
     authorization: str
@@ -48,53 +49,103 @@ def _base_env() -> dict[str, str]:
 def mlflow_serve(model_dir: Path, workdir: Path, ready_timeout_s: float = 180) -> Iterator[Target]:
     port = free_port()
     log_path = workdir / "mlflow-serve.log"
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir),
-               "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        str(model_dir),
+        "--env-manager",
+        "local",
+        "-p",
+        str(port),
+        "-h",
+        "127.0.0.1",
+    ]
     proc = start_process(command, _base_env(), log_path)
     try:
         with PeakRssSampler(proc.pid) as memory:
-            to_ping = wait_until(http_ok(f"http://127.0.0.1:{port}/ping"), proc, ready_timeout_s,
-                                 "mlflow models serve", log_path)
-            yield Target("mlflow", f"http://127.0.0.1:{port}/invocations", "", proc.pid, memory,
-                         startup_s={"launch_to_ping": round(to_ping, 2)},
-                         notes={"log": str(log_path), "ready_rss_bytes": memory.sample(),
-                                "ready_rss_by_role": rss_by_role(proc.pid)})
+            to_ping = wait_until(
+                http_ok(f"http://127.0.0.1:{port}/ping"), proc, ready_timeout_s, "mlflow models serve", log_path
+            )
+            yield Target(
+                "mlflow",
+                f"http://127.0.0.1:{port}/invocations",
+                "",
+                proc.pid,
+                memory,
+                startup_s={"launch_to_ping": round(to_ping, 2)},
+                notes={
+                    "log": str(log_path),
+                    "ready_rss_bytes": memory.sample(),
+                    "ready_rss_by_role": rss_by_role(proc.pid),
+                },
+            )
     finally:
         stop_process(proc)
 
 
 @contextlib.contextmanager
-def tcdeploy_server(model_dir: Path, workdir: Path, instance_type: str, max_batch_size: int | None = None,
-                    ready_timeout_s: float = 180) -> Iterator[Target]:
+def tcdeploy_server(
+    model_dir: Path, workdir: Path, instance_type: str, max_batch_size: int | None = None, ready_timeout_s: float = 180
+) -> Iterator[Target]:
     port = free_port()
     data_dir = workdir / "tcdeploy-data"
     log_path = workdir / "tcdeploy-server.log"
     env = _base_env() | {
-        "TCDEPLOY_SECRET_ID": SECRET_ID, "TCDEPLOY_SECRET_KEY": SECRET_KEY,
+        "TCDEPLOY_SECRET_ID": SECRET_ID,
+        "TCDEPLOY_SECRET_KEY": SECRET_KEY,
         "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir}/mlflow.db",
     }
-    command = [sys.executable, "-m", "tcdeploy", "server", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "tcdeploy",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
     launched = time.monotonic()
     proc = start_process(command, env, log_path)
     target: Target | None = None
     try:
         with PeakRssSampler(proc.pid) as memory:
-            to_health = wait_until(http_ok(f"http://127.0.0.1:{port}/healthz"), proc, ready_timeout_s,
-                                   "tcdeploy server", log_path)
+            to_health = wait_until(
+                http_ok(f"http://127.0.0.1:{port}/healthz"), proc, ready_timeout_s, "tcdeploy server", log_path
+            )
             api = ControlApi(port)
             created = time.monotonic()
             group_id = api.create_service(model_dir, instance_type, max_batch_size, ready_timeout_s, log_path)
             to_running = time.monotonic() - created
             token = api.auth_token(group_id)
             url = f"http://127.0.0.1:{port}/groups/{group_id}/predict"
-            target = Target("tcdeploy", url, token, proc.pid, memory, startup_s={
-                "launch_to_healthz": round(to_health, 2),
-                "create_to_running": round(to_running, 2),
-                "launch_to_running": round(time.monotonic() - launched, 2),
-            }, notes={"log": str(log_path), "group_id": group_id, "data_dir": str(data_dir),
-                      "instance_type": instance_type, "max_batch_size": max_batch_size,
-                      "ready_rss_bytes": memory.sample(), "ready_rss_by_role": rss_by_role(proc.pid)})
+            target = Target(
+                "tcdeploy",
+                url,
+                token,
+                proc.pid,
+                memory,
+                startup_s={
+                    "launch_to_healthz": round(to_health, 2),
+                    "create_to_running": round(to_running, 2),
+                    "launch_to_running": round(time.monotonic() - launched, 2),
+                },
+                notes={
+                    "log": str(log_path),
+                    "group_id": group_id,
+                    "data_dir": str(data_dir),
+                    "instance_type": instance_type,
+                    "max_batch_size": max_batch_size,
+                    "ready_rss_bytes": memory.sample(),
+                    "ready_rss_by_role": rss_by_role(proc.pid),
+                },
+            )
             yield target
     finally:
         stop_process(proc)
@@ -122,36 +173,44 @@ class ControlApi:
         from tencentcloud.common.profile.http_profile import HttpProfile
 
         cred = credential.Credential(SECRET_ID, SECRET_KEY)
-        profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=f"127.0.0.1:{port}",
-                                                        reqTimeout=60))
+        profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=f"127.0.0.1:{port}", reqTimeout=60))
         self.wedata = CommonClient("wedata", "2025-10-10", cred, REGION, profile)
         self.tione = CommonClient("tione", "2021-11-11", cred, REGION, profile)
 
-    def create_service(self, model_dir: Path, instance_type: str, max_batch_size: int | None,
-                       timeout_s: float, log_path: Path) -> str:
+    def create_service(
+        self, model_dir: Path, instance_type: str, max_batch_size: int | None, timeout_s: float, log_path: Path
+    ) -> str:
         """Create the one-replica service, auth and inference table on; its group id once Running."""
         spec = {"InstanceType": instance_type, "Replicas": 1, "MlModelInfo": {"ModelPath": str(model_dir)}}
         if max_batch_size is not None:
             spec["BatchConfig"] = {"MaxBatchSize": max_batch_size}
-        detail = self.wedata.call_json("CreateMLModelServices", {
-            "WorkspaceId": WORKSPACE, "ServiceName": SERVICE_NAME,
-            "AuthorizationEnable": True, "InferenceTablePushEnable": True, "Services": [spec],
-        })["Response"]["Data"]
+        detail = self.wedata.call_json(
+            "CreateMLModelServices",
+            {
+                "WorkspaceId": WORKSPACE,
+                "ServiceName": SERVICE_NAME,
+                "AuthorizationEnable": True,
+                "InferenceTablePushEnable": True,
+                "Services": [spec],
+            },
+        )["Response"]["Data"]
         deadline = time.monotonic() + timeout_s
         while detail["Status"] != "Running":
             if detail["Status"] in ("CreateFailed", "Abnormal") or time.monotonic() > deadline:
-                raise RuntimeError(f"service {detail['ServiceId']} is {detail['Status']}: "
-                                   f"{detail.get('Reason')}; server log:\n{tail(log_path)}")
+                raise RuntimeError(
+                    f"service {detail['ServiceId']} is {detail['Status']}: "
+                    f"{detail.get('Reason')}; server log:\n{tail(log_path)}"
+                )
             time.sleep(0.2)
-            detail = self.wedata.call_json("GetMLModelService", {
-                "WorkspaceId": WORKSPACE, "ServiceId": detail["ServiceId"]})["Response"]["Data"]
+            detail = self.wedata.call_json(
+                "GetMLModelService", {"WorkspaceId": WORKSPACE, "ServiceId": detail["ServiceId"]}
+            )["Response"]["Data"]
         return detail["ServiceGroupId"]
 
     def auth_token(self, group_id: str) -> str:
         token = self._call_info(group_id).get("AuthToken")
         if not token:  # enabling auth at create time may not mint a token: ask for one
-            self.tione.call_json("CreateModelServiceAuthToken",
-                                 {"ServiceGroupId": group_id, "Name": "bench"})
+            self.tione.call_json("CreateModelServiceAuthToken", {"ServiceGroupId": group_id, "Name": "bench"})
             token = self._call_info(group_id).get("AuthToken")
         if not token:
             raise RuntimeError(f"group {group_id} has no auth token after CreateModelServiceAuthToken")

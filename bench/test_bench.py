@@ -2,6 +2,7 @@
 
 Part of `make test`; wrk (installed by .ci/run) is needed for the load-generator check.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from benchmodel import COLUMNS, request_body, synthetic_frame
 from loadgen import LoadGenError, LoadResult, parse_wrk_output, run_wrk
 from report import table, verdicts
@@ -25,9 +25,20 @@ SAMPLE = (
 
 
 def result(rps: float, p50: float = 10.0, p99: float = 20.0, non_2xx: int = 0) -> LoadResult:
-    return LoadResult(requests=int(rps * 10), duration_s=10.0, rps=rps, p50_ms=p50, p75_ms=p50,
-                      p90_ms=p99, p99_ms=p99, max_ms=p99, mean_ms=p50, non_2xx=non_2xx,
-                      socket_errors=0, raw="")
+    return LoadResult(
+        requests=int(rps * 10),
+        duration_s=10.0,
+        rps=rps,
+        p50_ms=p50,
+        p75_ms=p50,
+        p90_ms=p99,
+        p99_ms=p99,
+        max_ms=p99,
+        mean_ms=p50,
+        non_2xx=non_2xx,
+        socket_errors=0,
+        raw="",
+    )
 
 
 def test_wrk_figures_are_read_from_the_json_line():
@@ -102,11 +113,9 @@ def http_server():
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 @pytest.mark.parametrize("path, expect_errors", [("/ok", False), ("/fail", True)])
-def test_wrk_sends_the_body_and_header_and_counts_error_replies(http_server, tmp_path: Path,
-                                                                  path, expect_errors):
+def test_wrk_sends_the_body_and_header_and_counts_error_replies(http_server, tmp_path: Path, path, expect_errors):
     body = tmp_path / "body.json"
     body.write_bytes(b'{"x": 1}')
-    run = run_wrk(shutil.which("wrk"), http_server + path, body, concurrency=2, duration_s=1,
-                  authorization="tok")
+    run = run_wrk(shutil.which("wrk"), http_server + path, body, concurrency=2, duration_s=1, authorization="tok")
     assert run.requests > 0
     assert (run.non_2xx == run.requests) if expect_errors else (run.errors == 0)

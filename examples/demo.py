@@ -4,6 +4,7 @@ Starts `tcdeploy server` (127.0.0.1:8600, data in ./.tcdeploy), trains and regis
 model, deploys it with MLflow's deployment client, predicts, shows status and pod logs, then deletes
 the deployment and stops the server.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,9 @@ def register_model(tracking_uri: str) -> str:
     mlflow.set_experiment("tcdeploy-demo")
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=MODEL_NAME,
+            model,
+            name="model",
+            registered_model_name=MODEL_NAME,
             signature=infer_signature(X, model.predict(X)),
             # MLflow >= 3.17 stores sklearn models with skops, which must be told to trust trees.
             skops_trusted_types=["sklearn.tree._tree.Tree"],
@@ -78,9 +81,7 @@ def main() -> None:
         client.delete_deployment(MODEL_NAME)  # idempotent: clears a leftover from an interrupted run
 
         print("\ninstance types:", [t["spec_name"] for t in client.list_instance_types()])
-        deployment = client.create_deployment(
-            MODEL_NAME, f"models:/{MODEL_NAME}/{version}", config={"replicas": 1}
-        )
+        deployment = client.create_deployment(MODEL_NAME, f"models:/{MODEL_NAME}/{version}", config={"replicas": 1})
         print("\ndeployed:", {k: deployment[k] for k in ("name", "service_id", "status", "url")})
 
         X, _ = load_iris(return_X_y=True, as_frame=True)

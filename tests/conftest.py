@@ -1,4 +1,5 @@
 """Fixtures shared by every test folder: small real models, trained once per session."""
+
 from __future__ import annotations
 
 from pathlib import Path

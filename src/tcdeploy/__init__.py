@@ -6,6 +6,7 @@ and exactly one ``BaseDeploymentClient`` subclass, ``TcDeploymentClient`` (from
 the Tencent Cloud SDK's common package); the server lives in ``tcdeploy.server`` and is only
 imported by ``run_local``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,7 @@ __all__ = ["TcDeploymentClient", "run_local", "target_help"]
 __version__ = "0.1.0"
 
 
-def run_local(name: str, model_uri: str, flavor: str | None = None,
-              config: dict[str, Any] | None = None) -> None:
+def run_local(name: str, model_uri: str, flavor: str | None = None, config: dict[str, Any] | None = None) -> None:
     """Serve ``model_uri`` in the foreground exactly as a replica does (same server, ``/predict``).
 
     ``config``: ``host`` (default 127.0.0.1), ``port`` (default 5000), ``max_batch_size`` and
@@ -33,9 +33,13 @@ def run_local(name: str, model_uri: str, flavor: str | None = None,
     from tcdeploy.server.replica import ModelLoadError, serve
 
     try:
-        serve(model.path or model.uri, host=values["host"], port=int(values["port"]),
-              max_batch_size=int(values["max_batch_size"]),
-              max_batch_wait_ms=float(values["max_batch_wait_ms"]))
+        serve(
+            model.path or model.uri,
+            host=values["host"],
+            port=int(values["port"]),
+            max_batch_size=int(values["max_batch_size"]),
+            max_batch_wait_ms=float(values["max_batch_wait_ms"]),
+        )
     except ModelLoadError as exc:
         raise invalid(f"cannot serve {model_uri!r}: {exc}") from exc
 

@@ -2,6 +2,7 @@
 
 argv: target, model directory. Credentials come from the environment.
 """
+
 import sys
 
 from mlflow.deployments import get_deploy_client

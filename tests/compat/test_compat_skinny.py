@@ -1,5 +1,6 @@
 """The plugin works with the MLflow WeData notebooks have: mlflow-skinny 3.10 and the oldest SDK
 we allow, in a venv of their own, against a real server."""
+
 from __future__ import annotations
 
 import os
@@ -27,15 +28,25 @@ def compat_python() -> Path:
 
 
 def test_the_plugin_works_on_mlflow_skinny_3_10(compat_python, tcdeploy_server, logistic_model_dir):
-    version = subprocess.run([str(compat_python), "-c", "import mlflow; print(mlflow.__version__)"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [str(compat_python), "-c", "import mlflow; print(mlflow.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert version.startswith("3.10"), version
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
-           **tcdeploy_server.client_env()}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}, **tcdeploy_server.client_env()}
     done = subprocess.run(
-        [str(compat_python), str(Path(__file__).with_name("compat_smoke.py")),
-         tcdeploy_server.target, str(logistic_model_dir)],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            str(compat_python),
+            str(Path(__file__).with_name("compat_smoke.py")),
+            tcdeploy_server.target,
+            str(logistic_model_dir),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "COMPAT OK 3.10" in done.stdout

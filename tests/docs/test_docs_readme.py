@@ -1,4 +1,5 @@
 """The README's quickstart runs as written against a local server (only the port differs)."""
+
 from __future__ import annotations
 
 import os
@@ -21,12 +22,17 @@ def test_the_quickstart_runs_as_written(tmp_path):
     server = start_server(tmp_path / ".tcdeploy")
     try:
         script = tmp_path / "quickstart.py"
-        script.write_text(quickstart.replace("127.0.0.1:8600", f"127.0.0.1:{server.port}")
-                          + "\nprint('QUICKSTART OK')\n")
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("TENCENTCLOUD_", "KERNEL_WEDATA_", "MLFLOW_TRACKING_URI"))}
-        done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=600)
+        script.write_text(
+            quickstart.replace("127.0.0.1:8600", f"127.0.0.1:{server.port}") + "\nprint('QUICKSTART OK')\n"
+        )
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TENCENTCLOUD_", "KERNEL_WEDATA_", "MLFLOW_TRACKING_URI"))
+        }
+        done = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "QUICKSTART OK" in done.stdout
     finally:

@@ -1,4 +1,5 @@
 """End-to-end fixtures: registered models on the session's real server, and a client for it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,9 @@ from plugin_e2e import register_versions, unique
 def registered_model(tcdeploy_server, tmp_path_factory) -> str:
     """A registered model name on the server's registry: v1 logistic, v2 constant."""
     name = unique("iris")
-    register_versions(tcdeploy_server.tracking_uri, tmp_path_factory.mktemp("artifacts"), name,
-                      tmp_path_factory.mktemp("code"))
+    register_versions(
+        tcdeploy_server.tracking_uri, tmp_path_factory.mktemp("artifacts"), name, tmp_path_factory.mktemp("code")
+    )
     return name
 
 
@@ -19,8 +21,13 @@ def registered_model(tcdeploy_server, tmp_path_factory) -> str:
 def server_env(tcdeploy_server):
     """The environment a user sets to reach the session server (restored after the module)."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
-                     "KERNEL_WEDATA_CLOUD_SDK_SECRET_TOKEN", "WEDATA_WORKSPACE_ID", "TCDEPLOY_DATA_DIR"):
+        for name in (
+            "KERNEL_WEDATA_CLOUD_SDK_SECRET_ID",
+            "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
+            "KERNEL_WEDATA_CLOUD_SDK_SECRET_TOKEN",
+            "WEDATA_WORKSPACE_ID",
+            "TCDEPLOY_DATA_DIR",
+        ):
             patch.delenv(name, raising=False)
         for name, value in tcdeploy_server.client_env().items():
             patch.setenv(name, value)

@@ -1,4 +1,5 @@
 """Helpers for the plugin's end-to-end tests (imported by conftest and the test modules)."""
+
 from __future__ import annotations
 
 import textwrap
@@ -46,11 +47,16 @@ def register_versions(tracking_uri: str, artifacts: Path, name: str, code_dir: P
         # Artifacts under the test's temporary dir, not ./mlruns in the working tree.
         experiment = mlflow.create_experiment(unique("plugin-e2e"), artifact_location=artifacts.as_uri())
         with mlflow.start_run(experiment_id=experiment):
-            mlflow.sklearn.log_model(logistic, name="model", registered_model_name=name,
-                                     signature=infer_signature(X, logistic.predict(X)))
+            mlflow.sklearn.log_model(
+                logistic, name="model", registered_model_name=name, signature=infer_signature(X, logistic.predict(X))
+            )
         with mlflow.start_run(experiment_id=experiment):
-            mlflow.pyfunc.log_model(name="model", python_model=str(code), registered_model_name=name,
-                                    signature=infer_signature(X, np.full(len(X), CONSTANT)))
+            mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(code),
+                registered_model_name=name,
+                signature=infer_signature(X, np.full(len(X), CONSTANT)),
+            )
     finally:
         mlflow.set_tracking_uri(previous)
 

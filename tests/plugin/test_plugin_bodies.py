@@ -1,4 +1,5 @@
 """Model URIs, request bodies, traffic weights and predict payloads."""
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ from tcdeploy.plugin.bodies import (
 from tcdeploy.plugin.configkeys import CREATE_KEYS, UPDATE_KEYS, convert_config
 
 # ---- model URIs -----------------------------------------------------------------------------------
+
 
 def test_three_part_registry_uri():
     ref = parse_model_uri("models:/main.default.iris/3")
@@ -54,16 +56,19 @@ def test_local_paths_become_absolute(tmp_path, monkeypatch):
     assert parse_model_uri("~/m").path == os.path.expanduser("~/m")
 
 
-@pytest.mark.parametrize("uri, problem", [
-    ("", "model_uri is required"),
-    ("models:/iris", "models:/<name>/<version>"),
-    ("models:/iris/1/extra", "models:/<name>/<version>"),
-    ("models:/a..b/1", "empty part"),
-    ("https://example.com/model.tar.gz", "scheme 'https'"),
-    ("s3://bucket/model", "scheme 's3'"),
-    ("runs://host/abc/model", "names a host"),
-    ("/tmp/model\r\n", "control characters"),
-])
+@pytest.mark.parametrize(
+    "uri, problem",
+    [
+        ("", "model_uri is required"),
+        ("models:/iris", "models:/<name>/<version>"),
+        ("models:/iris/1/extra", "models:/<name>/<version>"),
+        ("models:/a..b/1", "empty part"),
+        ("https://example.com/model.tar.gz", "scheme 'https'"),
+        ("s3://bucket/model", "scheme 's3'"),
+        ("runs://host/abc/model", "names a host"),
+        ("/tmp/model\r\n", "control characters"),
+    ],
+)
 def test_bad_model_uris(uri, problem):
     with pytest.raises(MlflowException) as info:
         parse_model_uri(uri)
@@ -77,23 +82,44 @@ def test_registry_properties():
 
 # ---- request bodies -------------------------------------------------------------------------------
 
+
 def test_create_body_has_the_seeds_shape_with_defaults():
-    ref = ModelRef(uri="models:/c.s.iris/3", name="iris", version="3", catalog="c", schema="s",
-                      path="models:/m-1", model_id="m-1")
-    values = convert_config({"instance_type": "TI.S.MICRO.POST", "replicas": "2",
-                                "authorization_enable": "true", "max_batch_size": "8", "wait": "false"},
-                               CREATE_KEYS, "create_deployment")
+    ref = ModelRef(
+        uri="models:/c.s.iris/3", name="iris", version="3", catalog="c", schema="s", path="models:/m-1", model_id="m-1"
+    )
+    values = convert_config(
+        {
+            "instance_type": "TI.S.MICRO.POST",
+            "replicas": "2",
+            "authorization_enable": "true",
+            "max_batch_size": "8",
+            "wait": "false",
+        },
+        CREATE_KEYS,
+        "create_deployment",
+    )
     body = build_create_request("iris", ref, values, group_id="grp-1")
     assert body == {
-        "ServiceName": "iris", "ServiceAction": "START", "ServiceGroupId": "grp-1",
-        "AuthorizationEnable": True, "LogEnable": False, "InferenceTablePushEnable": False,
-        "ModelSource": "MODEL", "Status": "NEW",
-        "Services": [{
-            "InstanceType": "TI.S.MICRO.POST", "Replicas": 2, "ChargeType": "POSTPAID_BY_HOUR",
-            "ScaleMode": "MANUAL", "BatchConfig": {"MaxBatchSize": 8, "MaxBatchWaitMs": 2},
-            "CatalogName": "c", "SchemaName": "s",
-            "MlModelInfo": {"Id": "m-1", "Name": "iris", "Version": "3", "ModelPath": "models:/m-1"},
-        }],
+        "ServiceName": "iris",
+        "ServiceAction": "START",
+        "ServiceGroupId": "grp-1",
+        "AuthorizationEnable": True,
+        "LogEnable": False,
+        "InferenceTablePushEnable": False,
+        "ModelSource": "MODEL",
+        "Status": "NEW",
+        "Services": [
+            {
+                "InstanceType": "TI.S.MICRO.POST",
+                "Replicas": 2,
+                "ChargeType": "POSTPAID_BY_HOUR",
+                "ScaleMode": "MANUAL",
+                "BatchConfig": {"MaxBatchSize": 8, "MaxBatchWaitMs": 2},
+                "CatalogName": "c",
+                "SchemaName": "s",
+                "MlModelInfo": {"Id": "m-1", "Name": "iris", "Version": "3", "ModelPath": "models:/m-1"},
+            }
+        ],
     }
 
 
@@ -101,13 +127,22 @@ def test_update_body_is_flat_and_only_what_was_given():
     values = convert_config({"replicas": "3", "service_port": "8080", "wait": "false"}, UPDATE_KEYS, "u")
     assert build_update_request("svc-1", None, values) == {"ServiceId": "svc-1", "Replicas": 3, "ServicePort": 8080}
     ref = parse_model_uri("runs:/abc/model")
-    assert build_update_request("svc-1", ref, {}) == {"ServiceId": "svc-1", "MlModelInfo": {"ModelPath": "runs:/abc/model"}}
+    assert build_update_request("svc-1", ref, {}) == {
+        "ServiceId": "svc-1",
+        "MlModelInfo": {"ModelPath": "runs:/abc/model"},
+    }
 
 
 def test_service_actions():
-    assert build_update_request("svc-1", None, {"service_action": "STOP"}) == {"ServiceId": "svc-1", "ServiceAction": "STOP"}
+    assert build_update_request("svc-1", None, {"service_action": "STOP"}) == {
+        "ServiceId": "svc-1",
+        "ServiceAction": "STOP",
+    }
     assert build_update_request("svc-1", None, {"service_action": "SCALE", "replicas": 2}) == {
-        "ServiceId": "svc-1", "ServiceAction": "SCALE", "Replicas": 2}
+        "ServiceId": "svc-1",
+        "ServiceAction": "SCALE",
+        "Replicas": 2,
+    }
     with pytest.raises(MlflowException, match="needs config 'replicas'"):
         build_update_request("svc-1", None, {"service_action": "SCALE"})
     with pytest.raises(MlflowException, match="cannot be combined with replicas"):
@@ -118,20 +153,24 @@ def test_service_actions():
 
 # ---- predict payloads -----------------------------------------------------------------------------
 
+
 def test_dataframe_becomes_dataframe_split():
     frame = pd.DataFrame({"a": [1, 2], "b": [0.5, None]})
     assert predict_payload(frame) == {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 0.5], [2, None]]}}
 
 
-@pytest.mark.parametrize("inputs, body", [
-    ({"dataframe_records": [{"a": 1}]}, {"dataframe_records": [{"a": 1}]}),
-    ({"instances": [[1, 2]]}, {"instances": [[1, 2]]}),
-    ({"a": [1, 2]}, {"inputs": {"a": [1, 2]}}),
-    ([[1, 2], [3, 4]], {"inputs": [[1, 2], [3, 4]]}),
-    (np.array([[1.0, 2.0]]), {"inputs": [[1.0, 2.0]]}),
-    (pd.Series([1, 2]), {"inputs": [1, 2]}),
-    ("hello", {"inputs": "hello"}),
-])
+@pytest.mark.parametrize(
+    "inputs, body",
+    [
+        ({"dataframe_records": [{"a": 1}]}, {"dataframe_records": [{"a": 1}]}),
+        ({"instances": [[1, 2]]}, {"instances": [[1, 2]]}),
+        ({"a": [1, 2]}, {"inputs": {"a": [1, 2]}}),
+        ([[1, 2], [3, 4]], {"inputs": [[1, 2], [3, 4]]}),
+        (np.array([[1.0, 2.0]]), {"inputs": [[1.0, 2.0]]}),
+        (pd.Series([1, 2]), {"inputs": [1, 2]}),
+        ("hello", {"inputs": "hello"}),
+    ],
+)
 def test_other_inputs(inputs, body):
     assert predict_payload(inputs) == body
 
@@ -152,29 +191,40 @@ def test_unsupported_inputs():
 
 # ---- traffic weights (update_endpoint) -------------------------------------------------------------
 
-GROUP = {"ServiceGroupName": "iris", "Services": [
-    {"ServiceId": "svc-a", "ServiceName": "iris-v1"}, {"ServiceId": "svc-b", "ServiceName": "iris-v2"}]}
+GROUP = {
+    "ServiceGroupName": "iris",
+    "Services": [{"ServiceId": "svc-a", "ServiceName": "iris-v1"}, {"ServiceId": "svc-b", "ServiceName": "iris-v2"}],
+}
 
 
 def test_traffic_by_name_or_id_and_the_rest_gets_zero():
     assert traffic_weights(GROUP, {"iris-v1": 50, "svc-b": 50.0}) == [
-        {"ServiceId": "svc-a", "Weight": 50}, {"ServiceId": "svc-b", "Weight": 50}]
+        {"ServiceId": "svc-a", "Weight": 50},
+        {"ServiceId": "svc-b", "Weight": 50},
+    ]
     assert traffic_weights(GROUP, {"svc-a": 100}) == [
-        {"ServiceId": "svc-a", "Weight": 100}, {"ServiceId": "svc-b", "Weight": 0}]
+        {"ServiceId": "svc-a", "Weight": 100},
+        {"ServiceId": "svc-b", "Weight": 0},
+    ]
 
 
-@pytest.mark.parametrize("traffic, problem", [
-    ({"iris-v1": 50, "iris-v3": 50}, "'iris-v3' is not a deployment of endpoint 'iris' (its deployments: "
-                                     "iris-v1 (svc-a), iris-v2 (svc-b))"),
-    ({"iris-v1": 50, "svc-a": 50}, "names a deployment already given"),
-    ({"iris-v1": 60, "iris-v2": 30}, "must sum to 100, not 90"),
-    ({"iris-v1": float("nan"), "iris-v2": 50}, "whole percent"),
-    ({"iris-v1": float("inf")}, "whole percent"),
-    ({"iris-v1": True}, "whole percent"),
-    ({"iris-v1": 101}, "whole percent"),
-    ({}, "must be a JSON object"),
-    (["iris-v1"], "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "traffic, problem",
+    [
+        (
+            {"iris-v1": 50, "iris-v3": 50},
+            "'iris-v3' is not a deployment of endpoint 'iris' (its deployments: iris-v1 (svc-a), iris-v2 (svc-b))",
+        ),
+        ({"iris-v1": 50, "svc-a": 50}, "names a deployment already given"),
+        ({"iris-v1": 60, "iris-v2": 30}, "must sum to 100, not 90"),
+        ({"iris-v1": float("nan"), "iris-v2": 50}, "whole percent"),
+        ({"iris-v1": float("inf")}, "whole percent"),
+        ({"iris-v1": True}, "whole percent"),
+        ({"iris-v1": 101}, "whole percent"),
+        ({}, "must be a JSON object"),
+        (["iris-v1"], "must be a JSON object"),
+    ],
+)
 def test_bad_traffic(traffic, problem):
     with pytest.raises(MlflowException) as info:
         traffic_weights(GROUP, traffic)

@@ -4,6 +4,7 @@ The seam is a function ``send(service, version, action, body) -> reply document`
 ``NoReply`` when nothing answered; the tests hand one in. One test goes through the default seam
 (the SDK signs and posts) to a tiny listener on 127.0.0.1, for what only the SDK path does.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,8 @@ def test_calls_are_scoped_versioned_and_unwrapped():
     def send(service, version, action, body):
         seen.append((service, version, action, body))
         return {"GetMLModelService": ok(Data={"ServiceId": "svc-1"}), "DeleteMLModelService": ok()}.get(
-            action, ok(SpecInfos=[]))
+            action, ok(SpecInfos=[])
+        )
 
     api, _ = api_with(send, WEDATA_WORKSPACE_ID="ws-7")
     assert api.wedata("GetMLModelService", {"ServiceId": "svc-1"}) == {"ServiceId": "svc-1"}
@@ -69,22 +71,33 @@ def test_calls_are_scoped_versioned_and_unwrapped():
     assert seen == [
         ("wedata", "2025-10-10", "GetMLModelService", {"WorkspaceId": "ws-7", "ServiceId": "svc-1"}),
         ("wedata", "2025-10-10", "DeleteMLModelService", {"WorkspaceId": "ws-7", "ServiceId": "svc-1"}),
-        ("tione", "2021-11-11", "DescribeModelServiceGroup",
-         {"TiProjectId": "ws-7", "ServiceGroupId": "grp-1"}),
+        ("tione", "2021-11-11", "DescribeModelServiceGroup", {"TiProjectId": "ws-7", "ServiceGroupId": "grp-1"}),
         ("tione", "2021-11-11", "DescribeInferenceSpecs", {}),
     ]
 
 
 def test_throttling_is_retried_with_backoff_even_for_creates():
-    cloud = Script(error("RequestLimitExceeded", "slow down"),
-                   error("RequestLimitExceeded.UinLimitExceeded", "slower"), ok(Data={"ok": True}))
+    cloud = Script(
+        error("RequestLimitExceeded", "slow down"),
+        error("RequestLimitExceeded.UinLimitExceeded", "slower"),
+        ok(Data={"ok": True}),
+    )
     api, sleeps = api_with(cloud)
     assert api.wedata("CreateMLModelServices", {}) == {"ok": True}  # safe: a throttled call did nothing
     assert len(cloud.calls) == 3 and sleeps == [0.5, 1.0]
 
 
-@pytest.mark.parametrize("code", ["FailedOperation", "ResourceNotFound", "InternalError", "LimitExceeded",
-                                  "AuthFailure.SignatureFailure", "RequestLimitExceededButNotReally"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "FailedOperation",
+        "ResourceNotFound",
+        "InternalError",
+        "LimitExceeded",
+        "AuthFailure.SignatureFailure",
+        "RequestLimitExceededButNotReally",
+    ],
+)
 def test_other_error_replies_are_not_retried(code):
     cloud = Script(error(code, "no"))
     api, sleeps = api_with(cloud)
@@ -94,8 +107,11 @@ def test_other_error_replies_are_not_retried(code):
 
 
 def test_network_errors_are_retried_for_repeatable_actions():
-    cloud = Script(NoReply("ServerNetworkError", "<h1>bad gateway</h1>"),
-                   NoReply("ClientNetworkError", "Read timed out."), ok(Data={"ok": True}))
+    cloud = Script(
+        NoReply("ServerNetworkError", "<h1>bad gateway</h1>"),
+        NoReply("ClientNetworkError", "Read timed out."),
+        ok(Data={"ok": True}),
+    )
     api, sleeps = api_with(cloud)
     assert api.wedata("GetMLModelService", {}) == {"ok": True}
     assert len(cloud.calls) == 3 and sleeps == [0.5, 1.0]
@@ -113,22 +129,31 @@ def test_a_create_is_never_resent_after_a_lost_reply(action):
 
 
 def test_a_lost_connection_says_where_and_why():
-    refused = ("HTTPConnectionPool(host='127.0.0.1', port=8600): Max retries exceeded with url: / "
-               "(Caused by NewConnectionError('<urllib3.connection.HTTPConnection object>: Failed to "
-               "establish a new connection: [Errno 111] Connection refused'))")
+    refused = (
+        "HTTPConnectionPool(host='127.0.0.1', port=8600): Max retries exceeded with url: / "
+        "(Caused by NewConnectionError('<urllib3.connection.HTTPConnection object>: Failed to "
+        "establish a new connection: [Errno 111] Connection refused'))"
+    )
     api, _ = api_with(Script(NoReply("ClientNetworkError", refused)), TCDEPLOY_MAX_ATTEMPTS="1")
     with pytest.raises(CloudApiError) as info:
         api.wedata("GetMLModelService", {})
     assert info.value.error_code == "TEMPORARILY_UNAVAILABLE"
-    assert info.value.cloud_message == ("cannot get an answer from http://127.0.0.1:8600: [Errno 111] "
-                                        "Connection refused. Is `tcdeploy server` running there?")
+    assert info.value.cloud_message == (
+        "cannot get an answer from http://127.0.0.1:8600: [Errno 111] "
+        "Connection refused. Is `tcdeploy server` running there?"
+    )
     # The cloud: the host of the API service called, and no hint about a local server.
-    api, _ = api_with(Script(NoReply("ClientNetworkError", refused)), "tcdeploy:/ap-shanghai",
-                      TCDEPLOY_MAX_ATTEMPTS="1", WEDATA_WORKSPACE_ID="ws-1")
+    api, _ = api_with(
+        Script(NoReply("ClientNetworkError", refused)),
+        "tcdeploy:/ap-shanghai",
+        TCDEPLOY_MAX_ATTEMPTS="1",
+        WEDATA_WORKSPACE_ID="ws-1",
+    )
     with pytest.raises(CloudApiError) as info:
         api.tione("DescribeModelServiceGroup", {})
-    assert info.value.cloud_message == ("cannot get an answer from https://tione.tencentcloudapi.com: "
-                                        "[Errno 111] Connection refused.")
+    assert info.value.cloud_message == (
+        "cannot get an answer from https://tione.tencentcloudapi.com: [Errno 111] Connection refused."
+    )
 
 
 def test_attempts_are_bounded_and_backoff_is_capped():
@@ -153,18 +178,17 @@ def test_errors_carry_code_message_and_request_id():
         api.wedata("GetMLModelService", {"ServiceId": "svc-x"})
     exc = info.value
     assert isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
-    assert (exc.cloud_code, exc.request_id, exc.action) == (
-        "ResourceNotFound", "req-err", "GetMLModelService")
+    assert (exc.cloud_code, exc.request_id, exc.action) == ("ResourceNotFound", "req-err", "GetMLModelService")
     assert exc.cloud_message == "service 'svc-x' does not exist"
-    assert str(exc) == ("GetMLModelService: ResourceNotFound: service 'svc-x' does not exist "
-                        "(RequestId: req-err)")
+    assert str(exc) == ("GetMLModelService: ResourceNotFound: service 'svc-x' does not exist (RequestId: req-err)")
     assert exc.is_not_found()
 
 
 def test_messages_are_text_of_bounded_length():
-    api, _ = api_with(Script(error("InternalError", "x" * 5000),
-                             NoReply("ServerNetworkError", b"<h1>caf\xc3\xa9 \xff</h1>")),
-                      TCDEPLOY_MAX_ATTEMPTS="1")
+    api, _ = api_with(
+        Script(error("InternalError", "x" * 5000), NoReply("ServerNetworkError", b"<h1>caf\xc3\xa9 \xff</h1>")),
+        TCDEPLOY_MAX_ATTEMPTS="1",
+    )
     with pytest.raises(CloudApiError) as info:
         api.wedata("GetMLModelService", {})
     assert info.value.cloud_message == "x" * 2000
@@ -185,28 +209,31 @@ def test_a_document_that_is_not_a_cloud_api_reply_is_no_reply(document):
     assert info.value.error_code == "INTERNAL_ERROR"
 
 
-@pytest.mark.parametrize("cloud, mlflow", [
-    ("ResourceNotFound", "RESOURCE_DOES_NOT_EXIST"),
-    ("ResourceNotFound.ServiceNotFound", "RESOURCE_DOES_NOT_EXIST"),
-    ("InvalidParameter", "INVALID_PARAMETER_VALUE"),
-    ("InvalidParameterValue", "INVALID_PARAMETER_VALUE"),
-    ("InvalidParameterValue.BadName", "INVALID_PARAMETER_VALUE"),
-    ("MissingParameter", "INVALID_PARAMETER_VALUE"),
-    ("UnknownParameter", "INVALID_PARAMETER_VALUE"),
-    ("AuthFailure.SignatureFailure", "UNAUTHENTICATED"),
-    ("AuthFailure.SecretIdNotFound", "UNAUTHENTICATED"),
-    ("AuthFailure.SignatureExpire", "UNAUTHENTICATED"),
-    ("AuthFailure.UnauthorizedOperation", "PERMISSION_DENIED"),
-    ("UnauthorizedOperation", "PERMISSION_DENIED"),
-    ("ResourceInUse", "RESOURCE_ALREADY_EXISTS"),
-    ("LimitExceeded", "RESOURCE_LIMIT_EXCEEDED"),
-    ("RequestLimitExceeded", "REQUEST_LIMIT_EXCEEDED"),
-    ("FailedOperation", "INVALID_STATE"),
-    ("InternalError", "INTERNAL_ERROR"),
-    ("ClientNetworkError", "TEMPORARILY_UNAVAILABLE"),
-    ("InvalidAction", "NOT_IMPLEMENTED"),
-    ("SomethingNew", "INTERNAL_ERROR"),
-])
+@pytest.mark.parametrize(
+    "cloud, mlflow",
+    [
+        ("ResourceNotFound", "RESOURCE_DOES_NOT_EXIST"),
+        ("ResourceNotFound.ServiceNotFound", "RESOURCE_DOES_NOT_EXIST"),
+        ("InvalidParameter", "INVALID_PARAMETER_VALUE"),
+        ("InvalidParameterValue", "INVALID_PARAMETER_VALUE"),
+        ("InvalidParameterValue.BadName", "INVALID_PARAMETER_VALUE"),
+        ("MissingParameter", "INVALID_PARAMETER_VALUE"),
+        ("UnknownParameter", "INVALID_PARAMETER_VALUE"),
+        ("AuthFailure.SignatureFailure", "UNAUTHENTICATED"),
+        ("AuthFailure.SecretIdNotFound", "UNAUTHENTICATED"),
+        ("AuthFailure.SignatureExpire", "UNAUTHENTICATED"),
+        ("AuthFailure.UnauthorizedOperation", "PERMISSION_DENIED"),
+        ("UnauthorizedOperation", "PERMISSION_DENIED"),
+        ("ResourceInUse", "RESOURCE_ALREADY_EXISTS"),
+        ("LimitExceeded", "RESOURCE_LIMIT_EXCEEDED"),
+        ("RequestLimitExceeded", "REQUEST_LIMIT_EXCEEDED"),
+        ("FailedOperation", "INVALID_STATE"),
+        ("InternalError", "INTERNAL_ERROR"),
+        ("ClientNetworkError", "TEMPORARILY_UNAVAILABLE"),
+        ("InvalidAction", "NOT_IMPLEMENTED"),
+        ("SomethingNew", "INTERNAL_ERROR"),
+    ],
+)
 def test_cloud_codes_map_to_mlflow_codes(cloud, mlflow):
     from mlflow.protos.databricks_pb2 import ErrorCode
 
@@ -266,8 +293,9 @@ def as_json(document: dict, content_type: str = "application/json") -> tuple[int
 
 
 def test_the_default_seam_signs_with_the_sdk_and_reads_every_kind_of_reply(listener):
-    settings = Settings.from_target(listener.target, {**ENV, "WEDATA_WORKSPACE_ID": "ws-7",
-                                                      "TCDEPLOY_MAX_ATTEMPTS": "1"})
+    settings = Settings.from_target(
+        listener.target, {**ENV, "WEDATA_WORKSPACE_ID": "ws-7", "TCDEPLOY_MAX_ATTEMPTS": "1"}
+    )
     api = CloudApi(settings)  # no send: the SDK's CommonClient
     listener.script = [
         as_json(ok(Data={"ServiceId": "svc-1"})),
@@ -294,11 +322,17 @@ def test_the_default_seam_signs_with_the_sdk_and_reads_every_kind_of_reply(liste
     with pytest.raises(CloudApiError) as info:
         api.wedata("GetMLModelService", {"ServiceId": "svc-1"})
     assert (info.value.cloud_code, info.value.cloud_message, info.value.request_id) == (
-        "ResourceNotFound", "gone", "req-err")
+        "ResourceNotFound",
+        "gone",
+        "req-err",
+    )
     with pytest.raises(CloudApiError) as info:
         api.wedata("DeleteMLModelService", {"ServiceId": "svc-1"})
     assert (info.value.cloud_code, info.value.error_code, info.value.request_id) == (
-        "FailedOperation", "INVALID_STATE", "req-err")
+        "FailedOperation",
+        "INVALID_STATE",
+        "req-err",
+    )
 
     # What is not a cloud API reply is no reply.
     with pytest.raises(CloudApiError) as info:

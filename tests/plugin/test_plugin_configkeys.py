@@ -1,4 +1,5 @@
 """Config keys: CLI strings and Python values to typed, checked values; the catalogue's docs."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,24 +16,40 @@ from tcdeploy.plugin.configkeys import (
 
 # ---- config conversion ---------------------------------------------------------------------------
 
+
 def test_cli_strings_become_typed_values():
-    values = convert_config({
-        "replicas": "2", "authorization_enable": "true", "log_enable": "0", "wait": "False",
-        "timeout": "30", "max_batch_wait_ms": "1.5", "scale_mode": "manual",
-        "service_limit": '{"enable_instance_rps_limit": true, "InstanceRpsLimit": 5}',
-        "instance_type": "TI.S.MICRO.POST",
-    }, CREATE_KEYS, "create_deployment")
+    values = convert_config(
+        {
+            "replicas": "2",
+            "authorization_enable": "true",
+            "log_enable": "0",
+            "wait": "False",
+            "timeout": "30",
+            "max_batch_wait_ms": "1.5",
+            "scale_mode": "manual",
+            "service_limit": '{"enable_instance_rps_limit": true, "InstanceRpsLimit": 5}',
+            "instance_type": "TI.S.MICRO.POST",
+        },
+        CREATE_KEYS,
+        "create_deployment",
+    )
     assert values == {
-        "replicas": 2, "authorization_enable": True, "log_enable": False, "wait": False,
-        "timeout": 30.0, "max_batch_wait_ms": 1.5, "scale_mode": "MANUAL",
+        "replicas": 2,
+        "authorization_enable": True,
+        "log_enable": False,
+        "wait": False,
+        "timeout": 30.0,
+        "max_batch_wait_ms": 1.5,
+        "scale_mode": "MANUAL",
         "service_limit": {"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 5},
         "instance_type": "TI.S.MICRO.POST",
     }
 
 
 def test_python_values_are_checked_not_converted():
-    values = convert_config({"replicas": 3, "wait": False, "timeout": 5, "service_limit": {"a_b": 1}},
-                               CREATE_KEYS, "create_deployment")
+    values = convert_config(
+        {"replicas": 3, "wait": False, "timeout": 5, "service_limit": {"a_b": 1}}, CREATE_KEYS, "create_deployment"
+    )
     assert values == {"replicas": 3, "wait": False, "timeout": 5.0, "service_limit": {"AB": 1}}
 
 
@@ -51,21 +68,24 @@ def test_unknown_key_names_the_known_ones_and_suggests():
         assert known in message
 
 
-@pytest.mark.parametrize("config, problem", [
-    ({"replicas": "two"}, "not an integer"),
-    ({"replicas": "1.5"}, "not an integer"),
-    ({"replicas": True}, "must be a int"),
-    ({"replicas": "17"}, "at most 16"),
-    ({"replicas": -1}, "at least 0"),
-    ({"wait": "maybe"}, "not a boolean"),
-    ({"timeout": "soon"}, "not a number"),
-    ({"timeout": 0}, "at least 1"),
-    ({"service_limit": "{not json"}, "not valid JSON"),
-    ({"service_limit": "[1, 2]"}, "must be a JSON object"),
-    ({"scale_mode": "sideways"}, "MANUAL, AUTO"),
-    ({"max_batch_size": 0}, "at least 1"),
-    ({"max_batch_wait_ms": 5000}, "at most 1000"),
-])
+@pytest.mark.parametrize(
+    "config, problem",
+    [
+        ({"replicas": "two"}, "not an integer"),
+        ({"replicas": "1.5"}, "not an integer"),
+        ({"replicas": True}, "must be a int"),
+        ({"replicas": "17"}, "at most 16"),
+        ({"replicas": -1}, "at least 0"),
+        ({"wait": "maybe"}, "not a boolean"),
+        ({"timeout": "soon"}, "not a number"),
+        ({"timeout": 0}, "at least 1"),
+        ({"service_limit": "{not json"}, "not valid JSON"),
+        ({"service_limit": "[1, 2]"}, "must be a JSON object"),
+        ({"scale_mode": "sideways"}, "MANUAL, AUTO"),
+        ({"max_batch_size": 0}, "at least 1"),
+        ({"max_batch_wait_ms": 5000}, "at most 1000"),
+    ],
+)
 def test_bad_values_name_the_key_and_the_problem(config, problem):
     with pytest.raises(MlflowException) as info:
         convert_config(config, CREATE_KEYS, "create_deployment")

@@ -1,4 +1,5 @@
 """The plugin as MLflow loads it: entry point, module shape, help, light import, early refusals."""
+
 from __future__ import annotations
 
 import ast
@@ -19,8 +20,13 @@ PACKAGE = Path(tcdeploy.__file__).parent
 # What MLflow loads for the target: tcdeploy/__init__.py and every module of tcdeploy/plugin/.
 PLUGIN_MODULES = sorted((PACKAGE / "plugin").glob("*.py"))
 CLIENT_MODULES = [PACKAGE / "__init__.py", *PLUGIN_MODULES]
-CREDENTIAL_VARS = ["KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
-                   "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TCDEPLOY_DATA_DIR"]
+CREDENTIAL_VARS = [
+    "KERNEL_WEDATA_CLOUD_SDK_SECRET_ID",
+    "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
+    "TENCENTCLOUD_SECRET_ID",
+    "TENCENTCLOUD_SECRET_KEY",
+    "TCDEPLOY_DATA_DIR",
+]
 
 
 @pytest.fixture
@@ -44,8 +50,9 @@ def test_mlflow_finds_and_accepts_the_plugin():
 
 
 def test_module_shape():
-    subclasses = [o for _, o in inspect.getmembers(tcdeploy)
-                  if inspect.isclass(o) and issubclass(o, BaseDeploymentClient)]
+    subclasses = [
+        o for _, o in inspect.getmembers(tcdeploy) if inspect.isclass(o) and issubclass(o, BaseDeploymentClient)
+    ]
     assert subclasses == [tcdeploy.TcDeploymentClient]
     assert "BaseDeploymentClient" not in vars(tcdeploy)
     assert callable(tcdeploy.run_local) and callable(tcdeploy.target_help)
@@ -82,20 +89,35 @@ def test_method_signatures_match_what_the_mlflow_cli_passes():
 
 def test_target_help_lists_uris_every_key_env_and_examples():
     text = tcdeploy.target_help()
-    for fragment in ("tcdeploy://127.0.0.1:8600", "tcdeploy:/<region>", "TCDEPLOY_ALLOWED_HOSTS",
-                     "KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "TENCENTCLOUD_SECRET_ID", "WEDATA_WORKSPACE_ID",
-                     "TCDEPLOY_DATA_DIR", "mlflow deployments create -t tcdeploy://127.0.0.1:8600 --name iris"):
+    for fragment in (
+        "tcdeploy://127.0.0.1:8600",
+        "tcdeploy:/<region>",
+        "TCDEPLOY_ALLOWED_HOSTS",
+        "KERNEL_WEDATA_CLOUD_SDK_SECRET_ID",
+        "TENCENTCLOUD_SECRET_ID",
+        "WEDATA_WORKSPACE_ID",
+        "TCDEPLOY_DATA_DIR",
+        "mlflow deployments create -t tcdeploy://127.0.0.1:8600 --name iris",
+    ):
         assert fragment in text
-    for catalogue in (configkeys.CREATE_KEYS, configkeys.UPDATE_KEYS, configkeys.ENDPOINT_UPDATE_KEYS,
-                      configkeys.RUN_LOCAL_KEYS):
+    for catalogue in (
+        configkeys.CREATE_KEYS,
+        configkeys.UPDATE_KEYS,
+        configkeys.ENDPOINT_UPDATE_KEYS,
+        configkeys.RUN_LOCAL_KEYS,
+    ):
         for key in catalogue.values():
             assert f"  {key.name} " in text and key.doc in text
     assert "int, default 1" in text and "number, default 900" in text
 
 
 def test_mlflow_cli_help_prints_it():
-    result = subprocess.run([sys.executable, "-m", "mlflow", "deployments", "help", "-t", "tcdeploy"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow", "deployments", "help", "-t", "tcdeploy"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "Deployment config" in result.stdout and "instance_type" in result.stdout
 
@@ -121,7 +143,7 @@ def _imported_names(node: ast.AST, package: str) -> list[str]:
     if not isinstance(node, ast.ImportFrom):
         return []
     parts = package.split(".")
-    base = ".".join(parts[:len(parts) - node.level + 1]) if node.level else ""
+    base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
     module = ".".join(p for p in (base, node.module or "") if p)
     return [module, *(f"{module}.{alias.name}" for alias in node.names)]
 
@@ -148,8 +170,9 @@ def test_the_plugin_package_never_imports_the_server(path):
     # Not even inside a function: only tcdeploy.run_local (outside the package) may start a replica.
     for node in ast.walk(ast.parse(path.read_text())):
         for name in _imported_names(node, "tcdeploy.plugin"):
-            assert name != "tcdeploy.server" and not name.startswith("tcdeploy.server."), \
+            assert name != "tcdeploy.server" and not name.startswith("tcdeploy.server."), (
                 f"plugin/{path.name} imports {name}"
+            )
 
 
 def test_missing_credentials_name_the_variables(no_credentials):
@@ -180,8 +203,18 @@ def test_unsupported_methods_and_flavors_fail_before_the_network(credentials):
         client.create_deployment("iris", "http://example.com/model")
 
 
-@pytest.mark.parametrize("endpoint", ["//evil.com/predict", "http://evil.com", "/predict@evil.com",
-                                      "%2f%2fevil.com", "/../admin", "/predict\r\nX: 1", "\\\\evil\\x"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "//evil.com/predict",
+        "http://evil.com",
+        "/predict@evil.com",
+        "%2f%2fevil.com",
+        "/../admin",
+        "/predict\r\nX: 1",
+        "\\\\evil\\x",
+    ],
+)
 def test_predict_refuses_ssrf_paths_before_the_network(credentials, endpoint):
     client = get_deploy_client("tcdeploy://127.0.0.1:1")
     with pytest.raises(MlflowException) as info:

@@ -1,4 +1,5 @@
 """The `mlflow deployments` CLI, as a user types it, against a real server."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,15 @@ from plugin_e2e import CONSTANT, unique, wait_until
 
 from support.server import free_port
 
-SCRUBBED = ("KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
-            "KERNEL_WEDATA_CLOUD_SDK_SECRET_TOKEN", "WEDATA_WORKSPACE_ID", "TCDEPLOY_DATA_DIR",
-            "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY")
+SCRUBBED = (
+    "KERNEL_WEDATA_CLOUD_SDK_SECRET_ID",
+    "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
+    "KERNEL_WEDATA_CLOUD_SDK_SECRET_TOKEN",
+    "WEDATA_WORKSPACE_ID",
+    "TCDEPLOY_DATA_DIR",
+    "TENCENTCLOUD_SECRET_ID",
+    "TENCENTCLOUD_SECRET_KEY",
+)
 
 
 def cli_env(server, **extra) -> dict[str, str]:
@@ -29,7 +36,9 @@ def mlflow(server, *args, env=None, check=True, timeout=300) -> subprocess.Compl
         command += ["-t", server.target]
     result = subprocess.run(command, env=env or cli_env(server), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -44,8 +53,20 @@ def input_file(tmp_path_factory, iris):
 def cli_deployment(tcdeploy_server, registered_model):
     """`mlflow deployments create`: its name and output; deleted (via the CLI) after the module."""
     name = unique("cli")
-    result = mlflow(tcdeploy_server, "create", "--name", name, "-m", f"models:/{registered_model}/1",
-                    "-C", "replicas=1", "-C", "max_batch_size=8", "-C", "timeout=300")
+    result = mlflow(
+        tcdeploy_server,
+        "create",
+        "--name",
+        name,
+        "-m",
+        f"models:/{registered_model}/1",
+        "-C",
+        "replicas=1",
+        "-C",
+        "max_batch_size=8",
+        "-C",
+        "timeout=300",
+    )
     try:
         yield name, result
     finally:
@@ -94,8 +115,10 @@ def test_endpoint_commands(tcdeploy_server, cli_deployment, client):
         out = mlflow(tcdeploy_server, "update-endpoint", "--endpoint", name, "-C", f'traffic={{"{name}": 100}}').stdout
         assert f"Endpoint {name} is updated" in out
     finally:
-        assert f"Endpoint {endpoint} is deleted" in mlflow(
-            tcdeploy_server, "delete-endpoint", "--endpoint", endpoint).stdout
+        assert (
+            f"Endpoint {endpoint} is deleted"
+            in mlflow(tcdeploy_server, "delete-endpoint", "--endpoint", endpoint).stdout
+        )
     mlflow(tcdeploy_server, "delete-endpoint", "--endpoint", endpoint)  # idempotent
 
 
@@ -106,11 +129,14 @@ def test_delete_twice(tcdeploy_server, registered_model, client):
         assert f"Deployment {name} is deleted" in mlflow(tcdeploy_server, "delete", "--name", name).stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["create", "--name", "x", "-m", "models:/x/1", "-C", "bogus=1"], "unknown config key 'bogus'"),
-    (["update-endpoint", "--endpoint", "nope", "-C", "traffic=50"], "must be a JSON object"),
-    (["get", "--name", "no-such-deployment"], "deployment 'no-such-deployment' does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["create", "--name", "x", "-m", "models:/x/1", "-C", "bogus=1"], "unknown config key 'bogus'"),
+        (["update-endpoint", "--endpoint", "nope", "-C", "traffic=50"], "must be a JSON object"),
+        (["get", "--name", "no-such-deployment"], "deployment 'no-such-deployment' does not exist"),
+    ],
+)
 def test_bad_input_ends_with_a_clear_message(tcdeploy_server, args, message):
     result = mlflow(tcdeploy_server, *args, check=False)
     assert result.returncode != 0
@@ -127,16 +153,33 @@ def test_missing_credentials_and_disallowed_hosts(tcdeploy_server, tmp_path):
 
 def test_run_local_serves_like_a_replica(tcdeploy_server, logistic_model_dir, iris):
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "deployments", "run-local", "-t", "tcdeploy", "--name", "local",
-               "-m", str(logistic_model_dir), "-C", f"port={port}"]
-    process = subprocess.Popen(command, env=cli_env(tcdeploy_server), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "deployments",
+        "run-local",
+        "-t",
+        "tcdeploy",
+        "--name",
+        "local",
+        "-m",
+        str(logistic_model_dir),
+        "-C",
+        f"port={port}",
+    ]
+    process = subprocess.Popen(
+        command, env=cli_env(tcdeploy_server), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         wait_until(lambda: _pings(port) or process.poll() is not None, timeout=180)
         assert process.poll() is None, process.stdout.read().decode()
         X = iris[0].head(3)
-        reply = httpx.post(f"http://127.0.0.1:{port}/predict", timeout=30,
-                           json={"dataframe_split": {"columns": list(X.columns), "data": X.values.tolist()}})
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/predict",
+            timeout=30,
+            json={"dataframe_split": {"columns": list(X.columns), "data": X.values.tolist()}},
+        )
         assert reply.status_code == 200 and len(reply.json()["predictions"]) == 3
         assert CONSTANT not in reply.json()["predictions"]
     finally:

@@ -3,6 +3,7 @@
 One deployment is created for the module and taken through its life in order: serve, inspect,
 predict, read logs, update, stop/resume, scale, delete.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -167,8 +168,7 @@ def test_delete_is_idempotent_and_removes_the_group_made_for_it(client, register
 def test_a_model_that_cannot_load_fails_the_create_with_reason_and_logs(client, tmp_path):
     broken = tmp_path / "broken-model"
     broken.mkdir()
-    (broken / "MLmodel").write_text(
-        "flavors:\n  python_function:\n    loader_module: tcdeploy_no_such_loader_module\n")
+    (broken / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: tcdeploy_no_such_loader_module\n")
     name = unique("broken")
     try:
         with pytest.raises(MlflowException) as info:
@@ -188,12 +188,15 @@ def test_a_directory_that_is_not_a_model_is_refused_at_once(client, tmp_path):
     assert info.value.error_code == "INVALID_PARAMETER_VALUE" and "MLmodel" in str(info.value)
 
 
-@pytest.mark.parametrize("model_uri, code, fragment", [
-    ("models:/no-such-model-anywhere/1", "RESOURCE_DOES_NOT_EXIST", "not in the registry"),
-    ("/no/such/model/dir", "RESOURCE_DOES_NOT_EXIST", "does not exist"),
-    ("https://example.com/model", "INVALID_PARAMETER_VALUE", "scheme 'https'"),
-    ("models:/iris", "INVALID_PARAMETER_VALUE", "models:/<name>/<version>"),
-])
+@pytest.mark.parametrize(
+    "model_uri, code, fragment",
+    [
+        ("models:/no-such-model-anywhere/1", "RESOURCE_DOES_NOT_EXIST", "not in the registry"),
+        ("/no/such/model/dir", "RESOURCE_DOES_NOT_EXIST", "does not exist"),
+        ("https://example.com/model", "INVALID_PARAMETER_VALUE", "scheme 'https'"),
+        ("models:/iris", "INVALID_PARAMETER_VALUE", "models:/<name>/<version>"),
+    ],
+)
 def test_bad_model_uris(client, model_uri, code, fragment):
     with pytest.raises(MlflowException) as info:
         client.create_deployment(unique("bad"), model_uri)
@@ -225,10 +228,12 @@ def test_a_taken_name_is_refused_by_the_server(client, created, registered_model
 
 
 def test_unknown_names(client):
-    for call in (lambda: client.get_deployment("no-such-deployment"),
-                 lambda: client.update_deployment("no-such-deployment", config={"replicas": 1}),
-                 lambda: client.get_endpoint("no-such-endpoint"),
-                 lambda: client.predict("no-such-deployment", [[1, 2, 3, 4]])):
+    for call in (
+        lambda: client.get_deployment("no-such-deployment"),
+        lambda: client.update_deployment("no-such-deployment", config={"replicas": 1}),
+        lambda: client.get_endpoint("no-such-endpoint"),
+        lambda: client.predict("no-such-deployment", [[1, 2, 3, 4]]),
+    ):
         with pytest.raises(MlflowException) as info:
             call()
         assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
@@ -236,7 +241,9 @@ def test_unknown_names(client):
 
 def test_instance_types(client):
     specs = client.list_instance_types()
-    assert specs and {"spec_name", "spec_alias", "spec_type", "available", "available_region", "gpu_type"} <= set(specs[0])
+    assert specs and {"spec_name", "spec_alias", "spec_type", "available", "available_region", "gpu_type"} <= set(
+        specs[0]
+    )
     assert all(s["spec_type"] == "CPU" for s in client.list_instance_types(spec_type="cpu"))
     assert client.list_instance_types(spec_type="GPU") == [s for s in specs if s["spec_type"] == "GPU"]
 

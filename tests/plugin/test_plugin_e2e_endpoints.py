@@ -1,4 +1,5 @@
 """Endpoints end to end: a group with two versions, traffic split, auth, deletion."""
+
 from __future__ import annotations
 
 import httpx
@@ -15,13 +16,14 @@ def endpoint(client, registered_model):
     name = unique("ep")
     created = client.create_endpoint(name)
     try:
-        logistic = client.create_deployment(unique("ep-logistic"), f"models:/{registered_model}/1",
-                                            config={"wait": "false"}, endpoint=name)
-        constant = client.create_deployment(unique("ep-constant"), f"models:/{registered_model}/2",
-                                            endpoint=created["endpoint_id"])
+        logistic = client.create_deployment(
+            unique("ep-logistic"), f"models:/{registered_model}/1", config={"wait": "false"}, endpoint=name
+        )
+        constant = client.create_deployment(
+            unique("ep-constant"), f"models:/{registered_model}/2", endpoint=created["endpoint_id"]
+        )
         for deployment in (logistic, constant):
-            wait_until(lambda d=deployment: client.get_deployment(d["service_id"])["status"] == "Running",
-                       timeout=240)
+            wait_until(lambda d=deployment: client.get_deployment(d["service_id"])["status"] == "Running", timeout=240)
         yield {"created": created, "logistic": logistic, "constant": constant}
     finally:
         client.delete_endpoint(created["endpoint_id"])
@@ -40,7 +42,8 @@ def test_get_and_list_endpoints(client, endpoint):
     by_name, by_id = client.get_endpoint(name), client.get_endpoint(endpoint["created"]["endpoint_id"])
     assert by_name == by_id
     assert sorted(d["service_id"] for d in by_name["deployments"]) == sorted(
-        [endpoint["logistic"]["service_id"], endpoint["constant"]["service_id"]])
+        [endpoint["logistic"]["service_id"], endpoint["constant"]["service_id"]]
+    )
     assert name in [e["name"] for e in client.list_endpoints()]
     listed = client.list_deployments(endpoint=name)
     assert {d["name"] for d in listed} == {endpoint["logistic"]["name"], endpoint["constant"]["name"]}
@@ -55,8 +58,7 @@ def test_a_taken_endpoint_name_is_refused(client, endpoint):
 
 def test_a_third_version_is_refused(client, endpoint, registered_model):
     with pytest.raises(MlflowException) as info:
-        client.create_deployment(unique("third"), f"models:/{registered_model}/1",
-                                 endpoint=endpoint["created"]["name"])
+        client.create_deployment(unique("third"), f"models:/{registered_model}/1", endpoint=endpoint["created"]["name"])
     assert info.value.error_code in ("RESOURCE_LIMIT_EXCEEDED", "INVALID_STATE")
     assert "LimitExceeded" in str(info.value)
 
@@ -72,8 +74,9 @@ def _answers(client, target, X, rows=ROWS):
 
 def test_fifty_fifty_traffic_reaches_both_versions(client, endpoint, iris):
     logistic, constant = endpoint["logistic"], endpoint["constant"]
-    updated = client.update_endpoint(endpoint["created"]["name"], config={
-        "traffic": {logistic["name"]: 50, constant["service_id"]: 50}})
+    updated = client.update_endpoint(
+        endpoint["created"]["name"], config={"traffic": {logistic["name"]: 50, constant["service_id"]: 50}}
+    )
     assert updated["traffic"] == {logistic["name"]: 50, constant["name"]: 50}
     share = _answers(client, endpoint["created"]["name"], iris[0]) / ROWS
     assert 0.3 <= share <= 0.7, share
@@ -81,19 +84,24 @@ def test_fifty_fifty_traffic_reaches_both_versions(client, endpoint, iris):
 
 def test_all_traffic_to_one_version_and_predicting_a_version_directly(client, endpoint, iris, logistic_predictions):
     logistic, constant = endpoint["logistic"], endpoint["constant"]
-    client.update_endpoint(endpoint["created"]["endpoint_id"], config={"traffic": f'{{"{logistic["service_id"]}": 100}}'})
+    client.update_endpoint(
+        endpoint["created"]["endpoint_id"], config={"traffic": f'{{"{logistic["service_id"]}": 100}}'}
+    )
     assert client.get_endpoint(endpoint["created"]["name"])["traffic"][constant["name"]] == 0
     assert _answers(client, endpoint["created"]["name"], iris[0], rows=20) == 0
     assert client.predict(constant["name"], iris[0].head(3))["predictions"] == [CONSTANT] * 3
     assert client.predict(logistic["service_id"], iris[0].head(3))["predictions"] == logistic_predictions[:3]
 
 
-@pytest.mark.parametrize("traffic, problem", [
-    ({"a": 50}, "is not a deployment of endpoint"),
-    ("not json", "not valid JSON"),
-    ("[50, 50]", "must be a JSON object"),
-    ({}, "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "traffic, problem",
+    [
+        ({"a": 50}, "is not a deployment of endpoint"),
+        ("not json", "not valid JSON"),
+        ("[50, 50]", "must be a JSON object"),
+        ({}, "must be a JSON object"),
+    ],
+)
 def test_bad_traffic_is_refused(client, endpoint, traffic, problem):
     with pytest.raises(MlflowException) as info:
         client.update_endpoint(endpoint["created"]["name"], config={"traffic": traffic})
@@ -102,10 +110,12 @@ def test_bad_traffic_is_refused(client, endpoint, traffic, problem):
 
 def test_weights_must_be_whole_percents_summing_to_100(client, endpoint):
     logistic, constant = endpoint["logistic"]["name"], endpoint["constant"]["name"]
-    for traffic, problem in (({logistic: 60, constant: 30}, "sum to 100, not 90"),
-                             ({logistic: 150, constant: -50}, "0-100"),
-                             ({logistic: 50.5, constant: 49.5}, "whole percent"),
-                             ({logistic: "50", constant: 50}, "whole percent")):
+    for traffic, problem in (
+        ({logistic: 60, constant: 30}, "sum to 100, not 90"),
+        ({logistic: 150, constant: -50}, "0-100"),
+        ({logistic: 50.5, constant: 49.5}, "whole percent"),
+        ({logistic: "50", constant: 50}, "whole percent"),
+    ):
         with pytest.raises(MlflowException, match=problem):
             client.update_endpoint(endpoint["created"]["name"], config={"traffic": traffic})
     with pytest.raises(MlflowException, match="unknown config key 'weights'"):
@@ -129,8 +139,9 @@ def test_auth_on_still_predicts_and_the_url_needs_the_token(client, endpoint, ir
 def test_delete_endpoint_removes_its_deployments_and_is_idempotent(client, registered_model):
     name = unique("ep-gone")
     client.create_endpoint(name, config={"authorization_enable": "1"})
-    deployment = client.create_deployment(unique("ep-gone-v1"), f"models:/{registered_model}/2",
-                                          endpoint=name, config={"wait": False})
+    deployment = client.create_deployment(
+        unique("ep-gone-v1"), f"models:/{registered_model}/2", endpoint=name, config={"wait": False}
+    )
     client.delete_endpoint(name)
     client.delete_endpoint(name)
     for call in (lambda: client.get_endpoint(name), lambda: client.get_deployment(deployment["service_id"])):

@@ -1,4 +1,5 @@
 """Target URIs, the host allow-list, credentials and workspace resolution."""
+
 from __future__ import annotations
 
 import json
@@ -15,18 +16,26 @@ SDK = {"TENCENTCLOUD_SECRET_ID": "AKIDsdk", "TENCENTCLOUD_SECRET_KEY": "sdk-key"
 
 # ---- targets ---------------------------------------------------------------------------------------
 
+
 def test_bare_target_is_the_cloud_in_the_default_region():
     target = parse_target("tcdeploy", {})
     assert (target.scheme, target.wedata_endpoint, target.tione_endpoint, target.region) == (
-        "https", "wedata.tencentcloudapi.com", "tione.tencentcloudapi.com", "ap-guangzhou")
+        "https",
+        "wedata.tencentcloudapi.com",
+        "tione.tencentcloudapi.com",
+        "ap-guangzhou",
+    )
     assert not target.is_local and not target.is_self_hosted
 
 
-@pytest.mark.parametrize("env, region", [
-    ({"KERNEL_WEDATA_REGION": "ap-beijing"}, "ap-beijing"),
-    ({"TENCENTCLOUD_REGION": "ap-shanghai"}, "ap-shanghai"),
-    ({"KERNEL_WEDATA_REGION": "ap-beijing", "TENCENTCLOUD_REGION": "ap-shanghai"}, "ap-beijing"),
-])
+@pytest.mark.parametrize(
+    "env, region",
+    [
+        ({"KERNEL_WEDATA_REGION": "ap-beijing"}, "ap-beijing"),
+        ({"TENCENTCLOUD_REGION": "ap-shanghai"}, "ap-shanghai"),
+        ({"KERNEL_WEDATA_REGION": "ap-beijing", "TENCENTCLOUD_REGION": "ap-shanghai"}, "ap-beijing"),
+    ],
+)
 def test_region_comes_from_the_environment(env, region):
     assert parse_target("tcdeploy", env).region == region
 
@@ -42,23 +51,32 @@ def test_bad_region_is_refused(uri):
         parse_target(uri, {})
 
 
-@pytest.mark.parametrize("uri, endpoint", [
-    ("tcdeploy://127.0.0.1:8600", "127.0.0.1:8600"),
-    ("tcdeploy://localhost:9000", "localhost:9000"),
-    ("tcdeploy://127.0.0.1", "127.0.0.1:8600"),
-    ("tcdeploy://LOCALHOST:8600/", "localhost:8600"),
-    ("tcdeploy://[::1]:8600", "[::1]:8600"),
-])
+@pytest.mark.parametrize(
+    "uri, endpoint",
+    [
+        ("tcdeploy://127.0.0.1:8600", "127.0.0.1:8600"),
+        ("tcdeploy://localhost:9000", "localhost:9000"),
+        ("tcdeploy://127.0.0.1", "127.0.0.1:8600"),
+        ("tcdeploy://LOCALHOST:8600/", "localhost:8600"),
+        ("tcdeploy://[::1]:8600", "[::1]:8600"),
+    ],
+)
 def test_loopback_targets_are_local_over_http(uri, endpoint):
     target = parse_target(uri, {})
     assert target.scheme == "http" and target.is_local and target.is_self_hosted
     assert target.wedata_endpoint == target.tione_endpoint == endpoint
 
 
-@pytest.mark.parametrize("uri", [
-    "tcdeploy://10.0.0.5:8600", "tcdeploy://evil.com", "tcdeploy://169.254.169.254",
-    "tcdeploy://tencentcloudapi.com.evil.com", "tcdeploy://127.0.0.2:8600",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "tcdeploy://10.0.0.5:8600",
+        "tcdeploy://evil.com",
+        "tcdeploy://169.254.169.254",
+        "tcdeploy://tencentcloudapi.com.evil.com",
+        "tcdeploy://127.0.0.2:8600",
+    ],
+)
 def test_other_hosts_are_refused_with_the_reason(uri):
     with pytest.raises(MlflowException) as info:
         parse_target(uri, {})
@@ -86,13 +104,16 @@ def test_cloud_host_in_the_uri_goes_over_https():
     assert target.tione_endpoint == "tione.internal.tencentcloudapi.com"
 
 
-@pytest.mark.parametrize("uri, problem", [
-    ("tcdeploy://user:pw@127.0.0.1:8600", "credentials"),
-    ("tcdeploy://127.0.0.1:8600/api", "no path"),
-    ("tcdeploy://127.0.0.1:8600?x=1", "query"),
-    ("mlflow://127.0.0.1:8600", "not a tcdeploy target"),
-    ("tcdeploy://127.0.0.1:notaport", "host[:port]"),
-])
+@pytest.mark.parametrize(
+    "uri, problem",
+    [
+        ("tcdeploy://user:pw@127.0.0.1:8600", "credentials"),
+        ("tcdeploy://127.0.0.1:8600/api", "no path"),
+        ("tcdeploy://127.0.0.1:8600?x=1", "query"),
+        ("mlflow://127.0.0.1:8600", "not a tcdeploy target"),
+        ("tcdeploy://127.0.0.1:notaport", "host[:port]"),
+    ],
+)
 def test_malformed_targets(uri, problem):
     with pytest.raises(MlflowException, match=re.escape(problem)):
         parse_target(uri, {})
@@ -102,18 +123,26 @@ def test_endpoint_override_must_stay_in_the_cloud_domains():
     env = {"TENCENTCLOUD_ENDPOINT": "wedata.internal.tencentcloudapi.com"}
     target = parse_target("tcdeploy", env)
     assert (target.wedata_endpoint, target.tione_endpoint) == (
-        "wedata.internal.tencentcloudapi.com", "tione.internal.tencentcloudapi.com")
-    assert parse_target("tcdeploy", {"TENCENTCLOUD_ENDPOINT": "api.tencentcloud.com"}).tione_endpoint == "api.tencentcloud.com"
+        "wedata.internal.tencentcloudapi.com",
+        "tione.internal.tencentcloudapi.com",
+    )
+    assert (
+        parse_target("tcdeploy", {"TENCENTCLOUD_ENDPOINT": "api.tencentcloud.com"}).tione_endpoint
+        == "api.tencentcloud.com"
+    )
 
 
-@pytest.mark.parametrize("override, problem", [
-    ("evil.com", "not under"),
-    ("tencentcloudapi.com.evil.com", "not under"),
-    ("eviltencentcloudapi.com", "not under"),
-    ("https://wedata.tencentcloudapi.com", "bare host"),
-    ("wedata.tencentcloudapi.com/path", "bare host"),
-    ("user@wedata.tencentcloudapi.com", "credentials"),
-])
+@pytest.mark.parametrize(
+    "override, problem",
+    [
+        ("evil.com", "not under"),
+        ("tencentcloudapi.com.evil.com", "not under"),
+        ("eviltencentcloudapi.com", "not under"),
+        ("https://wedata.tencentcloudapi.com", "bare host"),
+        ("wedata.tencentcloudapi.com/path", "bare host"),
+        ("user@wedata.tencentcloudapi.com", "credentials"),
+    ],
+)
 def test_endpoint_override_outside_the_cloud_is_refused(override, problem):
     with pytest.raises(MlflowException, match=problem):
         parse_target("tcdeploy", {"TENCENTCLOUD_ENDPOINT": override})
@@ -144,8 +173,12 @@ def test_missing_credentials_name_the_variables():
     with pytest.raises(MlflowException) as info:
         resolve_credentials(CLOUD, {})
     message = str(info.value)
-    for name in ("KERNEL_WEDATA_CLOUD_SDK_SECRET_ID", "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
-                 "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"):
+    for name in (
+        "KERNEL_WEDATA_CLOUD_SDK_SECRET_ID",
+        "KERNEL_WEDATA_CLOUD_SDK_SECRET_KEY",
+        "TENCENTCLOUD_SECRET_ID",
+        "TENCENTCLOUD_SECRET_KEY",
+    ):
         assert name in message
     assert "TCDEPLOY_DATA_DIR" not in message  # a cloud target has no credentials file
 
@@ -207,6 +240,7 @@ def test_secrets_never_show_in_reprs():
 
 
 # ---- workspace and numbers -------------------------------------------------------------------------
+
 
 def test_workspace_defaults_to_default_locally_and_is_required_on_the_cloud():
     assert resolve_workspace(LOCAL, {}) == "default"

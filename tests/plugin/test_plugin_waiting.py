@@ -1,4 +1,5 @@
 """Blocking on a service's state: progress lines, failures, deadlines (scripted ServiceDetails)."""
+
 from __future__ import annotations
 
 import io
@@ -10,8 +11,15 @@ from tcdeploy.plugin.waiting import describe, reached, wait_for_service
 
 
 def detail(status, ready=0, replicas=1, reason="", pods=()):
-    return {"ServiceName": "iris", "ServiceId": "svc-1", "Status": status, "ReadyReplicas": ready,
-            "Replicas": replicas, "Reason": reason, "Pods": list(pods)}
+    return {
+        "ServiceName": "iris",
+        "ServiceId": "svc-1",
+        "Status": status,
+        "ReadyReplicas": ready,
+        "Replicas": replicas,
+        "Reason": reason,
+        "Pods": list(pods),
+    }
 
 
 class Clock:
@@ -28,14 +36,20 @@ class Clock:
 def run(states, goal="Running", timeout=60.0, logs=()):
     replies = iter(states)
     out, clock = io.StringIO(), Clock()
-    result = wait_for_service(lambda: next(replies), goal, timeout, lambda: list(logs), out=out,
-                              clock=clock, sleep=clock.sleep)
+    result = wait_for_service(
+        lambda: next(replies), goal, timeout, lambda: list(logs), out=out, clock=clock, sleep=clock.sleep
+    )
     return result, out.getvalue(), clock.now
 
 
 def test_prints_each_change_once_and_returns_when_all_replicas_are_ready():
-    states = [detail("Creating"), detail("Creating"), detail("Creating", 1, 2), detail("Running", 1, 2),
-              detail("Running", 2, 2)]
+    states = [
+        detail("Creating"),
+        detail("Creating"),
+        detail("Creating", 1, 2),
+        detail("Running", 1, 2),
+        detail("Running", 2, 2),
+    ]
     result, out, waited = run(states)
     assert result["ReadyReplicas"] == 2
     assert out.splitlines() == [
@@ -48,8 +62,11 @@ def test_prints_each_change_once_and_returns_when_all_replicas_are_ready():
 
 
 def test_failure_carries_reason_pods_and_only_new_log_lines():
-    failed = detail("CreateFailed", reason="LoadFailed: cannot load\nboom: no module x",
-                    pods=[{"PodName": "ms-1-a", "Phase": "Failed", "Reason": "Error", "Message": "exit 3"}])
+    failed = detail(
+        "CreateFailed",
+        reason="LoadFailed: cannot load\nboom: no module x",
+        pods=[{"PodName": "ms-1-a", "Phase": "Failed", "Reason": "Error", "Message": "exit 3"}],
+    )
     logs = ["t1 ms-1-a: boom: no module x", "t2 ms-1-a: stopped"]
     with pytest.raises(MlflowException) as info:
         run([detail("Creating"), failed], logs=logs)
@@ -61,7 +78,9 @@ def test_failure_carries_reason_pods_and_only_new_log_lines():
 
 
 def test_progress_line_shows_only_the_first_line_of_a_reason():
-    assert describe(detail("Abnormal", reason="CrashLoop: replica exits\nlog...")).endswith("- CrashLoop: replica exits")
+    assert describe(detail("Abnormal", reason="CrashLoop: replica exits\nlog...")).endswith(
+        "- CrashLoop: replica exits"
+    )
 
 
 def test_abnormal_and_stopped_while_waiting_to_run_fail():

@@ -1,4 +1,5 @@
 """TC3 verification against requests the official SDK really signs and sends."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,9 @@ def captured():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=f"127.0.0.1:{server.server_port}"))
-        client = CommonClient("wedata", "2025-10-10", credential.Credential(SECRET_ID, SECRET_KEY), "ap-guangzhou", profile)
+        client = CommonClient(
+            "wedata", "2025-10-10", credential.Credential(SECRET_ID, SECRET_KEY), "ap-guangzhou", profile
+        )
         client.call_json("GetMLModelService", {"WorkspaceId": "ws", "ServiceId": "svc-1"})
     finally:
         server.shutdown()
@@ -51,7 +54,10 @@ def captured():
 
 def check(captured, *, headers=None, body=None, keys=None, now=None):
     return verify(
-        "POST", captured["path"], "", headers or captured["headers"],
+        "POST",
+        captured["path"],
+        "",
+        headers or captured["headers"],
         captured["body"] if body is None else body,
         (keys or {SECRET_ID: SECRET_KEY}).get,
         time.time() if now is None else now,
@@ -67,7 +73,11 @@ def code_of(call) -> str:
 def test_an_sdk_signed_request_verifies(captured):
     signed = check(captured)
     assert (signed.secret_id, signed.service, signed.action, signed.version) == (
-        SECRET_ID, "wedata", "GetMLModelService", "2025-10-10")
+        SECRET_ID,
+        "wedata",
+        "GetMLModelService",
+        "2025-10-10",
+    )
     assert signed.region == "ap-guangzhou"
 
 

@@ -1,12 +1,13 @@
 """Fixtures for the resilience tests: the sentinel model and real servers that are always stopped."""
+
 from __future__ import annotations
 
 import signal
 from pathlib import Path
 
 import pytest
-
 from resilience_helpers import kill_replicas, save_sentinel_model
+
 from support.cloudapi import common_client
 from support.server import start_server
 

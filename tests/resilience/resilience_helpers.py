@@ -1,4 +1,5 @@
 """Deploying, predicting and watching processes, shared by the resilience tests."""
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,11 @@ from pathlib import Path
 import mlflow.pyfunc
 import psutil
 from mlflow.models import infer_signature
-
-from tcdeploy.server.runtime.paths import RunPaths
-
 from resilience_load import Call
+
 from support.cloudapi import call, wait_for_status
 from support.models import iris_frame
+from tcdeploy.server.runtime.paths import RunPaths
 
 WS = "default"
 SENTINEL_CODE = Path(__file__).with_name("sentinel_model.py")
@@ -36,14 +36,15 @@ def save_sentinel_model(path: Path) -> Path:
         warnings.simplefilter("ignore")  # MLflow's hints about type hints and input examples
         signature = infer_signature(X, [float(SENTINEL_ANSWER)] * len(X), params={"sleep_s": 0.0})
         # Requirements given, not inferred: inferring runs the model in a subprocess, for nothing here.
-        mlflow.pyfunc.save_model(str(path), python_model=str(SENTINEL_CODE), signature=signature,
-                                 pip_requirements=["mlflow"])
+        mlflow.pyfunc.save_model(
+            str(path), python_model=str(SENTINEL_CODE), signature=signature, pip_requirements=["mlflow"]
+        )
     return path
 
 
 def iris_body(rows: int = 1, first: int = 0, *, crash: bool = False, sleep_s: float | None = None) -> bytes:
     X, _ = iris_frame()
-    frame = X.iloc[first:first + rows].copy()
+    frame = X.iloc[first : first + rows].copy()
     if crash:
         frame.iloc[0, 0] = CRASH_VALUE
     body: dict = {"dataframe_split": frame.to_dict(orient="split")}
@@ -61,13 +62,25 @@ def group_url(server, group_id: str) -> str:
     return f"{server.url}/groups/{group_id}/predict"
 
 
-def deploy(wedata, name: str, model_dir: Path, *, replicas: int = 1, group_id: str | None = None,
-           instance_type: str = "TI.S.SMALL.POST", wait: bool = True, **group_fields) -> dict:
+def deploy(
+    wedata,
+    name: str,
+    model_dir: Path,
+    *,
+    replicas: int = 1,
+    group_id: str | None = None,
+    instance_type: str = "TI.S.SMALL.POST",
+    wait: bool = True,
+    **group_fields,
+) -> dict:
     """Create a service (a new group, or a version in `group_id`) and wait until it runs."""
     params = {
-        "WorkspaceId": WS, "ServiceName": name, **group_fields,
-        "Services": [{"InstanceType": instance_type, "Replicas": replicas,
-                      "MlModelInfo": {"ModelPath": str(model_dir)}}],
+        "WorkspaceId": WS,
+        "ServiceName": name,
+        **group_fields,
+        "Services": [
+            {"InstanceType": instance_type, "Replicas": replicas, "MlModelInfo": {"ModelPath": str(model_dir)}}
+        ],
     }
     if group_id is not None:
         params["ServiceGroupId"] = group_id
@@ -91,8 +104,12 @@ def wait_settled(wedata, service_id: str, ready: int | None = None, timeout: flo
     """Wait for Running (and, if given, that many ready replicas); fail on anything else settled."""
     deadline = time.monotonic() + timeout
     while True:
-        detail = wait_for_status(wedata, service_id, {"Running", "Abnormal", "Stopped", "CreateFailed"},
-                                 timeout=max(1.0, deadline - time.monotonic()))
+        detail = wait_for_status(
+            wedata,
+            service_id,
+            {"Running", "Abnormal", "Stopped", "CreateFailed"},
+            timeout=max(1.0, deadline - time.monotonic()),
+        )
         assert detail["Status"] == "Running", detail
         if ready is None or detail["ReadyReplicas"] == ready:
             return detail
@@ -123,6 +140,7 @@ def rows_lost(calls: Iterable[Call], rows: set[str], killed: float) -> tuple[lis
 
 
 # ---- processes ---------------------------------------------------------------------------------
+
 
 def replica_pids(data_dir: Path) -> dict[int, str]:
     """Live replica processes started for this data dir: pid -> pod name."""

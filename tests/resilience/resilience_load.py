@@ -3,6 +3,7 @@
 Tests drive the control plane with blocking SDK calls while the load runs; the load has its own
 thread and event loop so neither waits for the other.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,14 @@ class Load:
     """
 
     def __init__(
-        self, url: str, body: bytes | Callable[[int], bytes], *, workers: int = 4,
-        headers: dict[str, str] | None = None, timeout: float = 60.0, pause: float = 0.01,
+        self,
+        url: str,
+        body: bytes | Callable[[int], bytes],
+        *,
+        workers: int = 4,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60.0,
+        pause: float = 0.01,
     ) -> None:
         self.url = url
         self._body = body if callable(body) else (lambda _n: body)
@@ -85,8 +92,7 @@ class Load:
         deadline = time.monotonic() + timeout
         while len(self._calls) < target:
             if time.monotonic() > deadline:
-                raise AssertionError(f"the load finished {len(self._calls)} calls, not {target}, "
-                                     f"in {timeout:g} s")
+                raise AssertionError(f"the load finished {len(self._calls)} calls, not {target}, in {timeout:g} s")
             time.sleep(0.02)
 
     def _main(self) -> None:
@@ -111,8 +117,7 @@ class Load:
         request_id = uuid.uuid4().hex
         started = time.monotonic()
         try:
-            reply = await client.post(self.url, content=body,
-                                      headers={**self.headers, "X-Request-Id": request_id})
+            reply = await client.post(self.url, content=body, headers={**self.headers, "X-Request-Id": request_id})
         except httpx.HTTPError as exc:
             return Call(request_id, started, time.monotonic(), None, f"{type(exc).__name__}: {exc}", None)
         ended = time.monotonic()

@@ -5,6 +5,7 @@ for every row — never a class the logistic model predicts, so each reply says 
 A row whose first column is 666 ends the replica process on the spot (`os._exit(1)`), as a model
 with a native crash would. The `sleep_s` param makes a prediction slow (requests in flight on a stop).
 """
+
 import os
 import time
 

@@ -1,18 +1,28 @@
 """Under change: rolling updates, weight shifts, stop/resume and scaling, each under steady load."""
+
 from __future__ import annotations
 
 import time
 
 from resilience_helpers import (
-    LOGISTIC_ANSWERS, SENTINEL_ANSWER, deploy, group_url, service, update, varied_bodies,
-    wait_settled, wait_until,
+    LOGISTIC_ANSWERS,
+    SENTINEL_ANSWER,
+    deploy,
+    group_url,
+    service,
+    update,
+    varied_bodies,
+    wait_settled,
+    wait_until,
 )
 from resilience_load import Load, answers_seen, describe, during, failed
+
 from support.cloudapi import call
 
 
 def test_a_rolling_update_of_model_and_instance_type_fails_no_request(
-        shared_server, wedata, logistic_model_dir, sentinel_model_dir):
+    shared_server, wedata, logistic_model_dir, sentinel_model_dir
+):
     svc = deploy(wedata, "roll", logistic_model_dir, replicas=2)
     sid = svc["ServiceId"]
     old_pods = {pod["PodName"] for pod in svc["Pods"]}
@@ -41,15 +51,25 @@ def test_a_rolling_update_of_model_and_instance_type_fails_no_request(
 
 
 def test_shifting_weights_between_two_versions_fails_no_request(
-        shared_server, wedata, tione, logistic_model_dir, sentinel_model_dir):
+    shared_server, wedata, tione, logistic_model_dir, sentinel_model_dir
+):
     first = deploy(wedata, "shift-a", logistic_model_dir)
     gid = first["ServiceGroupId"]
     second = deploy(wedata, "shift-b", sentinel_model_dir, group_id=gid)
     assert (first["Weight"], second["Weight"]) == (100, 0)
 
     def weights(a: int, b: int) -> None:
-        call(tione, "ModifyServiceGroupWeights", {"ServiceGroupId": gid, "Weights": [
-            {"ServiceId": first["ServiceId"], "Weight": a}, {"ServiceId": second["ServiceId"], "Weight": b}]})
+        call(
+            tione,
+            "ModifyServiceGroupWeights",
+            {
+                "ServiceGroupId": gid,
+                "Weights": [
+                    {"ServiceId": first["ServiceId"], "Weight": a},
+                    {"ServiceId": second["ServiceId"], "Weight": b},
+                ],
+            },
+        )
 
     with Load(group_url(shared_server, gid), varied_bodies) as load:
         load.wait_for_calls(20)
@@ -71,8 +91,7 @@ def test_shifting_weights_between_two_versions_fails_no_request(
     assert answers_seen(during(calls, back)) <= LOGISTIC_ANSWERS
 
 
-def test_scale_up_down_stop_and_resume_fail_nothing_while_a_replica_serves(
-        shared_server, wedata, logistic_model_dir):
+def test_scale_up_down_stop_and_resume_fail_nothing_while_a_replica_serves(shared_server, wedata, logistic_model_dir):
     svc = deploy(wedata, "scale", logistic_model_dir)
     sid = svc["ServiceId"]
     with Load(group_url(shared_server, svc["ServiceGroupId"]), varied_bodies) as load:

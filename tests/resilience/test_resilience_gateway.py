@@ -1,5 +1,6 @@
 """The gateway's part in riding out failures, without processes: waiting for a replica on its way
 back, one retry at a time, and telling a request lost with its replica from one never sent."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,13 @@ import time
 import pytest
 
 from tcdeploy.server.gateway import (
-    Gateway, Group, Replica, ReplicaConnectionError, ReplicaLost, RouteTable, UnixHttpTransport,
+    Gateway,
+    Group,
+    Replica,
+    ReplicaConnectionError,
+    ReplicaLost,
+    RouteTable,
+    UnixHttpTransport,
     Version,
 )
 from tcdeploy.server.gateway.picking import ReplicaPicker
@@ -30,10 +37,23 @@ def table(status: str = "Running", expected: int = 1, replicas: int = 0) -> Rout
 
 
 def group(status: str = "Running", expected: int = 1) -> Group:
-    version = Version(service_id="svc-a", service_name="a", group_id="grp-a", version="1", weight=100,
-                      status=status, expected_replicas=expected)
-    return Group(group_id="grp-a", name="a", workspace_id="default", auth_enabled=False,
-                 token_hashes=frozenset(), versions={"svc-a": version})
+    version = Version(
+        service_id="svc-a",
+        service_name="a",
+        group_id="grp-a",
+        version="1",
+        weight=100,
+        status=status,
+        expected_replicas=expected,
+    )
+    return Group(
+        group_id="grp-a",
+        name="a",
+        workspace_id="default",
+        auth_enabled=False,
+        token_hashes=frozenset(),
+        versions={"svc-a": version},
+    )
 
 
 async def later(delay: float, action) -> None:
@@ -186,8 +206,7 @@ def gateway_over(tmp_path, script: dict[str, str], replicas: int) -> tuple[Gatew
 
 
 async def test_a_retry_moves_past_replicas_that_refuse_the_connection(tmp_path):
-    gateway, transport = gateway_over(
-        tmp_path, {"/nowhere/0.sock": "lose", "/nowhere/1.sock": "refuse"}, replicas=3)
+    gateway, transport = gateway_over(tmp_path, {"/nowhere/0.sock": "lose", "/nowhere/1.sock": "refuse"}, replicas=3)
     gateway.routes._next_replica["svc-a"] = 0  # idle replicas are taken in turn: 0, then 1, then 2
     reply = await gateway.call(group_id="grp-a", body=b"{}", headers={})
     assert reply.status == 200, reply.body

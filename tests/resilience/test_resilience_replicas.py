@@ -1,4 +1,5 @@
 """Under failure, in the replicas: one killed with SIGKILL, and a model that kills its own process."""
+
 from __future__ import annotations
 
 import os
@@ -8,11 +9,18 @@ import time
 from datetime import datetime
 
 import httpx
-
 from resilience_helpers import (
-    WS, deploy, group_url, iris_body, pod_pid, service, varied_bodies, wait_until,
+    WS,
+    deploy,
+    group_url,
+    iris_body,
+    pod_pid,
+    service,
+    varied_bodies,
+    wait_until,
 )
 from resilience_load import Load, describe, failed
+
 from support.cloudapi import call
 
 RECOVERY_SECONDS = 10.0
@@ -33,11 +41,18 @@ def all_ready_after_restarts(wedata, service_id: str, total_restarts: int):
 
 def pod_logs(wedata, service_id: str, pod_name: str) -> list[tuple[float, str]]:
     """(epoch seconds, message) of each of the pod's log lines, oldest first."""
-    data = call(wedata, "ListMLServiceLogs", {
-        "WorkspaceId": WS, "Service": "INFER", "ServiceId": service_id, "PodName": pod_name, "Limit": 1000,
-    })["Data"]
-    return [(datetime.fromisoformat(line["Timestamp"]).timestamp(), line["Message"])
-            for line in data["Content"]]
+    data = call(
+        wedata,
+        "ListMLServiceLogs",
+        {
+            "WorkspaceId": WS,
+            "Service": "INFER",
+            "ServiceId": service_id,
+            "PodName": pod_name,
+            "Limit": 1000,
+        },
+    )["Data"]
+    return [(datetime.fromisoformat(line["Timestamp"]).timestamp(), line["Message"]) for line in data["Content"]]
 
 
 def first_line(logs: list[tuple[float, str]], text: str, after: float = 0.0) -> tuple[float, str]:
@@ -49,8 +64,7 @@ def start_seconds(message: str) -> float:
     return float(re.search(r"ready after ([0-9.]+) s", message).group(1))
 
 
-def test_a_replica_killed_under_load_fails_no_request_and_comes_back(
-        shared_server, wedata, logistic_model_dir):
+def test_a_replica_killed_under_load_fails_no_request_and_comes_back(shared_server, wedata, logistic_model_dir):
     svc = deploy(wedata, "sigkill", logistic_model_dir, replicas=2)
     sid = svc["ServiceId"]
     victim = svc["Pods"][0]["PodName"]
@@ -80,14 +94,16 @@ def test_a_replica_killed_under_load_fails_no_request_and_comes_back(
 
 
 def test_a_request_that_crashes_the_model_fails_alone_and_the_replicas_come_back(
-        shared_server, wedata, sentinel_model_dir):
+    shared_server, wedata, sentinel_model_dir
+):
     svc = deploy(wedata, "crasher", sentinel_model_dir, replicas=2)
     sid = svc["ServiceId"]
     url = group_url(shared_server, svc["ServiceGroupId"])
     with Load(url, varied_bodies) as load:
         load.wait_for_calls(30)
-        poisoned = httpx.post(url, content=iris_body(crash=True), timeout=60,
-                              headers={"Content-Type": "application/json"})
+        poisoned = httpx.post(
+            url, content=iris_body(crash=True), timeout=60, headers={"Content-Type": "application/json"}
+        )
         back = wait_until(lambda: all_ready_after_restarts(wedata, sid, 1), timeout=60, interval=0.1)
         load.wait_for_calls(30)
     calls = load.calls

@@ -1,14 +1,25 @@
 """Under failure, of the server itself: killed with SIGKILL and started again, and a clean stop."""
+
 from __future__ import annotations
 
 import signal
 import time
 
 from resilience_helpers import (
-    WS, deploy, group_url, iris_body, replica_pids, rows_lost, service, update, varied_bodies,
-    wait_settled, wait_until,
+    WS,
+    deploy,
+    group_url,
+    iris_body,
+    replica_pids,
+    rows_lost,
+    service,
+    update,
+    varied_bodies,
+    wait_settled,
+    wait_until,
 )
 from resilience_load import Load, describe, during, failed
+
 from support.cloudapi import call, common_client
 from tcdeploy.server.gateway import read_inference_table
 
@@ -18,13 +29,20 @@ VOLATILE = {"Status", "Reason", "ReadyReplicas", "Pods", "Events", "UpdateTime"}
 
 def settings_of(wedata, tione, group_id: str) -> dict:
     """Everything the control plane says about a group, without what runs (pods, states, times)."""
-    groups = call(wedata, "ListMLModelServiceGroups", {
-        "WorkspaceId": WS, "Filters": [{"Name": "ServiceGroupId", "Values": [group_id]}]})["Data"]["Groups"]
+    groups = call(
+        wedata,
+        "ListMLModelServiceGroups",
+        {"WorkspaceId": WS, "Filters": [{"Name": "ServiceGroupId", "Values": [group_id]}]},
+    )["Data"]["Groups"]
     services = [{k: v for k, v in s.items() if k not in VOLATILE} for s in groups[0]["Services"]]
     info = call(tione, "DescribeModelServiceCallInfo", {"ServiceGroupId": group_id})["ServiceCallInfoV2"]
     tokens = sorted((t["Base"]["Name"], t["Base"]["Value"]) for t in info["AuthTokens"])
-    return {"services": services, "auth": info["AuthorizationEnable"], "tokens": tokens,
-            "group": {k: v for k, v in groups[0].items() if k not in VOLATILE | {"Services"}}}
+    return {
+        "services": services,
+        "auth": info["AuthorizationEnable"],
+        "tokens": tokens,
+        "group": {k: v for k, v in groups[0].items() if k not in VOLATILE | {"Services"}},
+    }
 
 
 def table_ids(data_dir, group_id: str) -> list[str]:
@@ -32,16 +50,32 @@ def table_ids(data_dir, group_id: str) -> list[str]:
 
 
 def test_a_killed_server_comes_back_with_its_state_replicas_and_flushed_rows(
-        own_server, logistic_model_dir, sentinel_model_dir):
+    own_server, logistic_model_dir, sentinel_model_dir
+):
     server = own_server
     wedata, tione = common_client(server, "wedata"), common_client(server, "tione")
-    first = deploy(wedata, "durable-a", logistic_model_dir, AuthorizationEnable=True,
-                   InferenceTablePushEnable=True, ServiceDescription="the first version")
+    first = deploy(
+        wedata,
+        "durable-a",
+        logistic_model_dir,
+        AuthorizationEnable=True,
+        InferenceTablePushEnable=True,
+        ServiceDescription="the first version",
+    )
     gid = first["ServiceGroupId"]
     update(wedata, first["ServiceId"], ServiceLimit={"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 5000})
     second = deploy(wedata, "durable-b", sentinel_model_dir, group_id=gid, InferenceTablePushEnable=True)
-    call(tione, "ModifyServiceGroupWeights", {"ServiceGroupId": gid, "Weights": [
-        {"ServiceId": first["ServiceId"], "Weight": 70}, {"ServiceId": second["ServiceId"], "Weight": 30}]})
+    call(
+        tione,
+        "ModifyServiceGroupWeights",
+        {
+            "ServiceGroupId": gid,
+            "Weights": [
+                {"ServiceId": first["ServiceId"], "Weight": 70},
+                {"ServiceId": second["ServiceId"], "Weight": 30},
+            ],
+        },
+    )
     call(tione, "CreateModelServiceAuthToken", {"ServiceGroupId": gid, "Name": "second"})
     before = settings_of(wedata, tione, gid)
     token = before["tokens"][0][1]
@@ -53,8 +87,9 @@ def test_a_killed_server_comes_back_with_its_state_replicas_and_flushed_rows(
         flushed = set(table_ids(server.data_dir, gid))
         killed = time.monotonic()  # before the signal: clients see it at once
         server.stop(signal.SIGKILL)
-        assert wait_until(lambda: not set(replica_pids(server.data_dir)) & old_pids, timeout=10), \
+        assert wait_until(lambda: not set(replica_pids(server.data_dir)) & old_pids, timeout=10), (
             "replicas outlived their server"
+        )
         server.start()
         up = time.monotonic()
         for sid in (first["ServiceId"], second["ServiceId"]):
@@ -63,8 +98,7 @@ def test_a_killed_server_comes_back_with_its_state_replicas_and_flushed_rows(
     calls = load.calls
     assert settings_of(wedata, tione, gid) == before
     # The replicas that should run do, once each: none duplicated, none orphaned.
-    pods = {p["PodName"] for sid in (first["ServiceId"], second["ServiceId"])
-            for p in service(wedata, sid)["Pods"]}
+    pods = {p["PodName"] for sid in (first["ServiceId"], second["ServiceId"]) for p in service(wedata, sid)["Pods"]}
     assert sorted(replica_pids(server.data_dir).values()) == sorted(pods)
     assert len(pods) == 2
     assert server.stop(signal.SIGTERM) == 0  # a clean stop: every row since the restart is written
@@ -83,8 +117,7 @@ def test_a_killed_server_comes_back_with_its_state_replicas_and_flushed_rows(
     assert served_after <= set(rows)
 
 
-def test_a_clean_stop_under_load_answers_what_it_accepted_and_leaves_nothing_running(
-        own_server, sentinel_model_dir):
+def test_a_clean_stop_under_load_answers_what_it_accepted_and_leaves_nothing_running(own_server, sentinel_model_dir):
     server = own_server
     wedata = common_client(server, "wedata")
     svc = deploy(wedata, "clean-stop", sentinel_model_dir, replicas=2, InferenceTablePushEnable=True)

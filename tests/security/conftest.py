@@ -1,10 +1,10 @@
 """One server for the security tests: workspaces team-a, team-b and fuzz, a key limited to each
 (see security_estate), and what the property tests add to it."""
+
 from __future__ import annotations
 
 import httpx
 import pytest
-
 from security_estate import Estate, build_estate
 
 

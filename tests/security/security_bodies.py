@@ -5,6 +5,7 @@ a spoiled body has one field that is junk (wrong types, huge or negative numbers
 unicode strings, nested junk) or missing, or an unknown field; some bodies are not an object, or
 not JSON at all.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,20 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 TIME_FIELDS = {"StartTime", "EndTime", "ScheduleStopTime"}
-MODEL_PATHS = ["/no/such/model", "file:///no/such/model", "models:/fuzz-missing/1", "models:/fuzz-missing@champion",
-               "models:/fuzzmodel/999", "relative/dir", "http://169.254.169.254/latest", "s3://bucket/model",
-               "runs:/0123456789abcdef/model", "", "/", "/etc"]
+MODEL_PATHS = [
+    "/no/such/model",
+    "file:///no/such/model",
+    "models:/fuzz-missing/1",
+    "models:/fuzz-missing@champion",
+    "models:/fuzzmodel/999",
+    "relative/dir",
+    "http://169.254.169.254/latest",
+    "s3://bucket/model",
+    "runs:/0123456789abcdef/model",
+    "",
+    "/",
+    "/etc",
+]
 
 
 @dataclass(frozen=True)
@@ -35,9 +47,32 @@ class Pool:
 
 # Strings that have broken parsers before: other scripts' digits, more digits than int() reads,
 # dates at the ends of datetime's range, names of ids without the id.
-TRICKY_TEXT = ["", " ", "\x00", "null", "NaN", "-1", "1e999", "../../etc/passwd", "*", "[", "%s%n", "${x}",
-               "' OR 1=1 --", "٣", "²", "9" * 5000, "svc-", "grp-", "ms-", "tok-", "0001-01-01T00:00:00",
-               "9999-12-31T23:59:59-14:00", "W10=", "WzEsMiwzXQ=="]
+TRICKY_TEXT = [
+    "",
+    " ",
+    "\x00",
+    "null",
+    "NaN",
+    "-1",
+    "1e999",
+    "../../etc/passwd",
+    "*",
+    "[",
+    "%s%n",
+    "${x}",
+    "' OR 1=1 --",
+    "٣",
+    "²",
+    "9" * 5000,
+    "svc-",
+    "grp-",
+    "ms-",
+    "tok-",
+    "0001-01-01T00:00:00",
+    "9999-12-31T23:59:59-14:00",
+    "W10=",
+    "WzEsMiwzXQ==",
+]
 _odd_text = st.one_of(
     st.text(max_size=40),
     st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3),  # lone surrogates
@@ -62,9 +97,18 @@ junk = st.recursive(
 
 def _times() -> st.SearchStrategy[str]:
     moments = st.datetimes(timezones=st.one_of(st.none(), st.timezones()))
-    return st.one_of(moments.map(lambda d: d.isoformat()), st.sampled_from([
-        "0001-01-01T00:00:00", "9999-12-31T23:59:59+14:00", "1970-01-01T00:00:00Z", "2026-13-40", "now",
-    ]))
+    return st.one_of(
+        moments.map(lambda d: d.isoformat()),
+        st.sampled_from(
+            [
+                "0001-01-01T00:00:00",
+                "9999-12-31T23:59:59+14:00",
+                "1970-01-01T00:00:00Z",
+                "2026-13-40",
+                "now",
+            ]
+        ),
+    )
 
 
 # ---- valid-ish, from the model ---------------------------------------------------------------------
@@ -119,8 +163,11 @@ def _valid_text(name: str, bounds: dict, pool: Pool) -> st.SearchStrategy[str]:
         return st.one_of(st.just('{"inputs": [[1, 2, 3, 4]]}'), junk.map(lambda v: json.dumps(v)))
     if name == "RelativeUrl":
         return st.sampled_from(["/predict", "/invocations", "/ping", "../../x", ""])
-    plain = st.from_regex(bounds["pattern"], fullmatch=True) if "pattern" in bounds else st.one_of(
-        st.text(max_size=min(bounds.get("max_length", 40), 40)), st.sampled_from(TRICKY_TEXT))
+    plain = (
+        st.from_regex(bounds["pattern"], fullmatch=True)
+        if "pattern" in bounds
+        else st.one_of(st.text(max_size=min(bounds.get("max_length", 40), 40)), st.sampled_from(TRICKY_TEXT))
+    )
     if pool.references.get(name):
         real = st.sampled_from(pool.references[name])
         return st.one_of(real, real, real, plain)
@@ -157,8 +204,18 @@ def request_bytes(model: type[BaseModel], pool: Pool) -> st.SearchStrategy[bytes
         st.binary(max_size=64),
         st.integers(1, 100_000).map(lambda n: b"[" * n + b"]" * n),
         st.integers(1, 100_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
-        st.sampled_from([b"", b"{", b'{"WorkspaceId": NaN}', b"\xff\xfe{}", b'{"a": 1, "a": 2}', b"null",
-                         b'{"Limit": ' + b"9" * 5000 + b"}", b'{"Limit": 1e999}']),
+        st.sampled_from(
+            [
+                b"",
+                b"{",
+                b'{"WorkspaceId": NaN}',
+                b"\xff\xfe{}",
+                b'{"a": 1, "a": 2}',
+                b"null",
+                b'{"Limit": ' + b"9" * 5000 + b"}",
+                b'{"Limit": 1e999}',
+            ]
+        ),
     )
     return st.integers(0, 9).flatmap(lambda pick: fine if pick < 4 else spoiled if pick < 8 else others)
 
@@ -223,8 +280,14 @@ def _simplest(name: str, annotation: Any, bounds: dict, pool: Pool) -> Any:
         return annotation(bounds.get("ge", 1))
     if pool.references.get(name):
         return pool.references[name][0]
-    simple = {"WorkspaceId": pool.workspace, "TiProjectId": pool.workspace, "InstanceType": pool.instance_types[0],
-              "ModelPath": MODEL_PATHS[0], "CurlData": "{}", "RelativeUrl": "/predict"}
+    simple = {
+        "WorkspaceId": pool.workspace,
+        "TiProjectId": pool.workspace,
+        "InstanceType": pool.instance_types[0],
+        "ModelPath": MODEL_PATHS[0],
+        "CurlData": "{}",
+        "RelativeUrl": "/predict",
+    }
     return simple.get(name, "fuzz-name" if "pattern" in bounds else "x")
 
 

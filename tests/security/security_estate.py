@@ -5,6 +5,7 @@ workspace `team-a` has an idle service (0 replicas), also behind auth. Helpers h
 server's state without going through it (the SQLite file), sign requests by hand, and check that
 a reply is the control-plane envelope.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -83,7 +84,9 @@ def add_key(data_dir: Path, workspace: str) -> Key:
     """`tcdeploy add-key --workspace W`, then the new key as credentials.json holds it."""
     subprocess.run(
         [sys.executable, "-m", "tcdeploy", "add-key", "--workspace", workspace, "--data-dir", str(data_dir)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     keys = json.loads((data_dir / "credentials.json").read_text())["Keys"]
     entry = next(k for k in keys if k["Workspaces"] == [workspace])
@@ -107,14 +110,19 @@ def service_spec(model_dir: Path | str, replicas: int = 0) -> dict:
     return {"InstanceType": INSTANCE_TYPE, "Replicas": replicas, "MlModelInfo": {"ModelPath": str(model_dir)}}
 
 
-def _make_side(server: RunningServer, workspace: str, key: Key, name: str, model_dir: Path,
-               replicas: int) -> Side:
+def _make_side(server: RunningServer, workspace: str, key: Key, name: str, model_dir: Path, replicas: int) -> Side:
     wedata = common_client(server, "wedata", key.secret_id, key.secret_key)
     tione = common_client(server, "tione", key.secret_id, key.secret_key)
-    created = call(wedata, "CreateMLModelServices", {
-        "WorkspaceId": workspace, "ServiceName": name, "AuthorizationEnable": True,
-        "Services": [service_spec(model_dir, replicas)],
-    })["Data"]
+    created = call(
+        wedata,
+        "CreateMLModelServices",
+        {
+            "WorkspaceId": workspace,
+            "ServiceName": name,
+            "AuthorizationEnable": True,
+            "Services": [service_spec(model_dir, replicas)],
+        },
+    )["Data"]
     pod_name = None
     if replicas:
         detail = wait_for_status(wedata, created["ServiceId"], {"Running", "CreateFailed"}, workspace=workspace)
@@ -122,8 +130,16 @@ def _make_side(server: RunningServer, workspace: str, key: Key, name: str, model
             raise RuntimeError(f"the {workspace} service did not start: {detail.get('Reason')}")
         pod_name = detail["Pods"][0]["PodName"]
     token = token_values(tione, workspace, created["ServiceGroupId"])[0]
-    return Side(workspace, key, created["ServiceGroupId"], created["ServiceGroupName"],
-                created["ServiceId"], name, token, pod_name)
+    return Side(
+        workspace,
+        key,
+        created["ServiceGroupId"],
+        created["ServiceGroupName"],
+        created["ServiceId"],
+        name,
+        token,
+        pod_name,
+    )
 
 
 def token_values(tione_client, workspace: str, group_id: str) -> list[str]:
@@ -160,8 +176,9 @@ def pod_pids(data_dir: Path) -> dict[str, str]:
 
 def side_state(estate: Estate, side: Side) -> tuple:
     """What must not move when someone else pokes at this workspace: its rows, its replicas."""
-    detail = call(estate.client(estate.admin), "GetMLModelService",
-                  {"WorkspaceId": side.workspace, "ServiceId": side.service_id})["Data"]
+    detail = call(
+        estate.client(estate.admin), "GetMLModelService", {"WorkspaceId": side.workspace, "ServiceId": side.service_id}
+    )["Data"]
     pods = [(p["PodName"], p["Phase"], p["Ready"], p["RestartCount"]) for p in detail["Pods"]]
     return store_rows(estate.data_dir, side.workspace), pods, pod_pids(estate.data_dir)
 
@@ -195,8 +212,15 @@ def _services_passing(data_dir: Path) -> list[tuple[str, str]]:
 # ---- signing by hand and reading replies -----------------------------------------------------------
 
 
-def signed_headers(host: str, action: str, body: bytes, key: Key, service: str = "wedata",
-                   timestamp: int | None = None, sign_action: bool = False) -> dict[str, str]:
+def signed_headers(
+    host: str,
+    action: str,
+    body: bytes,
+    key: Key,
+    service: str = "wedata",
+    timestamp: int | None = None,
+    sign_action: bool = False,
+) -> dict[str, str]:
     """Headers as the SDK makes them; with `sign_action`, X-TC-Action is signed too (as Tencent's
     documentation shows and some SDKs do)."""
     timestamp = int(time.time()) if timestamp is None else timestamp
@@ -211,10 +235,14 @@ def signed_headers(host: str, action: str, body: bytes, key: Key, service: str =
     to_sign = "\n".join(["TC3-HMAC-SHA256", str(timestamp), scope, hashlib.sha256(canonical.encode()).hexdigest()])
     signature = Sign.sign_tc3(key.secret_key, date, service, to_sign)
     return {
-        "Content-Type": "application/json", "Host": host, "X-TC-Action": action,
-        "X-TC-Version": VERSIONS[service], "X-TC-Timestamp": str(timestamp), "X-TC-Region": "ap-guangzhou",
+        "Content-Type": "application/json",
+        "Host": host,
+        "X-TC-Action": action,
+        "X-TC-Version": VERSIONS[service],
+        "X-TC-Timestamp": str(timestamp),
+        "X-TC-Region": "ap-guangzhou",
         "Authorization": f"TC3-HMAC-SHA256 Credential={key.secret_id}/{scope}, "
-                         f"SignedHeaders={signed}, Signature={signature}",
+        f"SignedHeaders={signed}, Signature={signature}",
     }
 
 
@@ -231,8 +259,10 @@ def envelope_of(reply: httpx.Response) -> dict:
         raise AssertionError(f"no RequestId: {reply.text[:500]}")
     error = response.get("Error")
     if error is not None:
-        if set(response) != {"Error", "RequestId"} or set(error) != {"Code", "Message"} or not all(
-            isinstance(error[k], str) and error[k] for k in ("Code", "Message")
+        if (
+            set(response) != {"Error", "RequestId"}
+            or set(error) != {"Code", "Message"}
+            or not all(isinstance(error[k], str) and error[k] for k in ("Code", "Message"))
         ):
             raise AssertionError(f"a malformed error: {reply.text[:500]}")
     return response

@@ -1,8 +1,8 @@
 """What the property tests share: the fuzz workspace's resources, and the property itself."""
+
 from __future__ import annotations
 
 import httpx
-
 from security_bodies import Pool
 from security_estate import (
     WORKSPACE_FUZZ,
@@ -15,6 +15,7 @@ from security_estate import (
     store_rows,
     token_values,
 )
+
 from support.cloudapi import call
 from tcdeploy.server.control.backend import INSTANCE_TYPES
 
@@ -27,13 +28,29 @@ def fuzz_pool(estate: Estate, registered_model: str) -> Pool:
     wedata = estate.client(estate.fuzz_key, "wedata")
     tione = estate.client(estate.fuzz_key, "tione")
     ws = {"WorkspaceId": WORKSPACE_FUZZ}
-    listed = call(wedata, "ListMLModelServiceGroups", {**ws, "Filters": [{"Name": "ServiceName", "Values": [SERVICE_NAME]}]})
+    listed = call(
+        wedata, "ListMLModelServiceGroups", {**ws, "Filters": [{"Name": "ServiceName", "Values": [SERVICE_NAME]}]}
+    )
     if not listed["Data"]["Groups"]:
-        for group in call(tione, "DescribeModelServiceGroups", {"TiProjectId": WORKSPACE_FUZZ, "Limit": 100})["ServiceGroups"]:
+        for group in call(tione, "DescribeModelServiceGroups", {"TiProjectId": WORKSPACE_FUZZ, "Limit": 100})[
+            "ServiceGroups"
+        ]:
             if group["ServiceGroupName"] == SERVICE_NAME:  # a group whose service a fuzzed delete took
-                call(tione, "DeleteModelServiceGroup", {"TiProjectId": WORKSPACE_FUZZ, "ServiceGroupId": group["ServiceGroupId"]})
-        call(wedata, "CreateMLModelServices", {**ws, "ServiceName": SERVICE_NAME, "AuthorizationEnable": True,
-                                               "Services": [service_spec(estate.model_dir)]})
+                call(
+                    tione,
+                    "DeleteModelServiceGroup",
+                    {"TiProjectId": WORKSPACE_FUZZ, "ServiceGroupId": group["ServiceGroupId"]},
+                )
+        call(
+            wedata,
+            "CreateMLModelServices",
+            {
+                **ws,
+                "ServiceName": SERVICE_NAME,
+                "AuthorizationEnable": True,
+                "Services": [service_spec(estate.model_dir)],
+            },
+        )
     detail = call(wedata, "GetMLModelService", {**ws, "ServiceId": SERVICE_NAME})["Data"]
     group_id = detail["ServiceGroupId"]
     tokens = token_values(tione, WORKSPACE_FUZZ, group_id)
@@ -43,10 +60,15 @@ def fuzz_pool(estate: Estate, registered_model: str) -> Pool:
     return Pool(
         workspace=WORKSPACE_FUZZ,
         references={
-            "ServiceId": services + groups[:1], "ServiceGroupId": groups, "AuthTokenValue": tuple(tokens[:1]),
+            "ServiceId": services + groups[:1],
+            "ServiceGroupId": groups,
+            "AuthTokenValue": tuple(tokens[:1]),
             "PodName": (estate.b.pod_name, "*", "ms-*"),  # B's pod: out of reach from here
-            "ModelName": (registered_model,), "Name": (registered_model, "1"), "Version": ("1",),
-            "ServiceName": (SERVICE_NAME,), "ServiceGroupName": (SERVICE_NAME,),
+            "ModelName": (registered_model,),
+            "Name": (registered_model, "1"),
+            "Version": ("1",),
+            "ServiceName": (SERVICE_NAME,),
+            "ServiceGroupName": (SERVICE_NAME,),
         },
         instance_types=tuple(spec.name for spec in INSTANCE_TYPES),
     )

@@ -1,4 +1,5 @@
 """Safe defaults: loopback bind, private files, and no secret in a log line or an error message."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-
 from security_estate import PREDICT_BODY, Estate, Key, envelope_of, signed_headers, token_values
+
 from support.cloudapi import call, common_client
 from support.server import free_port
 
@@ -31,7 +32,10 @@ def default_server(tmp_path_factory):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "tcdeploy", "server", "--port", str(port), "--data-dir", str(data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 60
@@ -61,8 +65,9 @@ def mode(path: Path) -> int:
 
 def test_the_server_listens_on_loopback_only_by_default(default_server):
     process, port, _, _ = default_server
-    listening = [c.laddr for c in psutil.Process(process.pid).net_connections(kind="inet")
-                 if c.status == psutil.CONN_LISTEN]
+    listening = [
+        c.laddr for c in psutil.Process(process.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+    ]
     assert listening, "no listening socket found"
     assert {addr.ip for addr in listening} <= LOOPBACK, listening
     assert port in {addr.port for addr in listening}
@@ -103,8 +108,9 @@ def failing_session(estate: Estate) -> tuple[list[str], set[str]]:
 
     def control(action: str, body: dict, key=estate.admin, service="wedata", **kw) -> dict:
         raw = json.dumps(body).encode()
-        reply = envelope_of(httpx.post(url, content=raw, headers=signed_headers(host, action, raw, key, service, **kw),
-                                       timeout=60))
+        reply = envelope_of(
+            httpx.post(url, content=raw, headers=signed_headers(host, action, raw, key, service, **kw), timeout=60)
+        )
         if "Error" in reply:
             told.append(reply["Error"]["Message"])
         return reply
@@ -126,11 +132,20 @@ def failing_session(estate: Estate) -> tuple[list[str], set[str]]:
     control("UpdateMLModelService", {**get_b, "Replicas": b.key.secret_key})
     control("UpdateMLModelService", {**get_b, "ServiceAction": estate.admin.secret_key})
     control("DeleteModelServiceAuthToken", {**group_b, "AuthTokenValue": a.token}, service="tione")
-    control("ModelServiceInterfaceCallTest", {"WorkspaceId": b.workspace, "ServiceGroupId": b.group_id,
-                                              "CurlData": PREDICT_BODY, "AuthTokenValue": b.token,
-                                              "RelativeUrl": "/admin"})
-    called = control("ModelServiceInterfaceCallTest", {"WorkspaceId": b.workspace, "ServiceGroupId": b.group_id,
-                                                       "CurlData": PREDICT_BODY, "AuthTokenValue": a.token})
+    control(
+        "ModelServiceInterfaceCallTest",
+        {
+            "WorkspaceId": b.workspace,
+            "ServiceGroupId": b.group_id,
+            "CurlData": PREDICT_BODY,
+            "AuthTokenValue": b.token,
+            "RelativeUrl": "/admin",
+        },
+    )
+    called = control(
+        "ModelServiceInterfaceCallTest",
+        {"WorkspaceId": b.workspace, "ServiceGroupId": b.group_id, "CurlData": PREDICT_BODY, "AuthTokenValue": a.token},
+    )
     told.append(json.loads(called["Data"]["CurlResponseRaw"])["body"])
 
     control("CreateModelServiceAuthToken", {**group_b, "Name": "leak-check"}, service="tione")
@@ -139,8 +154,12 @@ def failing_session(estate: Estate) -> tuple[list[str], set[str]]:
     handled |= {a.token, b.token, fresh}
     assert predict(fresh, estate.predict_url(b)) == 200
     control("DeleteModelServiceAuthToken", {**group_b, "AuthTokenValue": fresh}, service="tione")
-    for token, target in [(fresh, estate.predict_url(b)), (a.token, estate.predict_url(b, "services")),
-                          (f"Bearer {b.token}x", estate.predict_url(b)), (b.token, estate.predict_url(a))]:
+    for token, target in [
+        (fresh, estate.predict_url(b)),
+        (a.token, estate.predict_url(b, "services")),
+        (f"Bearer {b.token}x", estate.predict_url(b)),
+        (b.token, estate.predict_url(a)),
+    ]:
         assert predict(token, target) >= 400
 
     pod_link = call(estate.client(b.key), "CreateModelServicePodUrl", {**get_b, "PodName": b.pod_name})["Data"]["Url"]
@@ -168,8 +187,11 @@ def test_no_secret_in_a_log_line_or_an_error_message(estate):
 
 def test_replicas_do_not_inherit_the_servers_keys(estate):
     """A replica runs the model's code: it gets no access key through its environment."""
-    replicas = [p for p in psutil.Process(estate.server.process.pid).children(recursive=True)
-                if "tcdeploy.server.replica" in " ".join(p.cmdline())]
+    replicas = [
+        p
+        for p in psutil.Process(estate.server.process.pid).children(recursive=True)
+        if "tcdeploy.server.replica" in " ".join(p.cmdline())
+    ]
     assert replicas, "no replica process found"
     secrets = {estate.admin.secret_key, estate.a.key.secret_key, estate.b.key.secret_key}
     for replica in replicas:

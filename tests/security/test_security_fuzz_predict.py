@@ -1,34 +1,51 @@
 """Fuzzed `/predict` bodies against B's running service (the logistic model, one real replica):
 every one gets a reply in time, 200 with predictions or a 4xx with a JSON message, never a 5xx;
 and the replica is the same process, answering /ping, at the end."""
+
 from __future__ import annotations
 
 import json
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from security_estate import IRIS_COLUMNS, PREDICT_BODY, Estate
+
 from support.cloudapi import call
 
 GATEWAY_LIMIT = 16 * 2**20
-CONTENT_TYPES = ["application/json", "application/json; charset=latin-1", "APPLICATION/JSON", "text/csv", "text/plain",
-                 "", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml"]
+CONTENT_TYPES = [
+    "application/json",
+    "application/json; charset=latin-1",
+    "APPLICATION/JSON",
+    "text/csv",
+    "text/plain",
+    "",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/xml",
+]
 
 # Cell values the logistic model gets. Non-finite numbers and nulls are left to the explicit cases
 # below: the replica answers them with a 500 for now (see KNOWN_5XX).
 _finite = st.floats(allow_nan=False, allow_infinity=False)
 _cells = st.one_of(
-    _finite, _finite, _finite,
+    _finite,
+    _finite,
+    _finite,
     st.integers(-(2**70), 2**70),
     st.text(max_size=20),
     st.booleans(),
     st.lists(_finite, max_size=3),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
-_columns = st.one_of(st.just(IRIS_COLUMNS), st.permutations(IRIS_COLUMNS), st.lists(st.text(max_size=12), max_size=5),
-                     st.lists(st.integers(), max_size=4))
+_columns = st.one_of(
+    st.just(IRIS_COLUMNS),
+    st.permutations(IRIS_COLUMNS),
+    st.lists(st.text(max_size=12), max_size=5),
+    st.lists(st.integers(), max_size=4),
+)
 _rows = st.lists(st.lists(_cells, max_size=5), max_size=5)
 _junk = st.recursive(
     st.one_of(st.booleans(), st.integers(), _finite, st.text(max_size=30)),
@@ -38,32 +55,53 @@ _junk = st.recursive(
 _iris_rows = st.lists(st.lists(_cells, min_size=4, max_size=4), min_size=1, max_size=5)
 _iris_records = st.lists(st.fixed_dictionaries({c: _cells for c in IRIS_COLUMNS}), min_size=1, max_size=5)
 _forms = st.one_of(
-    st.fixed_dictionaries({"dataframe_split": st.fixed_dictionaries({"columns": st.just(IRIS_COLUMNS), "data": _iris_rows})}),
+    st.fixed_dictionaries(
+        {"dataframe_split": st.fixed_dictionaries({"columns": st.just(IRIS_COLUMNS), "data": _iris_rows})}
+    ),
     st.fixed_dictionaries({"dataframe_records": _iris_records}),
     st.fixed_dictionaries({"instances": _iris_records}),
-    st.fixed_dictionaries({"dataframe_split": st.fixed_dictionaries(
-        {"columns": _columns, "data": _rows}, optional={"index": _junk})}),
-    st.fixed_dictionaries({"dataframe_records": st.lists(st.dictionaries(st.sampled_from(IRIS_COLUMNS), _cells), max_size=4)}),
+    st.fixed_dictionaries(
+        {"dataframe_split": st.fixed_dictionaries({"columns": _columns, "data": _rows}, optional={"index": _junk})}
+    ),
+    st.fixed_dictionaries(
+        {"dataframe_records": st.lists(st.dictionaries(st.sampled_from(IRIS_COLUMNS), _cells), max_size=4)}
+    ),
     st.fixed_dictionaries({"instances": st.one_of(_rows, _junk)}),
-    st.fixed_dictionaries({"inputs": st.one_of(_rows, st.dictionaries(st.sampled_from(IRIS_COLUMNS), st.lists(_cells, max_size=3)), _junk)}),
+    st.fixed_dictionaries(
+        {
+            "inputs": st.one_of(
+                _rows, st.dictionaries(st.sampled_from(IRIS_COLUMNS), st.lists(_cells, max_size=3)), _junk
+            )
+        }
+    ),
 )
 _extras = st.fixed_dictionaries({}, optional={"params": _junk, "client_request_id": _junk, "extra": _junk})
 _documents = st.one_of(_forms, st.tuples(_forms, _extras).map(lambda p: {**p[0], **p[1]}), _junk)
-_bodies = st.integers(0, 9).flatmap(lambda pick: (
-    _forms.map(lambda d: json.dumps(d).encode()) if pick < 5
-    else _documents.map(lambda d: json.dumps(d).encode()) if pick < 7
-    else _documents.map(lambda d: json.dumps(d).encode()[:-1]) if pick < 8  # cut short
-    else st.binary(max_size=200) if pick < 9
-    else st.integers(1, 600).map(lambda n: b'{"inputs": ' + b"[" * n + b"1" + b"]" * n + b"}")
-))
-_content_types = st.integers(0, 2).flatmap(lambda pick: st.just("application/json") if pick else st.sampled_from(CONTENT_TYPES))
+_bodies = st.integers(0, 9).flatmap(
+    lambda pick: (
+        _forms.map(lambda d: json.dumps(d).encode())
+        if pick < 5
+        else _documents.map(lambda d: json.dumps(d).encode())
+        if pick < 7
+        else _documents.map(lambda d: json.dumps(d).encode()[:-1])
+        if pick < 8  # cut short
+        else st.binary(max_size=200)
+        if pick < 9
+        else st.integers(1, 600).map(lambda n: b'{"inputs": ' + b"[" * n + b"1" + b"]" * n + b"}")
+    )
+)
+_content_types = st.integers(0, 2).flatmap(
+    lambda pick: st.just("application/json") if pick else st.sampled_from(CONTENT_TYPES)
+)
 
 
 def replica_health(estate: Estate) -> tuple[str, int, int]:
     """B's replica: its pid, its restart count, and what its own /ping says (over its socket)."""
     b = estate.b
     pid = (estate.data_dir / "run" / f"{b.pod_name}.pid").read_text().strip()
-    detail = call(estate.client(b.key), "GetMLModelService", {"WorkspaceId": b.workspace, "ServiceId": b.service_id})["Data"]
+    detail = call(estate.client(b.key), "GetMLModelService", {"WorkspaceId": b.workspace, "ServiceId": b.service_id})[
+        "Data"
+    ]
     (pod,) = [p for p in detail["Pods"] if p["PodName"] == b.pod_name]
     transport = httpx.HTTPTransport(uds=str(estate.data_dir / "run" / f"{b.pod_name}.sock"))
     with httpx.Client(transport=transport, timeout=10) as replica:
@@ -96,16 +134,26 @@ def check_refused_or_answered(reply: httpx.Response) -> None:
         assert isinstance(document.get("message"), str) and document["message"], reply.text[:300]
 
 
-@settings(max_examples=200, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large, HealthCheck.large_base_example])
+@settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 @given(body=_bodies, content_type=_content_types, by=st.sampled_from(["groups", "services"]))
 def test_fuzzed_bodies_get_an_answer_or_a_4xx_with_a_message(estate, replica_before, body, content_type, by):
     check_refused_or_answered(predict(estate, body, content_type, by))
 
 
 def _split(cell: str) -> bytes:
-    return ('{"dataframe_split": {"columns": %s, "data": [[%s, 3.5, 1.4, 0.2]]}}' % (json.dumps(IRIS_COLUMNS), cell)).encode()
+    return (
+        f'{{"dataframe_split": {{"columns": {json.dumps(IRIS_COLUMNS)}, "data": [[{cell}, 3.5, 1.4, 0.2]]}}}}'.encode()
+    )
 
 
 CASES = {
@@ -123,13 +171,15 @@ CASES = {
     "no rows": b'{"dataframe_split": {"columns": [], "data": []}}',
 }
 # What the replica answers with a 500 today (the fix belongs in the replica; see the report).
-CASES.update({
-    "NaN": _split("NaN"),
-    "Infinity": _split("Infinity"),
-    "-Infinity": _split("-Infinity"),
-    "1e400": _split("1e400"),
-    "nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
-})
+CASES.update(
+    {
+        "NaN": _split("NaN"),
+        "Infinity": _split("Infinity"),
+        "-Infinity": _split("-Infinity"),
+        "1e400": _split("1e400"),
+        "nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
+    }
+)
 # A null in a numeric column reaches the model as NaN and sklearn raises ValueError, which the
 # replica cannot tell from a model that raises by itself (a 500, as issue 4 asks).
 KNOWN_5XX = {
@@ -155,7 +205,7 @@ def test_nulls_in_numeric_columns_are_a_4xx(estate, replica_before, name):
 @pytest.mark.parametrize("chunked", [False, True])
 def test_a_body_over_the_gateways_limit_is_a_400(estate, replica_before, chunked):
     giant = b'{"inputs": "' + b"x" * GATEWAY_LIMIT + b'"}'
-    body = (giant[i:i + 2**20] for i in range(0, len(giant), 2**20)) if chunked else giant
+    body = (giant[i : i + 2**20] for i in range(0, len(giant), 2**20)) if chunked else giant
     reply = predict(estate, body)
     assert reply.status_code == 400 and "limit" in reply.json()["message"], reply.text[:300]
 

@@ -5,6 +5,7 @@ Expiry is tested without waiting five minutes by minting links the way the serve
 (`ServerSecret.pod_token`) with the server's own secret from the data dir, dated in the past. A link
 minted the same way with a future date opens the page, so the minting is the server's.
 """
+
 from __future__ import annotations
 
 import socket
@@ -14,8 +15,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-
 from security_estate import Estate
+
 from support.cloudapi import call
 from tcdeploy.server.control.api import POD_URL_TTL
 from tcdeploy.server.control.backend import ServerSecret
@@ -23,9 +24,15 @@ from tcdeploy.server.control.backend import ServerSecret
 
 def pod_url(estate: Estate) -> dict:
     b = estate.b
-    return call(estate.client(b.key), "CreateModelServicePodUrl", {
-        "WorkspaceId": b.workspace, "ServiceId": b.service_id, "PodName": b.pod_name,
-    })["Data"]
+    return call(
+        estate.client(b.key),
+        "CreateModelServicePodUrl",
+        {
+            "WorkspaceId": b.workspace,
+            "ServiceId": b.service_id,
+            "PodName": b.pod_name,
+        },
+    )["Data"]
 
 
 def minted(estate: Estate, pod_name: str, expires: int) -> str:
@@ -57,13 +64,22 @@ def test_a_link_past_its_expiry_is_refused(estate):
         assert page(estate, minted(estate, pod, int(time.time()) - age)).status_code == 403, age
 
 
-@pytest.mark.parametrize("token", [
-    None, "", "garbage", "1.2", ".", "9999999999.", "9999999999." + "0" * 64,
-    "٩٩٩٩٩٩٩٩٩٩.abc",  # digits, though not ASCII ones
-    "²." + "0" * 64,
-    "9" * 5000 + ".x",  # more digits than Python turns into an int by default
-    "-1." + "0" * 64,
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        None,
+        "",
+        "garbage",
+        "1.2",
+        ".",
+        "9999999999.",
+        "9999999999." + "0" * 64,
+        "٩٩٩٩٩٩٩٩٩٩.abc",  # digits, though not ASCII ones
+        "²." + "0" * 64,
+        "9" * 5000 + ".x",  # more digits than Python turns into an int by default
+        "-1." + "0" * 64,
+    ],
+)
 def test_the_page_needs_its_token(estate, token):
     reply = page(estate, token)
     assert reply.status_code == 403 and reply.json()["message"], reply.text[:200]
@@ -78,14 +94,17 @@ def test_a_link_opens_only_its_own_pod(estate):
     assert page(estate, minted(estate, other, int(time.time()) + 60)).status_code == 403
 
 
-@pytest.mark.parametrize("host,status", [
-    ("{ip}:{port}", 200),
-    ("localhost:{port}", 200),
-    ("evil.example:{port}", 421),
-    ("{ip}", 421),
-    ("{ip}:{port}.evil.example", 421),
-    ("evil.example", 421),
-])
+@pytest.mark.parametrize(
+    "host,status",
+    [
+        ("{ip}:{port}", 200),
+        ("localhost:{port}", 200),
+        ("evil.example:{port}", 421),
+        ("{ip}", 421),
+        ("{ip}:{port}.evil.example", 421),
+        ("evil.example", 421),
+    ],
+)
 def test_the_page_is_served_only_on_the_servers_own_host(estate, host, status):
     token = pod_url(estate)["Url"].split("token=", 1)[1]
     reply = page(estate, token, host=host.format(ip="127.0.0.1", port=estate.server.port))

@@ -6,23 +6,25 @@ service in the string to sign; X-TC-Action is not signed unless the client lists
 request can therefore be replayed within the five-minute window (Tencent Cloud behaves the same:
 TC3 has no nonce), never after it.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
-from typing import Callable
 from unittest import mock
 
 import httpx
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from security_estate import Estate, envelope_of, error_code, signed_headers
 from tencentcloud.common import abstract_client
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from security_estate import Estate, envelope_of, error_code, signed_headers
 from support.cloudapi import call
 
 WINDOW = 300
@@ -37,7 +39,7 @@ class Captured:
         reply = httpx.post(estate.server.url + "/", content=self.body, headers=self.headers, timeout=30)
         return envelope_of(reply)
 
-    def with_header(self, name: str, value: str) -> "Captured":
+    def with_header(self, name: str, value: str) -> Captured:
         return replace(self, headers={**self.headers, name: value})
 
 
@@ -91,6 +93,7 @@ def test_a_request_signed_by_a_clock_running_ahead_is_refused(estate):
 
 def _swap_credential(part: int, value: str | Callable[[Estate], str]):
     """Replace one part of `Credential=<id>/<date>/<service>/tc3_request`."""
+
     def tamper(c: Captured, estate: Estate) -> Captured:
         auth = c.headers["Authorization"]
         head, rest = auth.split("Credential=", 1)
@@ -98,6 +101,7 @@ def _swap_credential(part: int, value: str | Callable[[Estate], str]):
         parts = credential.split("/")
         parts[part] = value(estate) if callable(value) else value
         return c.with_header("Authorization", f"{head}Credential={'/'.join(parts)},{tail}")
+
     return tamper
 
 
@@ -174,19 +178,29 @@ _header_text = st.one_of(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    authorization=st.one_of(_header_text, st.builds(
-        "TC3-HMAC-SHA256 Credential={}/{}/{}/tc3_request, SignedHeaders={}, Signature={}".format,
-        _header_text, st.sampled_from(["2026-01-01", "9999-99-99", "0000-00-00"]),
-        st.sampled_from(["wedata", "tione", "cvm", "a-b"]),
-        st.sampled_from(["content-type;host", "host", "content-type;host;x-tc-action", "x"]),
-        st.text("0123456789abcdef", min_size=64, max_size=64))),
+    authorization=st.one_of(
+        _header_text,
+        st.builds(
+            "TC3-HMAC-SHA256 Credential={}/{}/{}/tc3_request, SignedHeaders={}, Signature={}".format,
+            _header_text,
+            st.sampled_from(["2026-01-01", "9999-99-99", "0000-00-00"]),
+            st.sampled_from(["wedata", "tione", "cvm", "a-b"]),
+            st.sampled_from(["content-type;host", "host", "content-type;host;x-tc-action", "x"]),
+            st.text("0123456789abcdef", min_size=64, max_size=64),
+        ),
+    ),
     timestamp=st.one_of(_header_text, st.integers().map(str)),
     action=_header_text,
     version=st.one_of(_header_text, st.sampled_from(["2025-10-10", "2021-11-11"])),
 )
 def test_garbage_auth_headers_get_an_auth_error_in_the_envelope(estate, authorization, timestamp, action, version):
-    headers = {"Content-Type": "application/json", "Authorization": authorization, "X-TC-Timestamp": timestamp,
-               "X-TC-Action": action, "X-TC-Version": version}
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": authorization,
+        "X-TC-Timestamp": timestamp,
+        "X-TC-Action": action,
+        "X-TC-Version": version,
+    }
     encoded = {k: v.encode("latin-1") for k, v in headers.items()}
     reply = envelope_of(httpx.post(estate.server.url + "/", content=b"{}", headers=encoded, timeout=30))
     assert (error_code(reply) or "").startswith("AuthFailure."), reply

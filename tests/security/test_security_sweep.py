@@ -1,12 +1,13 @@
 """The property of test_security_fuzz_actions over a fixed sweep: each field of a simple valid body
 of every action in turn set to values that have broken parsers before (other scripts' digits,
 5000-digit numbers, NaN and infinities, dates at the ends of the calendar, cursor-like strings)."""
+
 from __future__ import annotations
 
 import pytest
-
 from security_bodies import sweep
 from security_fuzzing import Target, fuzz_pool
+
 from tcdeploy.protocol.actions import CATALOGUE
 
 EVERY_ACTION = sorted((service, name) for service, actions in CATALOGUE.items() for name in actions)

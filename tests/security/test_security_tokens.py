@@ -1,5 +1,6 @@
 """Group tokens: one group's token opens no other group, a deleted one stops at once, and the store
 keeps only their digests."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,8 +8,8 @@ import json
 
 import httpx
 import pytest
-
 from security_estate import PREDICT_BODY, Estate, store_rows, token_values
+
 from support.cloudapi import call
 
 
@@ -21,9 +22,16 @@ def predict_status(estate: Estate, url: str, authorization: str | None) -> int:
 
 def call_test_status(estate: Estate, token: str) -> int:
     b = estate.b
-    data = call(estate.client(b.key), "ModelServiceInterfaceCallTest", {
-        "WorkspaceId": b.workspace, "ServiceGroupId": b.group_id, "CurlData": PREDICT_BODY, "AuthTokenValue": token,
-    })["Data"]
+    data = call(
+        estate.client(b.key),
+        "ModelServiceInterfaceCallTest",
+        {
+            "WorkspaceId": b.workspace,
+            "ServiceGroupId": b.group_id,
+            "CurlData": PREDICT_BODY,
+            "AuthTokenValue": token,
+        },
+    )["Data"]
     return json.loads(data["CurlResponseRaw"])["status"]
 
 
@@ -40,13 +48,20 @@ def test_the_token_of_group_a_does_not_open_group_b(estate, by):
 def test_a_deleted_token_stops_working_at_once(estate):
     b = estate.b
     tione = estate.client(b.key, "tione")
-    call(tione, "CreateModelServiceAuthToken", {"TiProjectId": b.workspace, "ServiceGroupId": b.group_id, "Name": "brief"})
+    call(
+        tione,
+        "CreateModelServiceAuthToken",
+        {"TiProjectId": b.workspace, "ServiceGroupId": b.group_id, "Name": "brief"},
+    )
     (fresh,) = set(token_values(tione, b.workspace, b.group_id)) - {b.token}
     url = estate.predict_url(b)
     assert predict_status(estate, url, fresh) == 200
     assert call_test_status(estate, fresh) == 200
-    call(tione, "DeleteModelServiceAuthToken", {"TiProjectId": b.workspace, "ServiceGroupId": b.group_id,
-                                                "AuthTokenValue": fresh})
+    call(
+        tione,
+        "DeleteModelServiceAuthToken",
+        {"TiProjectId": b.workspace, "ServiceGroupId": b.group_id, "AuthTokenValue": fresh},
+    )
     assert predict_status(estate, url, fresh) == 401
     assert call_test_status(estate, fresh) == 401
     assert predict_status(estate, url, b.token) == 200, "the other token must still work"
@@ -55,7 +70,9 @@ def test_a_deleted_token_stops_working_at_once(estate):
 def test_tokens_are_stored_only_as_digests(estate):
     b = estate.b
     tione = estate.client(b.key, "tione")
-    call(tione, "CreateModelServiceAuthToken", {"TiProjectId": b.workspace, "ServiceGroupId": b.group_id, "Name": "kept"})
+    call(
+        tione, "CreateModelServiceAuthToken", {"TiProjectId": b.workspace, "ServiceGroupId": b.group_id, "Name": "kept"}
+    )
     values = {estate.a.token, *token_values(tione, b.workspace, b.group_id)}
     try:
         digests = {row[4] for row in store_rows(estate.data_dir)["tokens"]}
@@ -68,5 +85,8 @@ def test_tokens_are_stored_only_as_digests(estate):
                 assert not leaked, f"a token value is in {path}"
     finally:
         for value in set(token_values(tione, b.workspace, b.group_id)) - {b.token}:
-            call(tione, "DeleteModelServiceAuthToken", {"TiProjectId": b.workspace, "ServiceGroupId": b.group_id,
-                                                        "AuthTokenValue": value})
+            call(
+                tione,
+                "DeleteModelServiceAuthToken",
+                {"TiProjectId": b.workspace, "ServiceGroupId": b.group_id, "AuthTokenValue": value},
+            )

@@ -5,14 +5,15 @@ Every action of the catalogue is tried twice: aimed at workspace B outright (ref
 B's ids and names (B's resources do not exist there: `ResourceNotFound`). B's state is the same
 afterwards: its store rows, its replicas and their pids.
 """
+
 from __future__ import annotations
 
 import json
 
 import httpx
 import pytest
-
 from security_estate import PREDICT_BODY, WORKSPACE_FIELD, Estate, service_spec, side_state
+
 from support.cloudapi import call, error_of
 from tcdeploy.protocol.actions import CATALOGUE, parse_request
 
@@ -25,8 +26,11 @@ def bodies_aimed_at_b(e: Estate) -> dict[str, dict]:
     group = {"ServiceGroupId": b.group_id}
     pod = {"ServiceId": b.service_id, "PodName": b.pod_name}
     return {
-        "CreateMLModelServices": {"ServiceName": "sneaky", "ServiceGroupId": b.group_id,
-                                  "Services": [service_spec(e.model_dir)]},
+        "CreateMLModelServices": {
+            "ServiceName": "sneaky",
+            "ServiceGroupId": b.group_id,
+            "Services": [service_spec(e.model_dir)],
+        },
         "UpdateMLModelService": {"ServiceId": b.service_id, "ServiceAction": "STOP"},
         "DeleteMLModelService": {"ServiceId": b.service_id},
         "GetMLModelService": {"ServiceId": b.service_id},
@@ -58,15 +62,15 @@ def b_refs_from_a(e: Estate) -> dict[str, list[dict]]:
     by_group = [{"ServiceGroupId": g} for g in groups]
     pods = [{"ServiceId": s, "PodName": b.pod_name} for s in [*services, a.service_id]]
     return {
-        "CreateMLModelServices": [{"ServiceName": "sneaky", "ServiceGroupId": g, "Services": [service_spec(e.model_dir)]}
-                                  for g in groups],
+        "CreateMLModelServices": [
+            {"ServiceName": "sneaky", "ServiceGroupId": g, "Services": [service_spec(e.model_dir)]} for g in groups
+        ],
         "UpdateMLModelService": [{"ServiceId": s, "ServiceAction": "STOP"} for s in services]
-                                + [{"ServiceId": s, "Replicas": 0} for s in services],
+        + [{"ServiceId": s, "Replicas": 0} for s in services],
         "DeleteMLModelService": [{"ServiceId": s} for s in services],
         "GetMLModelService": [{"ServiceId": s} for s in services],
         "ModelServiceInterfaceCallTest": [{**g, "CurlData": PREDICT_BODY, "AuthTokenValue": b.token} for g in by_group]
-                                         + [{"ServiceGroupId": a.group_id, "ServiceId": s, "CurlData": PREDICT_BODY}
-                                            for s in services],
+        + [{"ServiceGroupId": a.group_id, "ServiceId": s, "CurlData": PREDICT_BODY} for s in services],
         "CreateModelServicePodUrl": pods,
         "RebuildModelServicePod": pods,
         "ListMLServiceLogs": [{"ServiceId": s} for s in services],
@@ -76,7 +80,7 @@ def b_refs_from_a(e: Estate) -> dict[str, list[dict]]:
         "DescribeModelServiceCallInfo": by_group,
         "CreateModelServiceAuthToken": [{**g, "Name": "sneaky"} for g in by_group],
         "DeleteModelServiceAuthToken": [{**g, "AuthTokenValue": b.token} for g in by_group]
-                                       + [{"ServiceGroupId": a.group_id, "AuthTokenValue": b.token}],
+        + [{"ServiceGroupId": a.group_id, "AuthTokenValue": b.token}],
         "ModifyModelServiceAuthorization": [{**g, "AuthorizationEnable": False} for g in by_group],
         "DescribeModelServiceMonitoring": by_group,
     }
@@ -114,9 +118,7 @@ def test_a_key_for_a_is_refused_in_workspace_b(estate, service, action):
     assert side_state(estate, estate.b) == before
 
 
-@pytest.mark.parametrize("service,action", [
-    (s, a) for s, a in EVERY_ACTION if a not in LISTINGS | SERVER_WIDE
-])
+@pytest.mark.parametrize("service,action", [(s, a) for s, a in EVERY_ACTION if a not in LISTINGS | SERVER_WIDE])
 def test_from_workspace_a_the_resources_of_b_do_not_exist(estate, service, action):
     client = estate.client(estate.a.key, service)
     before = side_state(estate, estate.b)
@@ -132,8 +134,13 @@ def test_listings_from_a_show_nothing_of_b(estate):
     listed = call(wedata, "ListMLModelServiceGroups", {"WorkspaceId": a.workspace, "Limit": 100})["Data"]
     assert [g["ServiceGroupId"] for g in listed["Groups"]] == [a.group_id]
     for f in ({"Name": "ServiceGroupId", "Values": [b.group_id]}, {"Name": "ServiceName", "Values": [b.service_name]}):
-        assert call(wedata, "ListMLModelServiceGroups", {"WorkspaceId": a.workspace, "Filters": [f]})["Data"]["TotalCount"] == 0
-        assert call(tione, "DescribeModelServiceGroups", {"TiProjectId": a.workspace, "Filters": [f]})["TotalCount"] == 0
+        assert (
+            call(wedata, "ListMLModelServiceGroups", {"WorkspaceId": a.workspace, "Filters": [f]})["Data"]["TotalCount"]
+            == 0
+        )
+        assert (
+            call(tione, "DescribeModelServiceGroups", {"TiProjectId": a.workspace, "Filters": [f]})["TotalCount"] == 0
+        )
     described = call(tione, "DescribeModelServiceGroups", {"TiProjectId": a.workspace, "Limit": 100})
     assert [g["ServiceGroupId"] for g in described["ServiceGroups"]] == [a.group_id]
 
@@ -145,17 +152,24 @@ def test_logs_from_a_never_include_the_pods_of_b(estate):
     assert theirs["Content"], "B's replica has logged nothing: this test would prove nothing"
     wedata = estate.client(a.key)
     for pattern in (b.pod_name, "*", "ms-*", b.pod_name[:-1] + "*"):
-        ours = call(wedata, "ListMLServiceLogs", {"WorkspaceId": a.workspace, "ServiceId": a.service_id, "PodName": pattern})
+        ours = call(
+            wedata, "ListMLServiceLogs", {"WorkspaceId": a.workspace, "ServiceId": a.service_id, "PodName": pattern}
+        )
         assert ours["Data"]["Content"] == [], pattern
 
 
 def test_a_service_of_b_cannot_be_weighted_in_a_group_of_a(estate):
     a, b = estate.a, estate.b
     before = side_state(estate, b)
-    err = error_of(estate.client(a.key, "tione"), "ModifyServiceGroupWeights", {
-        "TiProjectId": a.workspace, "ServiceGroupId": a.group_id,
-        "Weights": [{"ServiceId": b.service_id, "Weight": 50}],
-    })
+    err = error_of(
+        estate.client(a.key, "tione"),
+        "ModifyServiceGroupWeights",
+        {
+            "TiProjectId": a.workspace,
+            "ServiceGroupId": a.group_id,
+            "Weights": [{"ServiceId": b.service_id, "Weight": 50}],
+        },
+    )
     assert err.code == "InvalidParameterValue" and b.service_id in err.message
     assert side_state(estate, b) == before
 
@@ -169,18 +183,31 @@ def test_a_group_named_like_one_of_b_is_a_group_of_a(estate):
         assert created["ServiceGroup"]["ServiceGroupId"] != b.group_id
         assert side_state(estate, b) == before
     finally:
-        call(tione, "DeleteModelServiceGroup", {"TiProjectId": a.workspace,
-                                                "ServiceGroupId": created["ServiceGroup"]["ServiceGroupId"]})
+        call(
+            tione,
+            "DeleteModelServiceGroup",
+            {"TiProjectId": a.workspace, "ServiceGroupId": created["ServiceGroup"]["ServiceGroupId"]},
+        )
 
 
 def test_the_data_plane_of_b_is_closed_to_the_token_of_a(estate):
     """ModelServiceInterfaceCallTest from B itself, with A's token: the data plane refuses it."""
     b = estate.b
-    reply = call(estate.client(b.key), "ModelServiceInterfaceCallTest", {
-        "WorkspaceId": b.workspace, "ServiceGroupId": b.group_id, "CurlData": PREDICT_BODY,
-        "AuthTokenValue": estate.a.token,
-    })["Data"]
+    reply = call(
+        estate.client(b.key),
+        "ModelServiceInterfaceCallTest",
+        {
+            "WorkspaceId": b.workspace,
+            "ServiceGroupId": b.group_id,
+            "CurlData": PREDICT_BODY,
+            "AuthTokenValue": estate.a.token,
+        },
+    )["Data"]
     assert json.loads(reply["CurlResponseRaw"])["status"] == 401
     for by in ("groups", "services"):
-        assert httpx.post(estate.predict_url(b, by), content=PREDICT_BODY, timeout=30,
-                          headers={"Authorization": estate.a.token}).status_code == 401
+        assert (
+            httpx.post(
+                estate.predict_url(b, by), content=PREDICT_BODY, timeout=30, headers={"Authorization": estate.a.token}
+            ).status_code
+            == 401
+        )

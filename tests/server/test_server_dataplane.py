@@ -1,5 +1,6 @@
 """The data plane seen from outside the server: metrics move, the monitoring action and the
 inference-table command show what was served."""
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,16 @@ from support.models import iris_frame
 @pytest.fixture(scope="module")
 def served(tcdeploy_server, logistic_model_dir):
     wedata = common_client(tcdeploy_server, "wedata")
-    created = call(wedata, "CreateMLModelServices", {
-        "WorkspaceId": "default", "ServiceName": "observed", "InferenceTablePushEnable": True,
-        "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
-    })["Data"]
+    created = call(
+        wedata,
+        "CreateMLModelServices",
+        {
+            "WorkspaceId": "default",
+            "ServiceName": "observed",
+            "InferenceTablePushEnable": True,
+            "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
+        },
+    )["Data"]
     wait_for_status(wedata, created["ServiceId"], {"Running"})
     X, _ = iris_frame()
     body = {"dataframe_split": X.head(2).to_dict(orient="split")}
@@ -53,9 +60,14 @@ def test_metrics_count_requests_batches_and_replica_memory(tcdeploy_server, serv
 
 def test_the_monitoring_action_shows_the_requests(tcdeploy_server, served):
     tione = common_client(tcdeploy_server, "tione")
-    points = call(tione, "DescribeModelServiceMonitoring", {
-        "ServiceGroupId": served["ServiceGroupId"], "Step": 60,
-    })["Points"]
+    points = call(
+        tione,
+        "DescribeModelServiceMonitoring",
+        {
+            "ServiceGroupId": served["ServiceGroupId"],
+            "Step": 60,
+        },
+    )["Points"]
     assert sum(p["requests"] for p in points) >= 5
     assert any(p["p50_latency_ms"] for p in points)
 
@@ -64,9 +76,20 @@ def test_the_inference_table_command_prints_the_rows(tcdeploy_server, served):
     deadline = time.monotonic() + 10  # rows are flushed at least every second
     while True:
         out = subprocess.run(
-            [sys.executable, "-m", "tcdeploy", "inference-table", served["ServiceGroupId"],
-             "--data-dir", str(tcdeploy_server.data_dir), "--format", "json"],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-m",
+                "tcdeploy",
+                "inference-table",
+                served["ServiceGroupId"],
+                "--data-dir",
+                str(tcdeploy_server.data_dir),
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         rows = json.loads(out)
         if len(rows) >= 5 or time.monotonic() > deadline:

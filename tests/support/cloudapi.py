@@ -1,4 +1,5 @@
 """Official-SDK clients pointed at a local server, and a raw signer for bodies the SDK won't send."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,9 @@ def common_client(server, service: str = "wedata", secret_id=None, secret_key=No
 
 
 def tione_client(server) -> TioneClient:
-    return TioneClient(credential.Credential(server.secret_id, server.secret_key), "ap-guangzhou", _profile(server.port))
+    return TioneClient(
+        credential.Credential(server.secret_id, server.secret_key), "ap-guangzhou", _profile(server.port)
+    )
 
 
 def call(client: CommonClient, action: str, params: dict) -> dict:
@@ -46,8 +49,9 @@ def error_of(client: CommonClient, action: str, params: dict) -> TencentCloudSDK
     raise AssertionError(f"{action} did not fail")
 
 
-def wait_for_status(client: CommonClient, service_id: str, wanted: set[str], timeout: float = 120,
-                    workspace: str = "default") -> dict:
+def wait_for_status(
+    client: CommonClient, service_id: str, wanted: set[str], timeout: float = 120, workspace: str = "default"
+) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         data = call(client, "GetMLModelService", {"WorkspaceId": workspace, "ServiceId": service_id})["Data"]
@@ -58,24 +62,40 @@ def wait_for_status(client: CommonClient, service_id: str, wanted: set[str], tim
         time.sleep(0.3)
 
 
-def raw_post(server, action: str, body: bytes, service: str = "wedata", timestamp: int | None = None,
-             secret_key: str | None = None) -> dict:
+def raw_post(
+    server,
+    action: str,
+    body: bytes,
+    service: str = "wedata",
+    timestamp: int | None = None,
+    secret_key: str | None = None,
+) -> dict:
     """POST a body exactly as given, signed as the SDK signs (for bodies the SDK cannot produce)."""
     timestamp = int(time.time()) if timestamp is None else timestamp
     host = f"127.0.0.1:{server.port}"
     date = datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d")
-    canonical = "\n".join([
-        "POST", "/", "", f"content-type:application/json\nhost:{host}\n", "content-type;host",
-        hashlib.sha256(body).hexdigest(),
-    ])
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            f"content-type:application/json\nhost:{host}\n",
+            "content-type;host",
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
     scope = f"{date}/{service}/tc3_request"
     to_sign = "\n".join(["TC3-HMAC-SHA256", str(timestamp), scope, hashlib.sha256(canonical.encode()).hexdigest()])
     signature = Sign.sign_tc3(secret_key or server.secret_key, date, service, to_sign)
     headers = {
-        "Content-Type": "application/json", "Host": host, "X-TC-Action": action,
-        "X-TC-Version": VERSIONS[service], "X-TC-Timestamp": str(timestamp), "X-TC-Region": "ap-guangzhou",
+        "Content-Type": "application/json",
+        "Host": host,
+        "X-TC-Action": action,
+        "X-TC-Version": VERSIONS[service],
+        "X-TC-Timestamp": str(timestamp),
+        "X-TC-Region": "ap-guangzhou",
         "Authorization": f"TC3-HMAC-SHA256 Credential={server.secret_id}/{scope}, "
-                         f"SignedHeaders=content-type;host, Signature={signature}",
+        f"SignedHeaders=content-type;host, Signature={signature}",
     }
     reply = httpx.post(server.url + "/", content=body, headers=headers, timeout=60)
     assert reply.status_code == 200, reply.text

@@ -1,4 +1,5 @@
 """Small real MLflow models for tests: trained here, saved the way the pinned MLflow accepts."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,9 +23,7 @@ def iris_frame() -> tuple[pd.DataFrame, pd.Series]:
 def save_sklearn(model, path: Path, X: pd.DataFrame, trusted_types: list[str] | None = None) -> Path:
     """Save a fitted sklearn model as an MLflow model directory with a signature."""
     signature = infer_signature(X, model.predict(X))
-    mlflow.sklearn.save_model(
-        model, str(path), signature=signature, skops_trusted_types=trusted_types
-    )
+    mlflow.sklearn.save_model(model, str(path), signature=signature, skops_trusted_types=trusted_types)
     return path
 
 
@@ -56,8 +55,11 @@ def register_model(tracking_uri: str, name: str, kind: str = "logistic") -> str:
         mlflow.set_experiment(experiment_id=_experiment_beside(tracking_uri))
         with mlflow.start_run():
             info = mlflow.sklearn.log_model(
-                model, name="model", registered_model_name=name,
-                signature=infer_signature(X, model.predict(X)), skops_trusted_types=trusted,
+                model,
+                name="model",
+                registered_model_name=name,
+                signature=infer_signature(X, model.predict(X)),
+                skops_trusted_types=trusted,
             )
         return str(info.registered_model_version)
     finally:

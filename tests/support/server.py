@@ -1,4 +1,5 @@
 """A real `tcdeploy server` in a subprocess, for end-to-end tests."""
+
 from __future__ import annotations
 
 import os
@@ -49,7 +50,7 @@ class RunningServer:
             "MLFLOW_TRACKING_URI": self.tracking_uri,
         }
 
-    def start(self, timeout: float = 60.0) -> "RunningServer":
+    def start(self, timeout: float = 60.0) -> RunningServer:
         env = {
             **os.environ,
             "TCDEPLOY_SECRET_ID": self.secret_id,
@@ -60,9 +61,22 @@ class RunningServer:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tcdeploy", "server", "--host", "127.0.0.1",
-             "--port", str(self.port), "--data-dir", str(self.data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "tcdeploy",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

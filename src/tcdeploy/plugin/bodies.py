@@ -4,6 +4,7 @@ predict payloads.
 Pure functions only (no calls to the API): the client resolves what needs the API (registry
 lookups, default instance type) and hands the results in.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,7 +81,7 @@ def parse_model_uri(model_uri: str) -> ModelRef:
 
 
 def _parse_registry_uri(uri: str) -> ModelRef:
-    rest = uri[len("models:/"):]
+    rest = uri[len("models:/") :]
     match = re.fullmatch(r"(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))", rest)
     if not match:
         raise invalid(f"model URI {uri!r} is not models:/<name>/<version> or models:/<name>@<alias>")
@@ -119,8 +120,9 @@ def _model_fields(model: ModelRef) -> dict[str, Any]:
     return fields
 
 
-def build_create_request(name: str, model: ModelRef, values: Mapping[str, Any],
-                         group_id: str | None = None) -> dict[str, Any]:
+def build_create_request(
+    name: str, model: ModelRef, values: Mapping[str, Any], group_id: str | None = None
+) -> dict[str, Any]:
     """``CreateMLModelServices`` body; ``values`` as returned by ``convert_config``."""
     complete = with_defaults(values, CREATE_KEYS)
     service = _wire_fields(complete, CREATE_KEYS, SERVICE)
@@ -128,15 +130,18 @@ def build_create_request(name: str, model: ModelRef, values: Mapping[str, Any],
     if batch:
         service["BatchConfig"] = batch
     service.update(_model_fields(model))
-    body = {"ServiceName": name, "ServiceAction": "START", **_wire_fields(complete, CREATE_KEYS, REQUEST),
-            "Services": [service]}
+    body = {
+        "ServiceName": name,
+        "ServiceAction": "START",
+        **_wire_fields(complete, CREATE_KEYS, REQUEST),
+        "Services": [service],
+    }
     if group_id:
         body["ServiceGroupId"] = group_id
     return body
 
 
-def build_update_request(service_id: str, model: ModelRef | None,
-                         values: Mapping[str, Any]) -> dict[str, Any]:
+def build_update_request(service_id: str, model: ModelRef | None, values: Mapping[str, Any]) -> dict[str, Any]:
     """``UpdateMLModelService`` body (flat): only what was given, so the rest keeps its value."""
     action = values.get("service_action")
     changes = [n for n in values if UPDATE_KEYS[n].place != CLIENT and n != "service_action"]
@@ -144,8 +149,10 @@ def build_update_request(service_id: str, model: ModelRef | None,
         allowed = ["replicas"] if action == "SCALE" else []
         extra = [n for n in changes if n not in allowed] + (["model_uri"] if model else [])
         if extra:
-            raise invalid(f"service_action {action} cannot be combined with {', '.join(extra)}: "
-                          "the server ignores other changes in the same call; update them separately")
+            raise invalid(
+                f"service_action {action} cannot be combined with {', '.join(extra)}: "
+                "the server ignores other changes in the same call; update them separately"
+            )
         if action == "SCALE" and "replicas" not in values:
             raise invalid("service_action SCALE needs config 'replicas'")
     body: dict[str, Any] = {"ServiceId": service_id}
@@ -170,8 +177,10 @@ def traffic_weights(group: dict[str, Any], traffic: Any) -> list[dict[str, Any]]
     for ref, weight in traffic.items():
         match = next((s for s in services if ref in (s.get("ServiceId"), s.get("ServiceName"))), None)
         if match is None:
-            raise invalid(f"traffic: {ref!r} is not a deployment of endpoint "
-                             f"{group.get('ServiceGroupName')!r} (its deployments: {listing})")
+            raise invalid(
+                f"traffic: {ref!r} is not a deployment of endpoint "
+                f"{group.get('ServiceGroupName')!r} (its deployments: {listing})"
+            )
         if match["ServiceId"] in weights:
             raise invalid(f"traffic: {ref!r} names a deployment already given")
         weights[match["ServiceId"]] = _whole_percent(ref, weight)
@@ -195,8 +204,9 @@ def predict_payload(inputs: Any, params: Mapping[str, Any] | None = None) -> dic
         raise invalid("inputs is required")
     pandas = sys.modules.get("pandas")  # a DataFrame cannot exist unless pandas is loaded
     if pandas is not None and isinstance(inputs, pandas.DataFrame):
-        body: dict[str, Any] = {"dataframe_split": json.loads(
-            inputs.to_json(orient="split", index=False, date_format="iso"))}
+        body: dict[str, Any] = {
+            "dataframe_split": json.loads(inputs.to_json(orient="split", index=False, date_format="iso"))
+        }
     elif isinstance(inputs, Mapping):
         body = dict(inputs) if any(f in inputs for f in INPUT_FORMATS) else {"inputs": dict(inputs)}
     elif hasattr(inputs, "tolist"):  # numpy arrays, pandas Series
@@ -204,8 +214,9 @@ def predict_payload(inputs: Any, params: Mapping[str, Any] | None = None) -> dic
     elif isinstance(inputs, (list, tuple, str, int, float)):
         body = {"inputs": list(inputs) if isinstance(inputs, tuple) else inputs}
     else:
-        raise invalid(f"inputs of type {type(inputs).__name__} are not supported: pass a "
-                      "DataFrame, dict, list or numpy array")
+        raise invalid(
+            f"inputs of type {type(inputs).__name__} are not supported: pass a DataFrame, dict, list or numpy array"
+        )
     if params:
         body["params"] = dict(params)
     return body

@@ -1,5 +1,6 @@
 """Key casing between MLflow and the wire: config dicts go out PascalCase (``snake_case`` keys
 work too), replies come back snake_case."""
+
 from __future__ import annotations
 
 import re

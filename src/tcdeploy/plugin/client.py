@@ -3,6 +3,7 @@
 An MLflow *endpoint* is a service group (``grp-…``: one URL, auth, traffic weights); a
 *deployment* is a service in a group (``svc-…``: one model version with its replicas).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,10 @@ LOG_LINES_ON_FAILURE = 20
 
 
 def _unsupported(what: str) -> MlflowException:
-    return MlflowException(f"{what} is not supported by the tcdeploy target",
-                           error_code=mlflow_code("NOT_IMPLEMENTED", "INVALID_PARAMETER_VALUE"))
+    return MlflowException(
+        f"{what} is not supported by the tcdeploy target",
+        error_code=mlflow_code("NOT_IMPLEMENTED", "INVALID_PARAMETER_VALUE"),
+    )
 
 
 def _check_flavor(flavor: str | None) -> None:
@@ -61,8 +64,9 @@ def _check_flavor(flavor: str | None) -> None:
 
 def _check_name(name: Any, what: str = "deployment") -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise invalid(f"{what} name {name!r} must be 1-60 letters, digits, '_', '.' or '-', "
-                         "starting with a letter or digit")
+        raise invalid(
+            f"{what} name {name!r} must be 1-60 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
     return name
 
 
@@ -93,9 +97,16 @@ def endpoint_view(group: dict[str, Any]) -> dict[str, Any]:
         "status": group.get("Status"),
         "traffic": {s.get("ServiceName"): s.get("Weight") for s in services},
         "deployments": [
-            {"name": s.get("ServiceName"), "service_id": s.get("ServiceId"), "status": s.get("Status"),
-             "weight": s.get("Weight"), "version": s.get("Version"), "replicas": s.get("Replicas"),
-             "ready_replicas": s.get("ReadyReplicas"), "url": s.get("Url")}
+            {
+                "name": s.get("ServiceName"),
+                "service_id": s.get("ServiceId"),
+                "status": s.get("Status"),
+                "weight": s.get("Weight"),
+                "version": s.get("Version"),
+                "replicas": s.get("Replicas"),
+                "ready_replicas": s.get("ReadyReplicas"),
+                "url": s.get("Url"),
+            }
             for s in services
         ],
         "create_time": group.get("CreateTime"),
@@ -190,10 +201,13 @@ class TcDeploymentClient(BaseDeploymentClient):
     def create_endpoint(self, name, config=None) -> dict:
         """Create an empty group; config: ``authorization_enable``."""
         values = convert_config(config, ENDPOINT_CREATE_KEYS, "create_endpoint")
-        reply = self._api.tione("CreateModelServiceGroup", {
-            "ServiceGroupName": _check_name(name, "endpoint"),
-            "AuthorizationEnable": values.get("authorization_enable", False),
-        })
+        reply = self._api.tione(
+            "CreateModelServiceGroup",
+            {
+                "ServiceGroupName": _check_name(name, "endpoint"),
+                "AuthorizationEnable": values.get("authorization_enable", False),
+            },
+        )
         group_id = (reply.get("ServiceGroup") or {}).get("ServiceGroupId")
         return endpoint_view(self._directory.group(group_id or name))
 
@@ -208,8 +222,9 @@ class TcDeploymentClient(BaseDeploymentClient):
             self._api.tione("ModifyServiceGroupWeights", {"ServiceGroupId": group_id, "Weights": weights})
         if "authorization_enable" in values:
             enable = values["authorization_enable"]
-            self._api.tione("ModifyModelServiceAuthorization",
-                            {"ServiceGroupId": group_id, "AuthorizationEnable": enable})
+            self._api.tione(
+                "ModifyModelServiceAuthorization", {"ServiceGroupId": group_id, "AuthorizationEnable": enable}
+            )
             self._tokens.pop(group_id, None)
         return endpoint_view(self._directory.group(group_id))
 
@@ -259,33 +274,58 @@ class TcDeploymentClient(BaseDeploymentClient):
         body = {"SpecType": spec_type.upper()} if spec_type else {}
         specs = self._api.tione("DescribeInferenceSpecs", body, scoped=False).get("SpecInfos") or []
         return [
-            {"spec_name": s.get("SpecName"), "spec_alias": s.get("SpecAlias"),
-             "spec_type": s.get("SpecType"), "available": bool(s.get("Available")),
-             "available_region": list(s.get("AvailableRegion") or []), "gpu_type": s.get("GpuType") or "",
-             "cpu": s.get("Cpu"), "memory": s.get("Memory"), "gpu": s.get("Gpu")}
-            for s in specs if not spec_type or s.get("SpecType") == spec_type.upper()
+            {
+                "spec_name": s.get("SpecName"),
+                "spec_alias": s.get("SpecAlias"),
+                "spec_type": s.get("SpecType"),
+                "available": bool(s.get("Available")),
+                "available_region": list(s.get("AvailableRegion") or []),
+                "gpu_type": s.get("GpuType") or "",
+                "cpu": s.get("Cpu"),
+                "memory": s.get("Memory"),
+                "gpu": s.get("Gpu"),
+            }
+            for s in specs
+            if not spec_type or s.get("SpecType") == spec_type.upper()
         ]
 
-    def get_pod_logs(self, service_id, pod_name, limit=None, start_time=None, end_time=None,
-                     context=None) -> dict:
+    def get_pod_logs(self, service_id, pod_name, limit=None, start_time=None, end_time=None, context=None) -> dict:
         """Replica logs (``ListMLServiceLogs``; ``pod_name`` takes ``*`` wildcards):
         ``{"logs": [{id, message, pod_name, timestamp}], "context": <next page>, "list_over"}``."""
-        optional = {"PodName": pod_name, "Limit": limit, "StartTime": start_time,
-                    "EndTime": end_time, "Context": context}
-        data = self._api.wedata("ListMLServiceLogs", {
-            "Service": "INFER", "ServiceId": self._directory.service_id(service_id),
-            **{k: v for k, v in optional.items() if v is not None}})
-        return {"logs": snake_keys(data.get("Content") or []), "context": data.get("Context"),
-                "list_over": data.get("ListOver")}
+        optional = {
+            "PodName": pod_name,
+            "Limit": limit,
+            "StartTime": start_time,
+            "EndTime": end_time,
+            "Context": context,
+        }
+        data = self._api.wedata(
+            "ListMLServiceLogs",
+            {
+                "Service": "INFER",
+                "ServiceId": self._directory.service_id(service_id),
+                **{k: v for k, v in optional.items() if v is not None},
+            },
+        )
+        return {
+            "logs": snake_keys(data.get("Content") or []),
+            "context": data.get("Context"),
+            "list_over": data.get("ListOver"),
+        }
 
     def get_endpoint_metrics(self, endpoint, start_time=None, end_time=None, step=60) -> list[dict]:
         """A group's request figures over a window (``DescribeModelServiceMonitoring``): one dict
         per ``step`` seconds with time, requests, errors, limited, p50/p99 latency ms, inflight."""
         group = self._directory.group(endpoint)
         optional = {"StartTime": start_time, "EndTime": end_time}
-        reply = self._api.tione("DescribeModelServiceMonitoring", {
-            "ServiceGroupId": group["ServiceGroupId"], "Step": int(step),
-            **{k: v for k, v in optional.items() if v is not None}})
+        reply = self._api.tione(
+            "DescribeModelServiceMonitoring",
+            {
+                "ServiceGroupId": group["ServiceGroupId"],
+                "Step": int(step),
+                **{k: v for k, v in optional.items() if v is not None},
+            },
+        )
         return reply.get("Points") or []
 
     def restart_pod(self, service_id, pod_name) -> dict:
@@ -302,8 +342,7 @@ class TcDeploymentClient(BaseDeploymentClient):
     def _resolved_model(self, model_uri: str) -> ModelRef:
         model = parse_model_uri(model_uri)
         if model.is_local_path and self._settings.target.is_local and not os.path.exists(model.path):
-            raise MlflowException(f"model path {model.path!r} does not exist",
-                                  error_code=RESOURCE_DOES_NOT_EXIST)
+            raise MlflowException(f"model path {model.path!r} does not exist", error_code=RESOURCE_DOES_NOT_EXIST)
         return self._registry_lookup(model) if model.needs_registry_lookup else model
 
     def _registry_lookup(self, model: ModelRef) -> ModelRef:
@@ -318,8 +357,10 @@ class TcDeploymentClient(BaseDeploymentClient):
             except CloudApiError as exc:
                 if not exc.is_not_found():
                     raise
-                raise MlflowException(f"model {model.uri!r} is not in the registry: {exc.cloud_message}",
-                                      error_code=RESOURCE_DOES_NOT_EXIST) from exc
+                raise MlflowException(
+                    f"model {model.uri!r} is not in the registry: {exc.cloud_message}",
+                    error_code=RESOURCE_DOES_NOT_EXIST,
+                ) from exc
             for item in data.get("Items") or []:
                 versions.append(str(item.get("Version")))
                 if str(item.get("Version")) == model.version:
@@ -327,24 +368,33 @@ class TcDeploymentClient(BaseDeploymentClient):
                     path = props.get("tclake.mlflow.artifact_path") or None
                     if path:
                         parse_model_uri(path)  # the registry's answer passes the same checks
-                    return ModelRef(uri=model.uri, name=model.name, version=model.version,
-                                       catalog=model.catalog, schema=model.schema, path=path,
-                                       model_id=props.get("tclake.mlflow.model_id") or None)
+                    return ModelRef(
+                        uri=model.uri,
+                        name=model.name,
+                        version=model.version,
+                        catalog=model.catalog,
+                        schema=model.schema,
+                        path=path,
+                        model_id=props.get("tclake.mlflow.model_id") or None,
+                    )
             if not data.get("NextPageToken"):
                 break
             body["PageToken"] = data["NextPageToken"]
         known = f" (versions: {', '.join(versions)})" if versions else " (no versions registered)"
-        raise MlflowException(f"model version {model.uri!r} is not in the registry{known}",
-                              error_code=RESOURCE_DOES_NOT_EXIST)
+        raise MlflowException(
+            f"model version {model.uri!r} is not in the registry{known}", error_code=RESOURCE_DOES_NOT_EXIST
+        )
 
     def _default_instance_type(self) -> str:
         if not self._settings.target.is_self_hosted:
-            raise invalid("config 'instance_type' is required on the cloud; "
-                             "list the choices with client.list_instance_types()")
+            raise invalid(
+                "config 'instance_type' is required on the cloud; list the choices with client.list_instance_types()"
+            )
         available = [s["spec_name"] for s in self.list_instance_types() if s["available"]]
         if not available:
-            raise MlflowException("the server offers no available instance type",
-                                  error_code=mlflow_code("INVALID_STATE"))
+            raise MlflowException(
+                "the server offers no available instance type", error_code=mlflow_code("INVALID_STATE")
+            )
         return available[0]
 
     def _maybe_wait(self, detail: dict[str, Any], goal: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -364,8 +414,9 @@ class TcDeploymentClient(BaseDeploymentClient):
         try:
             for _ in range(10):  # logs come oldest first: page to the end, keep the tail
                 data = self._api.wedata("ListMLServiceLogs", body)
-                lines.extend(f"{e.get('Timestamp')} {e.get('PodName')}: {e.get('Message')}"
-                             for e in data.get("Content") or [])
+                lines.extend(
+                    f"{e.get('Timestamp')} {e.get('PodName')}: {e.get('Message')}" for e in data.get("Content") or []
+                )
                 if data.get("ListOver") or not data.get("Context"):
                     break
                 body["Context"] = data["Context"]
@@ -388,6 +439,7 @@ class TcDeploymentClient(BaseDeploymentClient):
 
     def _scoring_target(self, ref: str, prefer_group: bool) -> tuple[dict[str, Any], str | None]:
         """(group, service id or None): what ``ref`` names, trying groups or services first."""
+
         def as_service():
             found = self._directory.find_service(ref)
             return (found[0], found[1]["ServiceId"]) if found else None
@@ -401,8 +453,7 @@ class TcDeploymentClient(BaseDeploymentClient):
             found = attempt()
             if found:
                 return found
-        raise MlflowException(f"no deployment or endpoint named {ref!r}",
-                              error_code=RESOURCE_DOES_NOT_EXIST)
+        raise MlflowException(f"no deployment or endpoint named {ref!r}", error_code=RESOURCE_DOES_NOT_EXIST)
 
     def _auth_token(self, group_id: str, refresh: bool = False) -> str:
         cached = self._tokens.get(group_id)
@@ -413,9 +464,11 @@ class TcDeploymentClient(BaseDeploymentClient):
         values = [((t or {}).get("Base") or {}).get("Value") for t in call_info.get("AuthTokens") or []]
         token = next((v for v in values if v), None) or call_info.get("AuthToken")
         if not token:
-            raise MlflowException(f"endpoint {group_id} requires a token but has none: create one "
-                                  "(CreateModelServiceAuthToken) or turn authorization off",
-                                  error_code=mlflow_code("INVALID_STATE"))
+            raise MlflowException(
+                f"endpoint {group_id} requires a token but has none: create one "
+                "(CreateModelServiceAuthToken) or turn authorization off",
+                error_code=mlflow_code("INVALID_STATE"),
+            )
         self._tokens[group_id] = (token, time.monotonic() + TOKEN_TTL)
         return token
 

@@ -8,6 +8,7 @@ back-off), but it is one policy per client profile; here the policy depends on t
 create must not be re-sent after a network error that may have hidden its success), so the loop
 is ``CloudApi``'s, on top of the seam.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,9 +28,13 @@ THROTTLED = ("RequestLimitExceeded",)
 NETWORK_ERRORS = ("ClientNetworkError", "ServerNetworkError")
 # Re-sending these after a lost reply could create a second resource (or fail on the first one's
 # name): retry them only when the cloud said it throttled, i.e. did nothing.
-NOT_REPEATABLE = frozenset({
-    "CreateMLModelServices", "CreateModelServiceGroup", "CreateModelServiceAuthToken",
-})
+NOT_REPEATABLE = frozenset(
+    {
+        "CreateMLModelServices",
+        "CreateModelServiceGroup",
+        "CreateModelServiceAuthToken",
+    }
+)
 _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 4.0
 _MAX_MESSAGE = 2000
 _ERRNO = re.compile(r"\[Errno -?\d+\][^\"')]*|Read timed out[^\"')]*")
@@ -78,8 +83,7 @@ class CloudApiError(MlflowException):
 
     def __init__(self, action: str, cloud_code: str, message: str, request_id: str | None) -> None:
         suffix = f" (RequestId: {request_id})" if request_id else ""
-        super().__init__(f"{action}: {cloud_code}: {message}{suffix}",
-                         error_code=mlflow_error_code(cloud_code))
+        super().__init__(f"{action}: {cloud_code}: {message}{suffix}", error_code=mlflow_error_code(cloud_code))
         self.action = action
         self.cloud_code = cloud_code
         self.cloud_message = message
@@ -110,8 +114,7 @@ class Send(Protocol):
     there is none. ``version`` is the API version of ``service`` (``X-TC-Version``).
     """
 
-    def __call__(self, service: str, version: str, action: str,
-                 body: dict[str, Any]) -> dict[str, Any]: ...
+    def __call__(self, service: str, version: str, action: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class SdkSend:
@@ -121,8 +124,7 @@ class SdkSend:
         self.settings = settings
         self._clients: dict[tuple[str, str], Any] = {}
 
-    def __call__(self, service: str, version: str, action: str,
-                 body: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, service: str, version: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
         try:
@@ -133,8 +135,9 @@ class SdkSend:
                 raise NoReply(code, _text(exc.get_message())) from exc
             # The SDK raises for the error replies it recognises (an exact JSON content type) and
             # returns the others; give both back as the reply they were.
-            return {"Response": {"Error": {"Code": code, "Message": exc.get_message()},
-                                 "RequestId": exc.get_request_id()}}
+            return {
+                "Response": {"Error": {"Code": code, "Message": exc.get_message()}, "RequestId": exc.get_request_id()}
+            }
         except (ValueError, KeyError, TypeError) as exc:  # not JSON, or JSON without "Response"
             raise NoReply("ServerNetworkError", f"the reply is not a cloud API reply ({exc!r})") from exc
 
@@ -169,8 +172,9 @@ class CloudApi:
     ``send`` is the seam (default: ``SdkSend``); ``sleep`` waits between attempts.
     """
 
-    def __init__(self, settings: Settings, *, send: Send | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, settings: Settings, *, send: Send | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.settings = settings
         self._send: Send = send if send is not None else SdkSend(settings)
         self._sleep = sleep
@@ -186,8 +190,7 @@ class CloudApi:
         data = reply.get("Data")
         return data if isinstance(data, dict) else {}
 
-    def tione(self, action: str, body: dict[str, Any] | None = None,
-              scoped: bool = True) -> dict[str, Any]:
+    def tione(self, action: str, body: dict[str, Any] | None = None, scoped: bool = True) -> dict[str, Any]:
         """Call a tione action (``TiProjectId`` added when ``scoped``); return ``Response``."""
         scope = {"TiProjectId": self.settings.workspace_id} if scoped else {}
         return self.call(TIONE, action, {**scope, **(body or {})})
@@ -261,4 +264,3 @@ def _bypass_proxies(client: Any) -> None:
     session = getattr(connection, "_session", None)
     if session is not None:
         session.trust_env = False
-

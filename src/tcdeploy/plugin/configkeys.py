@@ -3,6 +3,7 @@
 Each key knows its type, default, doc line and where it goes in a request (``place`` and
 ``wire``); ``bodies`` puts converted values on the wire, ``target_help`` prints the docs.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -53,43 +54,99 @@ def _key(name, type_, default, doc, place, wire=None, **limits) -> ConfigKey:
 
 
 _SERVICE_KEYS = (
-    _key("instance_type", str, None, "Instance spec (see list_instance_types()); required on the "
-         "cloud, a local server uses its first available spec when omitted.", SERVICE, "InstanceType"),
+    _key(
+        "instance_type",
+        str,
+        None,
+        "Instance spec (see list_instance_types()); required on the "
+        "cloud, a local server uses its first available spec when omitted.",
+        SERVICE,
+        "InstanceType",
+    ),
     _key("replicas", int, 1, "Number of replicas.", SERVICE, "Replicas", minimum=0, maximum=16),
     _key("charge_type", str, "POSTPAID_BY_HOUR", "Billing mode.", SERVICE, "ChargeType"),
     _key("scale_mode", str, "MANUAL", "Scaling mode.", SERVICE, "ScaleMode", choices=("MANUAL", "AUTO")),
-    _key("service_limit", dict, None, 'Rate limit, e.g. {"EnableInstanceRpsLimit": true, '
-         '"InstanceRpsLimit": 50} (snake_case keys work too).', SERVICE, "ServiceLimit"),
-    _key("scheduled_action", dict, None, 'Scheduled stop, e.g. {"ScheduleStop": true, '
-         '"ScheduleStopTime": "2026-01-01T00:00:00+08:00"}.', SERVICE, "ScheduledAction"),
-    _key("max_batch_size", int, DEFAULT_MAX_BATCH_ROWS, "Rows a replica merges into one model call "
-         "(1 turns batching off).", BATCH, "MaxBatchSize", minimum=1, maximum=8192),
-    _key("max_batch_wait_ms", float, DEFAULT_MAX_BATCH_WAIT_MS, "How long a replica waits to fill a batch (ms).", BATCH,
-         "MaxBatchWaitMs", minimum=0, maximum=1000),
+    _key(
+        "service_limit",
+        dict,
+        None,
+        'Rate limit, e.g. {"EnableInstanceRpsLimit": true, "InstanceRpsLimit": 50} (snake_case keys work too).',
+        SERVICE,
+        "ServiceLimit",
+    ),
+    _key(
+        "scheduled_action",
+        dict,
+        None,
+        'Scheduled stop, e.g. {"ScheduleStop": true, "ScheduleStopTime": "2026-01-01T00:00:00+08:00"}.',
+        SERVICE,
+        "ScheduledAction",
+    ),
+    _key(
+        "max_batch_size",
+        int,
+        DEFAULT_MAX_BATCH_ROWS,
+        "Rows a replica merges into one model call (1 turns batching off).",
+        BATCH,
+        "MaxBatchSize",
+        minimum=1,
+        maximum=8192,
+    ),
+    _key(
+        "max_batch_wait_ms",
+        float,
+        DEFAULT_MAX_BATCH_WAIT_MS,
+        "How long a replica waits to fill a batch (ms).",
+        BATCH,
+        "MaxBatchWaitMs",
+        minimum=0,
+        maximum=1000,
+    ),
 )
 _REQUEST_KEYS = (
-    _key("authorization_enable", bool, False, "Require an auth token on the group URL.", REQUEST,
-         "AuthorizationEnable"),
+    _key(
+        "authorization_enable", bool, False, "Require an auth token on the group URL.", REQUEST, "AuthorizationEnable"
+    ),
     _key("log_enable", bool, False, "Ship replica logs to the log service.", REQUEST, "LogEnable"),
-    _key("log_config", dict, None, 'Log destination, e.g. {"LogsetId": "...", "TopicId": "..."}.',
-         REQUEST, "LogConfig"),
-    _key("inference_table_push_enable", bool, False, "Record every request and reply in the "
-         "inference table.", REQUEST, "InferenceTablePushEnable"),
+    _key(
+        "log_config", dict, None, 'Log destination, e.g. {"LogsetId": "...", "TopicId": "..."}.', REQUEST, "LogConfig"
+    ),
+    _key(
+        "inference_table_push_enable",
+        bool,
+        False,
+        "Record every request and reply in the inference table.",
+        REQUEST,
+        "InferenceTablePushEnable",
+    ),
     _key("service_description", str, None, "Free-text description.", REQUEST, "ServiceDescription"),
     _key("model_source", str, "MODEL", "Where the model comes from.", REQUEST, "ModelSource"),
     _key("status", str, "NEW", "Service status field, as the console sends it.", REQUEST, "Status"),
 )
 _CREATE_ONLY_KEYS = tuple(
     _key(name, str, None, f"Kept and shown back ({wire}).", REQUEST, wire)
-    for name, wire in (("catalog_path", "CatalogPath"), ("schema_path", "SchemaPath"),
-                       ("payload_path", "PayloadPath"))
+    for name, wire in (("catalog_path", "CatalogPath"), ("schema_path", "SchemaPath"), ("payload_path", "PayloadPath"))
 )
 _UPDATE_ONLY_KEYS = (
-    _key("service_action", str, None, "STOP, RESUME, or SCALE (to `replicas`); the server ignores "
-         "every other change in the same call.", REQUEST, "ServiceAction",
-         choices=("STOP", "RESUME", "SCALE")),
-    _key("service_port", int, None, "Port the model server listens on inside a replica.", REQUEST,
-         "ServicePort", minimum=1, maximum=65535),
+    _key(
+        "service_action",
+        str,
+        None,
+        "STOP, RESUME, or SCALE (to `replicas`); the server ignores every other change in the same call.",
+        REQUEST,
+        "ServiceAction",
+        choices=("STOP", "RESUME", "SCALE"),
+    ),
+    _key(
+        "service_port",
+        int,
+        None,
+        "Port the model server listens on inside a replica.",
+        REQUEST,
+        "ServicePort",
+        minimum=1,
+        maximum=65535,
+    ),
 )
 _CLIENT_KEYS = (
     _key("wait", bool, True, "Block until the deployment serves (false: return at once).", CLIENT),
@@ -104,18 +161,37 @@ def _catalogue(*groups: Iterable[ConfigKey]) -> dict[str, ConfigKey]:
 CREATE_KEYS = _catalogue(_SERVICE_KEYS, _REQUEST_KEYS, _CREATE_ONLY_KEYS, _CLIENT_KEYS)
 UPDATE_KEYS = _catalogue(_SERVICE_KEYS, _REQUEST_KEYS, _UPDATE_ONLY_KEYS, _CLIENT_KEYS)
 DELETE_KEYS: dict[str, ConfigKey] = {}
-ENDPOINT_CREATE_KEYS = _catalogue((
-    _key("authorization_enable", bool, False, "Require an auth token on the endpoint URL.",
-         REQUEST, "AuthorizationEnable"),
-))
-ENDPOINT_UPDATE_KEYS = _catalogue(ENDPOINT_CREATE_KEYS.values(), (
-    _key("traffic", dict, None, 'Weights by deployment (service id or name), summing to 100, '
-         'e.g. {"iris-v1": 50, "iris-v2": 50}.', CLIENT),
-))
-RUN_LOCAL_KEYS = _catalogue((
-    _key("host", str, "127.0.0.1", "Address to listen on.", CLIENT),
-    _key("port", int, 5000, "Port to listen on.", CLIENT, minimum=1, maximum=65535),
-), [k for k in _SERVICE_KEYS if k.place == BATCH])
+ENDPOINT_CREATE_KEYS = _catalogue(
+    (
+        _key(
+            "authorization_enable",
+            bool,
+            False,
+            "Require an auth token on the endpoint URL.",
+            REQUEST,
+            "AuthorizationEnable",
+        ),
+    )
+)
+ENDPOINT_UPDATE_KEYS = _catalogue(
+    ENDPOINT_CREATE_KEYS.values(),
+    (
+        _key(
+            "traffic",
+            dict,
+            None,
+            'Weights by deployment (service id or name), summing to 100, e.g. {"iris-v1": 50, "iris-v2": 50}.',
+            CLIENT,
+        ),
+    ),
+)
+RUN_LOCAL_KEYS = _catalogue(
+    (
+        _key("host", str, "127.0.0.1", "Address to listen on.", CLIENT),
+        _key("port", int, 5000, "Port to listen on.", CLIENT, minimum=1, maximum=65535),
+    ),
+    [k for k in _SERVICE_KEYS if k.place == BATCH],
+)
 
 
 def describe_keys(keys: Mapping[str, ConfigKey]) -> str:
@@ -181,8 +257,7 @@ def unknown_key_error(name: str, keys: Mapping[str, ConfigKey], what: str) -> Ml
     return invalid(f"unknown config key {name!r} for {what}{hint}; known keys: {known}")
 
 
-def convert_config(config: Mapping[str, Any] | None, keys: Mapping[str, ConfigKey],
-                   what: str) -> dict[str, Any]:
+def convert_config(config: Mapping[str, Any] | None, keys: Mapping[str, ConfigKey], what: str) -> dict[str, Any]:
     """Typed values for the keys given (``None`` values dropped); unknown keys refused."""
     if config is None:
         return {}

@@ -3,6 +3,7 @@
 Callers may pass an id or a unique name. Lookups go through ``ListMLModelServiceGroups`` with
 a filter, and the result is matched exactly here (a server may match filters loosely).
 """
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,7 @@ class Directory:
 
     def groups(self, **filters: str) -> list[Group]:
         """Every group (with its services) matching ``Name=value`` filters, oldest first."""
-        body: dict[str, Any] = {"Filters": [{"Name": k, "Values": [v]} for k, v in filters.items()],
-                                "Limit": PAGE_SIZE}
+        body: dict[str, Any] = {"Filters": [{"Name": k, "Values": [v]} for k, v in filters.items()], "Limit": PAGE_SIZE}
         found: list[Group] = []
         while True:
             data = self._api.wedata("ListMLModelServiceGroups", {**body, "Offset": len(found)})
@@ -51,8 +51,9 @@ class Directory:
         matches = [g for g in self.groups(ServiceGroupName=ref) if g.get("ServiceGroupName") == ref]
         if len(matches) > 1:
             ids = ", ".join(g["ServiceGroupId"] for g in matches)
-            raise MlflowException(f"endpoint name {ref!r} is ambiguous ({ids}); pass the id",
-                                  error_code=INVALID_PARAMETER_VALUE)
+            raise MlflowException(
+                f"endpoint name {ref!r} is ambiguous ({ids}); pass the id", error_code=INVALID_PARAMETER_VALUE
+            )
         return matches[0] if matches else None
 
     def group(self, ref: str) -> Group:
@@ -75,8 +76,9 @@ class Directory:
             matches = [(g, s) for g, s in matches if g.get("ServiceGroupId") == group_id]
         if len(matches) > 1:
             ids = ", ".join(s["ServiceId"] for _, s in matches)
-            raise MlflowException(f"deployment name {ref!r} is ambiguous ({ids}); pass the id",
-                                  error_code=INVALID_PARAMETER_VALUE)
+            raise MlflowException(
+                f"deployment name {ref!r} is ambiguous ({ids}); pass the id", error_code=INVALID_PARAMETER_VALUE
+            )
         return matches[0] if matches else None
 
     def service(self, ref: str, endpoint: str | None = None) -> tuple[Group, Service]:
@@ -103,8 +105,7 @@ class Directory:
 
 def _require_text(value: Any, what: str) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise MlflowException(f"{what} is required (an id or a unique name)",
-                              error_code=INVALID_PARAMETER_VALUE)
+        raise MlflowException(f"{what} is required (an id or a unique name)", error_code=INVALID_PARAMETER_VALUE)
 
 
 def is_not_found(exc: Exception) -> bool:

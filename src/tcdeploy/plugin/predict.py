@@ -1,4 +1,5 @@
 """One prediction through ``ModelServiceInterfaceCallTest``: auth token, call, reply parsing."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,14 @@ from mlflow.exceptions import MlflowException
 from tcdeploy.plugin.cloudapi import CloudApi, mlflow_code
 
 _HTTP_ERROR_CODES = {
-    400: "INVALID_PARAMETER_VALUE", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-    404: "RESOURCE_DOES_NOT_EXIST", 413: "INVALID_PARAMETER_VALUE", 422: "INVALID_PARAMETER_VALUE",
-    429: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE",
+    400: "INVALID_PARAMETER_VALUE",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    413: "INVALID_PARAMETER_VALUE",
+    422: "INVALID_PARAMETER_VALUE",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    503: "TEMPORARILY_UNAVAILABLE",
 }
 _MAX_MESSAGE = 2000
 
@@ -37,8 +43,9 @@ def _send(api: CloudApi, body: dict[str, Any]) -> tuple[int, str]:
         reply = json.loads(raw) if isinstance(raw, str) else raw
         return int(reply["status"]), _as_text(reply.get("body"))
     except (TypeError, ValueError, KeyError) as exc:
-        raise MlflowException(f"ModelServiceInterfaceCallTest: unreadable CurlResponseRaw ({exc}): "
-                              f"{str(raw)[:200]!r}") from None
+        raise MlflowException(
+            f"ModelServiceInterfaceCallTest: unreadable CurlResponseRaw ({exc}): {str(raw)[:200]!r}"
+        ) from None
 
 
 def _as_text(body: Any) -> str:
@@ -56,8 +63,7 @@ def _predictions(status: int, text: str, relative_url: str):
     try:
         document = json.loads(text)
     except ValueError:
-        raise MlflowException(f"the model replied HTTP {status} with a body that is not JSON: "
-                              f"{text[:200]!r}") from None
+        raise MlflowException(f"the model replied HTTP {status} with a body that is not JSON: {text[:200]!r}") from None
     if not isinstance(document, dict):
         document = {"predictions": document}
     return PredictionsResponse(document)

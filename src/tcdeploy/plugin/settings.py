@@ -9,6 +9,7 @@ Target URIs:
 - ``tcdeploy://127.0.0.1:8600`` / ``tcdeploy://localhost:8600``: a local ``tcdeploy server``, over
   http. Other hosts are refused unless listed in ``TCDEPLOY_ALLOWED_HOSTS``.
 """
+
 from __future__ import annotations
 
 import json
@@ -170,11 +171,12 @@ def _endpoint(host: str, port: int | None) -> str:
 def _cloud_target(uri: str, region: str, env: Mapping[str, str]) -> Target:
     override = env.get(ENDPOINT_VAR, "").strip()
     if not override:
-        return Target(uri, "https", "wedata.tencentcloudapi.com", "tione.tencentcloudapi.com",
-                      region, is_local=False)
+        return Target(uri, "https", "wedata.tencentcloudapi.com", "tione.tencentcloudapi.com", region, is_local=False)
     if "/" in override:
-        raise _invalid(f"{ENDPOINT_VAR}: {override!r} must be a bare host name such as "
-                       "'wedata.internal.tencentcloudapi.com' (no scheme or path)")
+        raise _invalid(
+            f"{ENDPOINT_VAR}: {override!r} must be a bare host name such as "
+            "'wedata.internal.tencentcloudapi.com' (no scheme or path)"
+        )
     host, port = _host_port(override.lower(), ENDPOINT_VAR)
     if not (_is_cloud_host(host) or _is_allow_listed(host, port, env)):
         raise _invalid(
@@ -188,7 +190,7 @@ def _cloud_target(uri: str, region: str, env: Mapping[str, str]) -> Target:
 def _tione_beside(wedata: str) -> str:
     # A configured host names the wedata API; TI-ONE lives beside it (wedata.x -> tione.x), and a
     # gateway that is neither answers both.
-    return "tione." + wedata[len("wedata."):] if wedata.startswith("wedata.") else wedata
+    return "tione." + wedata[len("wedata.") :] if wedata.startswith("wedata.") else wedata
 
 
 def _host_target(uri: str, netloc: str, env: Mapping[str, str]) -> Target:
@@ -222,8 +224,9 @@ def parse_target(target_uri: str, environ: Mapping[str, str] | None = None) -> T
     except ValueError as exc:
         raise _invalid(f"target {uri!r} is not a URI: {exc}") from None
     if parts.scheme != SCHEME:
-        raise _invalid(f"target {uri!r} is not a tcdeploy target (tcdeploy, tcdeploy:/<region> "
-                       "or tcdeploy://127.0.0.1:8600)")
+        raise _invalid(
+            f"target {uri!r} is not a tcdeploy target (tcdeploy, tcdeploy:/<region> or tcdeploy://127.0.0.1:8600)"
+        )
     if parts.query or parts.fragment:
         raise _invalid(f"target {uri!r}: query strings and fragments are not supported")
     if parts.netloc:
@@ -266,7 +269,7 @@ def _from_credentials_file(env: Mapping[str, str]) -> Credentials | None:
     if isinstance(document, dict) and isinstance(document.get("Keys"), list) and document["Keys"]:
         document = document["Keys"][0]
     if not (isinstance(document, dict) and document.get("SecretId") and document.get("SecretKey")):
-        raise _invalid(f"{path}: expected {{\"SecretId\": ..., \"SecretKey\": ...}}")
+        raise _invalid(f'{path}: expected {{"SecretId": ..., "SecretKey": ...}}')
     return Credentials(str(document["SecretId"]), str(document["SecretKey"]), source=str(path))
 
 
@@ -282,8 +285,9 @@ def resolve_credentials(target: Target, environ: Mapping[str, str] | None = None
         if found:
             return found
     local_hint = (
-        f", or point {DATA_DIR_VAR} at the server's data dir (it holds credentials.json; "
-        f"default ./{DEFAULT_DATA_DIR})" if target.is_local else ""
+        f", or point {DATA_DIR_VAR} at the server's data dir (it holds credentials.json; default ./{DEFAULT_DATA_DIR})"
+        if target.is_local
+        else ""
     )
     raise MlflowException(
         f"no credentials for target {target.uri!r}: set {SEED_CREDENTIAL_VARS[0]} and "

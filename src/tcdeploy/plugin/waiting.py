@@ -1,4 +1,5 @@
 """Blocking until a service reaches a state, with progress on stderr and a useful failure."""
+
 from __future__ import annotations
 
 import sys
@@ -26,19 +27,25 @@ def reached(detail: dict[str, Any], goal: str) -> bool:
 
 def describe(detail: dict[str, Any]) -> str:
     name, service_id = detail.get("ServiceName"), detail.get("ServiceId")
-    text = f"{name} ({service_id}): {detail.get('Status')}, " \
-           f"{detail.get('ReadyReplicas') or 0}/{detail.get('Replicas') or 0} replicas ready"
+    text = (
+        f"{name} ({service_id}): {detail.get('Status')}, "
+        f"{detail.get('ReadyReplicas') or 0}/{detail.get('Replicas') or 0} replicas ready"
+    )
     reason = (detail.get("Reason") or "").strip().splitlines()
     return f"{text} - {reason[0]}" if reason and detail.get("Status") != RUNNING else text
 
 
 def failure_error(detail: dict[str, Any], log_lines: list[str]) -> MlflowException:
-    lines = [f"deployment {detail.get('ServiceName')!r} ({detail.get('ServiceId')}) is "
-             f"{detail.get('Status')}: {detail.get('Reason') or 'no reason given'}"]
+    lines = [
+        f"deployment {detail.get('ServiceName')!r} ({detail.get('ServiceId')}) is "
+        f"{detail.get('Status')}: {detail.get('Reason') or 'no reason given'}"
+    ]
     for pod in detail.get("Pods") or []:
         if pod.get("Reason") or pod.get("Message"):
-            lines.append(f"  pod {pod.get('PodName')}: {pod.get('Phase')} "
-                         f"{pod.get('Reason') or ''} {pod.get('Message') or ''}".rstrip())
+            lines.append(
+                f"  pod {pod.get('PodName')}: {pod.get('Phase')} "
+                f"{pod.get('Reason') or ''} {pod.get('Message') or ''}".rstrip()
+            )
     # The server's reason may quote the same lines already; add only what it does not say.
     reason = detail.get("Reason") or ""
     unseen = [line for line in log_lines if line.split(": ", 1)[-1] not in reason]

@@ -3,6 +3,7 @@
 Field names are the wire's (PascalCase). Models refuse unknown fields so a typo is an error, not a
 silently ignored setting. See docs/wire.md for what each action does.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -36,9 +37,7 @@ def _iso_time(value: str) -> str:
         if parsed is not None:
             (parsed if parsed.tzinfo else parsed.astimezone()).timestamp()
     except (ValueError, OverflowError, OSError):
-        raise PydanticCustomError(
-            "value_error", "is not an ISO-8601 time like 2026-01-10T12:15:03+08:00"
-        ) from None
+        raise PydanticCustomError("value_error", "is not an ISO-8601 time like 2026-01-10T12:15:03+08:00") from None
     return value
 
 
@@ -279,18 +278,32 @@ CATALOGUE: dict[str, dict[str, type[Model]]] = {
     WEDATA: {
         m.__name__: m
         for m in (
-            CreateMLModelServices, UpdateMLModelService, DeleteMLModelService, GetMLModelService,
-            ListMLModelServiceGroups, ModelServiceInterfaceCallTest, CreateModelServicePodUrl,
-            RebuildModelServicePod, ListMLServiceLogs, ListModelVersions,
+            CreateMLModelServices,
+            UpdateMLModelService,
+            DeleteMLModelService,
+            GetMLModelService,
+            ListMLModelServiceGroups,
+            ModelServiceInterfaceCallTest,
+            CreateModelServicePodUrl,
+            RebuildModelServicePod,
+            ListMLServiceLogs,
+            ListModelVersions,
         )
     },
     TIONE: {
         m.__name__: m
         for m in (
-            DescribeInferenceSpecs, CreateModelServiceGroup, DescribeModelServiceGroup,
-            DescribeModelServiceGroups, ModifyServiceGroupWeights, DeleteModelServiceGroup,
-            DescribeModelServiceCallInfo, CreateModelServiceAuthToken, DeleteModelServiceAuthToken,
-            ModifyModelServiceAuthorization, DescribeModelServiceMonitoring,
+            DescribeInferenceSpecs,
+            CreateModelServiceGroup,
+            DescribeModelServiceGroup,
+            DescribeModelServiceGroups,
+            ModifyServiceGroupWeights,
+            DeleteModelServiceGroup,
+            DescribeModelServiceCallInfo,
+            CreateModelServiceAuthToken,
+            DeleteModelServiceAuthToken,
+            ModifyModelServiceAuthorization,
+            DescribeModelServiceMonitoring,
         )
     },
 }
@@ -301,8 +314,16 @@ _CODE_FOR_ERROR_TYPE = {
     "extra_forbidden": errors.UNKNOWN_PARAMETER,
 }
 _VALUE_ERROR_TYPES = {
-    "string_pattern_mismatch", "greater_than_equal", "less_than_equal", "greater_than",
-    "less_than", "too_short", "too_long", "string_too_short", "string_too_long", "literal_error",
+    "string_pattern_mismatch",
+    "greater_than_equal",
+    "less_than_equal",
+    "greater_than",
+    "less_than",
+    "too_short",
+    "too_long",
+    "string_too_short",
+    "string_too_long",
+    "literal_error",
     "value_error",
 }
 

@@ -1,4 +1,5 @@
 """The reply envelope: `{"Response": {..., "RequestId"}}`, errors under `Response.Error`."""
+
 from __future__ import annotations
 
 from typing import Any

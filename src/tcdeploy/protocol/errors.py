@@ -13,6 +13,7 @@ the error envelope in one place (the control plane's pipeline).
     ├── UnsupportedOperation
     └── InternalError             a bug; the pipeline logs it and shows only the RequestId
 """
+
 from __future__ import annotations
 
 # Codes as Tencent Cloud spells them; the client maps them to MLflow's.

@@ -2,14 +2,15 @@
 
 The signing key chain is the SDK's own (`Sign.sign_tc3`), so client and server cannot drift apart.
 """
+
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Mapping
 
 from tencentcloud.common.sign import Sign
 
@@ -65,8 +66,7 @@ def verify(
     if abs(now - timestamp) > MAX_CLOCK_SKEW:
         raise AuthFailure(
             SIGNATURE_EXPIRE,
-            f"X-TC-Timestamp is {int(now - timestamp)} s from the server's clock "
-            f"(at most {MAX_CLOCK_SKEW} s allowed)",
+            f"X-TC-Timestamp is {int(now - timestamp)} s from the server's clock (at most {MAX_CLOCK_SKEW} s allowed)",
         )
     if datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d") != auth["date"]:
         raise AuthFailure(SIGNATURE_FAILURE, "the credential date does not match X-TC-Timestamp")
@@ -86,8 +86,7 @@ def verify(
     )
     scope = f"{auth['date']}/{auth['service']}/tc3_request"
     string_to_sign = "\n".join(
-        [ALGORITHM, headers["x-tc-timestamp"], scope,
-         hashlib.sha256(canonical_request.encode()).hexdigest()]
+        [ALGORITHM, headers["x-tc-timestamp"], scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
     )
     expected = Sign.sign_tc3(secret_key, auth["date"], auth["service"], string_to_sign)
     if not hmac.compare_digest(expected, auth["signature"]):

@@ -3,6 +3,7 @@
 Shared by the server's backend and gateway and by the plugin, so a status is spelled once. The
 enums are `str` enums: they compare equal to, and serialise as, the words on the wire.
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -60,9 +61,17 @@ _FAILED = frozenset({S.CREATE_FAILED, S.ABNORMAL})
 # Which status may follow which. A server restart re-enters Creating or Updating from anything but
 # CreateFailed and the stopped states; Deleting is the end from every state.
 TRANSITIONS: dict[ServiceStatus, frozenset[ServiceStatus]] = {
-    S.CREATING: frozenset({
-        S.RUNNING, S.UPDATING, S.ABNORMAL, S.CREATE_FAILED, S.STOPPING, S.STOPPED, S.DELETING,
-    }),
+    S.CREATING: frozenset(
+        {
+            S.RUNNING,
+            S.UPDATING,
+            S.ABNORMAL,
+            S.CREATE_FAILED,
+            S.STOPPING,
+            S.STOPPED,
+            S.DELETING,
+        }
+    ),
     S.CREATE_FAILED: frozenset({S.CREATING, S.DELETING}),
     S.RUNNING: frozenset({S.UPDATING, S.ABNORMAL, S.STOPPING, S.STOPPED, S.DELETING}),
     S.UPDATING: frozenset({S.RUNNING, S.ABNORMAL, S.STOPPING, S.STOPPED, S.DELETING}),

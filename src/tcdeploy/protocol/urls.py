@@ -4,6 +4,7 @@ Both functions are pure (no I/O, no environment) so the self-hosted server can r
 what arrives over the wire. They raise ``ValueError`` with a message that names the problem;
 callers map it to their own error type.
 """
+
 from __future__ import annotations
 
 import re
@@ -116,8 +117,7 @@ def _check_scheme_uri(uri: str, scheme: str) -> None:
             raise ValueError(f"model URI {_shown(uri)} must be file:///absolute/path")
     elif parts.netloc:
         raise ValueError(
-            f"model URI {_shown(uri)} names a host or profile ({parts.netloc!r}); "
-            f"write it as {scheme}:/<path>"
+            f"model URI {_shown(uri)} names a host or profile ({parts.netloc!r}); write it as {scheme}:/<path>"
         )
     if not parts.path.strip("/"):
         raise ValueError(f"model URI {_shown(uri)} has no path after the scheme")

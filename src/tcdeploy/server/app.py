@@ -1,6 +1,7 @@
 """The composition root: builds the store, runtime, fleet, route table, gateway, reconciler and
 backend, hands each what it needs, and serves them as one ASGI app — the control API, the gateway's
 routes, health, and pod pages. Nothing downstream reaches back up to here."""
+
 from __future__ import annotations
 
 import time
@@ -50,9 +51,13 @@ class Server:
         gateway = Gateway(routes, data_dir=settings.data_dir, usage=lambda: _usage(runtime))
         reconciler = Reconciler(store, runtime, fleet, routes, settings.tracking_uri)
         backend = Backend(
-            store=store, runtime=runtime, reconciler=reconciler,
-            registry=ModelRegistry(settings.tracking_uri), gateway=gateway,
-            secret=ServerSecret(server_secret(settings)), data_dir=settings.data_dir,
+            store=store,
+            runtime=runtime,
+            reconciler=reconciler,
+            registry=ModelRegistry(settings.tracking_uri),
+            gateway=gateway,
+            secret=ServerSecret(server_secret(settings)),
+            data_dir=settings.data_dir,
         )
         return cls(settings, store, runtime, gateway, reconciler, backend)
 
@@ -72,7 +77,10 @@ def build_app(settings: ServerSettings) -> Starlette:
     server = Server.build(settings)
     keys = {key.secret_id: key for key in load_access_keys(settings)}
     control = ControlApi(
-        server.backend, keys, public_url=settings.public_url, max_body_bytes=settings.max_body_bytes,
+        server.backend,
+        keys,
+        public_url=settings.public_url,
+        max_body_bytes=settings.max_body_bytes,
     )
 
     async def healthz(request: Request) -> Response:

@@ -1,4 +1,5 @@
 """The `tcdeploy` command: run the model service, read an inference table, add access keys."""
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,13 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"credentials: {settings.credentials_path}", flush=True)
     print(f"MLflow registry: {settings.tracking_uri}", flush=True)
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", access_log=False,
-        lifespan="on", timeout_graceful_shutdown=30,
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=30,
     )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the handler
     # that was there before it; a quiet handler makes a clean stop exit 0 rather than die by signal.

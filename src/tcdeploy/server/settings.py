@@ -1,4 +1,5 @@
 """The server's settings and secrets: flags, environment, and files in the data dir."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ class ServerSettings:
         return self.data_dir / "credentials.json"
 
     @classmethod
-    def create(cls, host: str, port: int, data_dir: Path) -> "ServerSettings":
+    def create(cls, host: str, port: int, data_dir: Path) -> ServerSettings:
         data_dir = data_dir.resolve()
         tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir / 'mlflow.db'}"
         return cls(host=host, port=port, data_dir=data_dir, tracking_uri=tracking_uri)
@@ -84,9 +85,7 @@ def add_access_key(settings: ServerSettings, workspaces: list[str]) -> AccessKey
     load_access_keys(settings)
     data = json.loads(settings.credentials_path.read_text())
     key = AccessKey("AKID" + secrets.token_hex(16), secrets.token_urlsafe(32), tuple(workspaces))
-    data["Keys"].append(
-        {"SecretId": key.secret_id, "SecretKey": key.secret_key, "Workspaces": list(workspaces)}
-    )
+    data["Keys"].append({"SecretId": key.secret_id, "SecretKey": key.secret_key, "Workspaces": list(workspaces)})
     write_private(settings.credentials_path, json.dumps(data, indent=2) + "\n")
     return key
 

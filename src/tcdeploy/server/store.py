@@ -3,15 +3,17 @@
 The server keeps no state of record in memory: a killed and restarted server reads it all back.
 Multi-row changes run in one transaction, so a refused or crashed request leaves nothing half done.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tcdeploy.protocol.states import ServiceStatus
 
@@ -172,9 +174,7 @@ class Store:
         return _group(row) if row else None
 
     def group_by_name(self, workspace: str, name: str) -> GroupRecord | None:
-        row = self._db.execute(
-            "SELECT * FROM groups WHERE workspace = ? AND name = ?", (workspace, name)
-        ).fetchone()
+        row = self._db.execute("SELECT * FROM groups WHERE workspace = ? AND name = ?", (workspace, name)).fetchone()
         return _group(row) if row else None
 
     def groups(self, workspace: str | None = None) -> list[GroupRecord]:
@@ -206,9 +206,19 @@ class Store:
         self._insert(
             "INSERT INTO services (id, workspace, group_id, name, version, weight, status, reason, spec,"
             " created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (service.id, service.workspace, service.group_id, service.name, service.version,
-             service.weight, str(service.status), service.reason, json.dumps(service.spec),
-             service.created, service.updated),
+            (
+                service.id,
+                service.workspace,
+                service.group_id,
+                service.name,
+                service.version,
+                service.weight,
+                str(service.status),
+                service.reason,
+                json.dumps(service.spec),
+                service.created,
+                service.updated,
+            ),
         )
 
     def service(self, service_id: str) -> ServiceRecord | None:
@@ -216,9 +226,7 @@ class Store:
         return _service(row) if row else None
 
     def service_by_name(self, workspace: str, name: str) -> ServiceRecord | None:
-        row = self._db.execute(
-            "SELECT * FROM services WHERE workspace = ? AND name = ?", (workspace, name)
-        ).fetchone()
+        row = self._db.execute("SELECT * FROM services WHERE workspace = ? AND name = ?", (workspace, name)).fetchone()
         return _service(row) if row else None
 
     def services(self, group_id: str | None = None) -> list[ServiceRecord]:
@@ -238,9 +246,7 @@ class Store:
             changes["status"] = str(ServiceStatus(changes["status"]))
         changes["updated"] = time.time()
         columns = ", ".join(f"{name} = ?" for name in changes)
-        self._db.execute(
-            f"UPDATE services SET {columns} WHERE id = ?", (*changes.values(), service_id)
-        )
+        self._db.execute(f"UPDATE services SET {columns} WHERE id = ?", (*changes.values(), service_id))
 
     def delete_service(self, service_id: str) -> None:
         with self.transaction():
@@ -248,9 +254,7 @@ class Store:
             self._db.execute("DELETE FROM services WHERE id = ?", (service_id,))
 
     def next_version(self, group_id: str) -> int:
-        row = self._db.execute(
-            "SELECT MAX(version) FROM services WHERE group_id = ?", (group_id,)
-        ).fetchone()
+        row = self._db.execute("SELECT MAX(version) FROM services WHERE group_id = ?", (group_id,)).fetchone()
         return (row[0] or 0) + 1
 
     # ---- tokens -----------------------------------------------------------------------------------
@@ -262,9 +266,7 @@ class Store:
         )
 
     def tokens(self, group_id: str) -> list[TokenRecord]:
-        rows = self._db.execute(
-            "SELECT * FROM tokens WHERE group_id = ? ORDER BY created, id", (group_id,)
-        ).fetchall()
+        rows = self._db.execute("SELECT * FROM tokens WHERE group_id = ? ORDER BY created, id", (group_id,)).fetchall()
         return [TokenRecord(**dict(r)) for r in rows]
 
     def delete_token(self, token_id: str) -> None:
@@ -280,8 +282,7 @@ class Store:
 
     def events(self, service_id: str, limit: int = 50) -> list[EventRecord]:
         rows = self._db.execute(
-            "SELECT * FROM (SELECT * FROM events WHERE service_id = ? ORDER BY seq DESC LIMIT ?)"
-            " ORDER BY seq",
+            "SELECT * FROM (SELECT * FROM events WHERE service_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
             (service_id, limit),
         ).fetchall()
         return [EventRecord(**dict(r)) for r in rows]

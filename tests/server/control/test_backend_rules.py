@@ -1,5 +1,6 @@
 """The backend's rules, in-process: a temporary store, a real route table and gateway, and a fake
 fleet whose replicas are records, not processes. Each test runs in milliseconds."""
+
 from __future__ import annotations
 
 import asyncio
@@ -64,7 +65,8 @@ class FakeFleet:
         for i in range(replicas):
             name = f"ms-{template.service_id}-{i}"
             self.runtime.pods[name] = ReplicaState(
-                name, template.service_id, phase=PodPhase.RUNNING, ready=True, address=f"/tmp/{name}.sock")
+                name, template.service_id, phase=PodPhase.RUNNING, ready=True, address=f"/tmp/{name}.sock"
+            )
         return FleetResult(ok=True)
 
     async def remove(self, service_id: str) -> None:
@@ -89,9 +91,13 @@ class World:
         self.reconciler = Reconciler(self.store, self.runtime, self.fleet, self.routes, "sqlite:///unused.db")
         self.gateway = Gateway(self.routes, data_dir=root)
         self.backend = Backend(
-            store=self.store, runtime=self.runtime, reconciler=self.reconciler,
-            registry=ModelRegistry("sqlite:///unused.db"), gateway=self.gateway,
-            secret=ServerSecret(b"s" * 32), data_dir=root,
+            store=self.store,
+            runtime=self.runtime,
+            reconciler=self.reconciler,
+            registry=ModelRegistry("sqlite:///unused.db"),
+            gateway=self.gateway,
+            secret=ServerSecret(b"s" * 32),
+            data_dir=root,
         )
         self.good = ModelRef(path=model_dir(root, "good"))
         self.other = ModelRef(path=model_dir(root, "other"))
@@ -124,6 +130,7 @@ def test_a_created_service_runs_with_all_the_traffic_of_its_new_group(world):
         group = world.store.group(service.group_id)
         assert group.name == "iris"
         assert world.routes.group(group.id).versions[service.id].status is ServiceStatus.RUNNING
+
     run(go())
 
 
@@ -135,6 +142,7 @@ def test_a_third_service_in_a_group_is_refused_and_nothing_is_written(world):
             await world.create("v3", group_ref=first.group_id)
         assert [s.name for s in world.store.services(first.group_id)] == ["v1", "v2"]
         assert world.store.service_by_name(WS, "v3") is None
+
     run(go())
 
 
@@ -143,6 +151,7 @@ def test_the_second_service_of_a_group_starts_with_no_traffic(world):
         first = await world.create("v1")
         second = await world.create("v2", group_ref=first.group_id)
         assert (first.weight, second.weight) == (100, 0)
+
     run(go())
 
 
@@ -155,6 +164,7 @@ def test_a_taken_name_is_refused_for_a_service_and_for_a_new_group(world):
         with pytest.raises(ResourceInUse, match="service group named 'empty'"):
             await world.create("empty")
         assert len(world.store.groups(WS)) == 2
+
     run(go())
 
 
@@ -165,15 +175,18 @@ def test_a_model_that_does_not_exist_is_refused_before_anything_is_written(world
         with pytest.raises(MissingParameter, match="Services.0.MlModelInfo"):
             await world.create("nothing", ModelRef())
         assert world.store.groups(WS) == [] and world.store.services() == []
+
     run(go())
 
 
 def test_an_unknown_instance_type_is_refused_naming_the_field(world):
     async def go():
         with pytest.raises(InvalidParameterValue, match=r"Services\.0\.InstanceType: unknown instance type"):
-            await world.backend.create_service(WS, "big", spec={"InstanceType": "HUGE", "Replicas": 1},
-                                               model=world.good)
+            await world.backend.create_service(
+                WS, "big", spec={"InstanceType": "HUGE", "Replicas": 1}, model=world.good
+            )
         assert world.store.services() == []
+
     run(go())
 
 
@@ -184,6 +197,7 @@ def test_a_model_that_cannot_load_fails_the_create_with_the_reason(world):
         assert "LoadFailed" in service.reason and "cannot load" in service.reason
         with pytest.raises(FailedOperation, match="failed to create"):
             await world.backend.update_service(WS, service.id, changes={"Replicas": 2})
+
     run(go())
 
 
@@ -198,6 +212,7 @@ def test_an_update_whose_model_fails_to_load_keeps_the_previous_spec(world):
         assert after.status is ServiceStatus.RUNNING and "last update failed" in after.reason
         reasons = [e.reason for e in world.store.events(service.id)]
         assert "UpdateFailed" in reasons
+
     run(go())
 
 
@@ -212,6 +227,7 @@ def test_an_update_of_the_model_rolls_the_replicas_and_a_description_does_not(wo
         await world.reconciler.idle()
         assert len(world.fleet.applied) == rolls
         assert world.store.service(service.id).spec["ServiceDescription"] == "hello"
+
     run(go())
 
 
@@ -231,6 +247,7 @@ def test_stop_resume_and_scale(world):
             await world.backend.update_service(WS, service.id, action="SCALE")
         with pytest.raises(InvalidParameterValue, match="ServiceAction"):
             await world.backend.update_service(WS, service.id, action="EXPLODE")
+
     run(go())
 
 
@@ -242,6 +259,7 @@ def test_deleting_a_service_gives_the_survivor_all_the_traffic(world):
         assert world.store.service(first.id) is None
         assert world.store.service(second.id).weight == 100
         assert first.id not in world.routes.group(first.group_id).versions
+
     run(go())
 
 
@@ -256,6 +274,7 @@ def test_weights_name_the_bad_entry_and_refuse_all_zero_without_writing(world):
         with pytest.raises(InvalidParameterValue, match="weight above 0"):
             world.backend.set_weights(WS, first.group_id, [(first.id, 0), (second.id, 0)])
         assert [s.weight for s in world.store.services(first.group_id)] == [30, 70]
+
     run(go())
 
 
@@ -271,6 +290,7 @@ def test_enabling_auth_creates_a_token_the_gateway_accepts(world):
         world.backend.set_auth(WS, service.group_id, False)
         world.backend.set_auth(WS, service.group_id, True)
         assert [t.value for t in world.backend.tokens(service.group_id)] == [tokens[0].value]
+
     run(go())
 
 
@@ -283,6 +303,7 @@ def test_a_token_is_deleted_by_its_value_only(world):
         world.backend.delete_token(WS, group.id, made.value)
         assert world.backend.tokens(group.id) == []
         assert world.store.tokens(group.id) == []
+
     run(go())
 
 
@@ -294,6 +315,7 @@ def test_another_workspaces_resources_do_not_exist(world):
         with pytest.raises(ResourceNotFound):
             world.backend.group("ws-2", "iris")
         assert world.backend.service(WS, "iris").id == service.id  # by name, in its own workspace
+
     run(go())
 
 
@@ -306,6 +328,7 @@ def test_a_pod_of_another_service_is_not_found(world):
             await world.backend.rebuild_pod(WS, a.id, pod_of_b)
         await world.backend.rebuild_pod(WS, b.id, pod_of_b)
         assert world.runtime.rebuilt == [pod_of_b]
+
     run(go())
 
 
@@ -316,6 +339,7 @@ def test_deleting_a_group_deletes_its_services_and_tokens(world):
         assert world.store.group(service.group_id) is None and world.store.services() == []
         assert world.store.tokens(service.group_id) == []
         assert world.routes.group(service.group_id) is None
+
     run(go())
 
 
@@ -334,6 +358,7 @@ def test_a_restarted_backend_brings_back_what_the_store_holds(world):
         assert fresh.status(stopped) is ServiceStatus.STOPPED
         assert fresh.runtime.states(stopped.id) == []
         fresh.store.close()
+
     run(go())
 
 

@@ -1,4 +1,5 @@
 """Refusals: each bad request gets its own Tencent error code and a message naming the problem."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,11 @@ def wedata(tcdeploy_server):
 
 def service_body(model_dir, name="errs", **service):
     return {
-        "WorkspaceId": WS, "ServiceName": name,
-        "Services": [{"InstanceType": "TI.S.SMALL.POST", "Replicas": 0,
-                      "MlModelInfo": {"ModelPath": str(model_dir)}, **service}],
+        "WorkspaceId": WS,
+        "ServiceName": name,
+        "Services": [
+            {"InstanceType": "TI.S.SMALL.POST", "Replicas": 0, "MlModelInfo": {"ModelPath": str(model_dir)}, **service}
+        ],
     }
 
 
@@ -50,8 +53,13 @@ def test_unknown_action_and_version(tcdeploy_server, wedata):
 
     from support.cloudapi import _profile
 
-    old = CommonClient("wedata", "2020-01-01", credential.Credential(tcdeploy_server.secret_id, tcdeploy_server.secret_key),
-                       "ap-guangzhou", _profile(tcdeploy_server.port))
+    old = CommonClient(
+        "wedata",
+        "2020-01-01",
+        credential.Credential(tcdeploy_server.secret_id, tcdeploy_server.secret_key),
+        "ap-guangzhou",
+        _profile(tcdeploy_server.port),
+    )
     assert error_of(old, "GetMLModelService", {"ServiceId": "x"}).code == "NoSuchVersion"
 
 
@@ -89,33 +97,53 @@ def test_missing_unknown_and_ill_typed_parameters_are_named(wedata, logistic_mod
 
 @pytest.mark.parametrize("path", ["http://169.254.169.254/latest", "relative/dir", "ftp://x/y", "/no/such/dir"])
 def test_model_paths_that_are_not_local_models_or_registry_uris_are_refused(wedata, path):
-    body = {"WorkspaceId": WS, "ServiceName": "ssrf",
-            "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": path}}]}
+    body = {
+        "WorkspaceId": WS,
+        "ServiceName": "ssrf",
+        "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": path}}],
+    }
     err = error_of(wedata, "CreateMLModelServices", body)
     assert err.code == "InvalidParameterValue" and "ModelPath" in err.message
 
 
 def test_unknown_resources(wedata):
-    assert error_of(wedata, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": "svc-nope"}).code == "ResourceNotFound"
-    err = error_of(wedata, "CreateMLModelServices", {
-        "WorkspaceId": WS, "ServiceName": "orphan", "ServiceGroupId": "grp-nope",
-        "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"Name": "m", "Version": "1"}}],
-    })
+    assert (
+        error_of(wedata, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": "svc-nope"}).code == "ResourceNotFound"
+    )
+    err = error_of(
+        wedata,
+        "CreateMLModelServices",
+        {
+            "WorkspaceId": WS,
+            "ServiceName": "orphan",
+            "ServiceGroupId": "grp-nope",
+            "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"Name": "m", "Version": "1"}}],
+        },
+    )
     assert err.code == "ResourceNotFound"
 
 
 def test_names_are_unique_and_a_group_holds_at_most_two_services(wedata, logistic_model_dir):
     first = call(wedata, "CreateMLModelServices", service_body(logistic_model_dir, name="dup"))["Data"]
     try:
-        assert error_of(wedata, "CreateMLModelServices", service_body(logistic_model_dir, name="dup")).code == "ResourceInUse"
+        assert (
+            error_of(wedata, "CreateMLModelServices", service_body(logistic_model_dir, name="dup")).code
+            == "ResourceInUse"
+        )
         group = first["ServiceGroupId"]
-        second = call(wedata, "CreateMLModelServices", {**service_body(logistic_model_dir, name="dup-v2"), "ServiceGroupId": group})["Data"]
+        second = call(
+            wedata,
+            "CreateMLModelServices",
+            {**service_body(logistic_model_dir, name="dup-v2"), "ServiceGroupId": group},
+        )["Data"]
         assert second["ServiceGroupId"] == group and second["Version"] == "2" and second["Weight"] == 0
         third = {**service_body(logistic_model_dir, name="dup-v3"), "ServiceGroupId": group}
         err = error_of(wedata, "CreateMLModelServices", third)
         assert err.code == "LimitExceeded"
         # A refused request changed nothing.
-        assert error_of(wedata, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": "dup-v3"}).code == "ResourceNotFound"
+        assert (
+            error_of(wedata, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": "dup-v3"}).code == "ResourceNotFound"
+        )
     finally:
         for sid in ("dup-v2", "dup"):
             call(wedata, "DeleteMLModelService", {"WorkspaceId": WS, "ServiceId": sid})

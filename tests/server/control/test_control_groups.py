@@ -1,4 +1,5 @@
 """Groups, weights and tokens through TI-ONE's actions; every reply parses with the official models."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,20 @@ WS = "default"
 @pytest.fixture(scope="module")
 def two_versions(tcdeploy_server, logistic_model_dir):
     wedata = common_client(tcdeploy_server, "wedata")
-    body = lambda name: {"WorkspaceId": WS, "ServiceName": name, "Services": [{
-        "InstanceType": "TI.S.SMALL.POST", "Replicas": 0, "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}]}
+
+    def body(name):
+        return {
+            "WorkspaceId": WS,
+            "ServiceName": name,
+            "Services": [
+                {
+                    "InstanceType": "TI.S.SMALL.POST",
+                    "Replicas": 0,
+                    "MlModelInfo": {"ModelPath": str(logistic_model_dir)},
+                }
+            ],
+        }
+
     v1 = call(wedata, "CreateMLModelServices", body("grp-a"))["Data"]
     v2 = call(wedata, "CreateMLModelServices", {**body("grp-a-v2"), "ServiceGroupId": v1["ServiceGroupId"]})["Data"]
     yield v1["ServiceGroupId"], v1["ServiceId"], v2["ServiceId"]
@@ -44,17 +57,29 @@ def test_describe_groups_filters_and_pages(tcdeploy_server, two_versions):
 def test_weights_move_and_are_checked(tcdeploy_server, two_versions):
     group_id, v1, v2 = two_versions
     req = models.ModifyServiceGroupWeightsRequest()
-    req.from_json_string(json.dumps({"ServiceGroupId": group_id, "Weights": [
-        {"ServiceId": v1, "Weight": 50}, {"ServiceId": v2, "Weight": 50}]}))
+    req.from_json_string(
+        json.dumps(
+            {"ServiceGroupId": group_id, "Weights": [{"ServiceId": v1, "Weight": 50}, {"ServiceId": v2, "Weight": 50}]}
+        )
+    )
     group = tione_client(tcdeploy_server).ModifyServiceGroupWeights(req).ServiceGroup
     assert [s.Weight for s in group.Services] == [50, 50]
     tione = common_client(tcdeploy_server, "tione")
-    err = error_of(tione, "ModifyServiceGroupWeights", {"ServiceGroupId": group_id, "Weights": [{"ServiceId": "svc-zz", "Weight": 1}]})
+    err = error_of(
+        tione,
+        "ModifyServiceGroupWeights",
+        {"ServiceGroupId": group_id, "Weights": [{"ServiceId": "svc-zz", "Weight": 1}]},
+    )
     assert err.code == "InvalidParameterValue" and "svc-zz" in err.message
-    err = error_of(tione, "ModifyServiceGroupWeights", {"ServiceGroupId": group_id, "Weights": [
-        {"ServiceId": v1, "Weight": 0}, {"ServiceId": v2, "Weight": 0}]})
+    err = error_of(
+        tione,
+        "ModifyServiceGroupWeights",
+        {"ServiceGroupId": group_id, "Weights": [{"ServiceId": v1, "Weight": 0}, {"ServiceId": v2, "Weight": 0}]},
+    )
     assert err.code == "InvalidParameterValue"
-    err = error_of(tione, "ModifyServiceGroupWeights", {"ServiceGroupId": group_id, "Weights": [{"ServiceId": v1, "Weight": 101}]})
+    err = error_of(
+        tione, "ModifyServiceGroupWeights", {"ServiceGroupId": group_id, "Weights": [{"ServiceId": v1, "Weight": 101}]}
+    )
     assert err.code == "InvalidParameterValue"
 
 
@@ -74,7 +99,10 @@ def test_tokens_are_created_shown_and_deleted(tcdeploy_server, two_versions):
     call(tione, "DeleteModelServiceAuthToken", {"ServiceGroupId": group_id, "AuthTokenValue": first})
     info = tione_client(tcdeploy_server).DescribeModelServiceCallInfo(req).ServiceCallInfoV2
     assert [t.Base.Name for t in info.AuthTokens] == ["ci"]
-    assert error_of(tione, "DeleteModelServiceAuthToken", {"ServiceGroupId": group_id, "AuthTokenValue": first}).code == "ResourceNotFound"
+    assert (
+        error_of(tione, "DeleteModelServiceAuthToken", {"ServiceGroupId": group_id, "AuthTokenValue": first}).code
+        == "ResourceNotFound"
+    )
     # Only digests are stored: no token value appears in the database file.
     assert info.AuthTokens[0].Base.Value.encode() not in (tcdeploy_server.data_dir / "state.db").read_bytes()
 
@@ -87,4 +115,7 @@ def test_inference_specs_and_an_empty_group(tcdeploy_server):
     assert group["ServiceCount"] == 0
     assert error_of(tione, "CreateModelServiceGroup", {"ServiceGroupName": "empty-one"}).code == "ResourceInUse"
     call(tione, "DeleteModelServiceGroup", {"ServiceGroupId": group["ServiceGroupId"]})
-    assert error_of(tione, "DescribeModelServiceGroup", {"ServiceGroupId": group["ServiceGroupId"]}).code == "ResourceNotFound"
+    assert (
+        error_of(tione, "DescribeModelServiceGroup", {"ServiceGroupId": group["ServiceGroupId"]}).code
+        == "ResourceNotFound"
+    )

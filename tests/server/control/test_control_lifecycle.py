@@ -1,4 +1,5 @@
 """A service's whole life through the official SDK, against a real server with real replicas."""
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,21 @@ def wedata(tcdeploy_server):
 @pytest.fixture(scope="module")
 def running(wedata, logistic_model_dir):
     """One Running service of the logistic model (from a local directory), shared by these tests."""
-    created = call(wedata, "CreateMLModelServices", {
-        "WorkspaceId": WS, "ServiceName": "life-iris",
-        "Services": [{"InstanceType": "TI.S.SMALL.POST", "Replicas": 1,
-                      "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
-    })["Data"]
+    created = call(
+        wedata,
+        "CreateMLModelServices",
+        {
+            "WorkspaceId": WS,
+            "ServiceName": "life-iris",
+            "Services": [
+                {
+                    "InstanceType": "TI.S.SMALL.POST",
+                    "Replicas": 1,
+                    "MlModelInfo": {"ModelPath": str(logistic_model_dir)},
+                }
+            ],
+        },
+    )["Data"]
     assert created["Status"] == "Creating"
     detail = wait_for_status(wedata, created["ServiceId"], {"Running", "CreateFailed"})
     assert detail["Status"] == "Running", detail
@@ -38,9 +49,16 @@ def running(wedata, logistic_model_dir):
 
 def predict_via_call_test(wedata, group_id, frame):
     body = json.dumps({"client_request_id": "c-1", "dataframe_split": frame.to_dict(orient="split")})
-    data = call(wedata, "ModelServiceInterfaceCallTest", {
-        "WorkspaceId": WS, "ServiceGroupId": group_id, "ServiceId": group_id, "CurlData": body,
-    })["Data"]
+    data = call(
+        wedata,
+        "ModelServiceInterfaceCallTest",
+        {
+            "WorkspaceId": WS,
+            "ServiceGroupId": group_id,
+            "ServiceId": group_id,
+            "CurlData": body,
+        },
+    )["Data"]
     raw = json.loads(data["CurlResponseRaw"])
     return raw["status"], json.loads(raw["body"])
 
@@ -58,9 +76,14 @@ def test_a_created_service_runs_and_predicts_like_the_model(wedata, running, log
 
 
 def test_the_service_is_listed_in_its_group(wedata, running):
-    data = call(wedata, "ListMLModelServiceGroups", {
-        "WorkspaceId": WS, "Filters": [{"Name": "ServiceName", "Values": ["life-iris"]}],
-    })["Data"]
+    data = call(
+        wedata,
+        "ListMLModelServiceGroups",
+        {
+            "WorkspaceId": WS,
+            "Filters": [{"Name": "ServiceName", "Values": ["life-iris"]}],
+        },
+    )["Data"]
     assert data["TotalCount"] == 1
     group = data["Groups"][0]
     assert group["ServiceGroupId"] == running["ServiceGroupId"]
@@ -70,31 +93,57 @@ def test_the_service_is_listed_in_its_group(wedata, running):
 def test_logs_have_timestamps_wildcards_and_continuation(wedata, running):
     pod = running["Pods"][0]["PodName"]
     prefix = pod.rsplit("-", 1)[0]
-    first = call(wedata, "ListMLServiceLogs", {
-        "WorkspaceId": WS, "Service": "INFER", "ServiceId": running["ServiceId"],
-        "PodName": prefix + "-*", "Limit": 2,
-    })["Data"]
+    first = call(
+        wedata,
+        "ListMLServiceLogs",
+        {
+            "WorkspaceId": WS,
+            "Service": "INFER",
+            "ServiceId": running["ServiceId"],
+            "PodName": prefix + "-*",
+            "Limit": 2,
+        },
+    )["Data"]
     assert len(first["Content"]) == 2 and first["ListOver"] is False and first["Context"]
     assert all(line["PodName"] == pod and line["Timestamp"] for line in first["Content"])
-    rest = call(wedata, "ListMLServiceLogs", {
-        "WorkspaceId": WS, "ServiceId": running["ServiceId"], "PodName": pod,
-        "Limit": 1000, "Context": first["Context"],
-    })["Data"]
+    rest = call(
+        wedata,
+        "ListMLServiceLogs",
+        {
+            "WorkspaceId": WS,
+            "ServiceId": running["ServiceId"],
+            "PodName": pod,
+            "Limit": 1000,
+            "Context": first["Context"],
+        },
+    )["Data"]
     ids = [line["Id"] for line in first["Content"] + rest["Content"]]
     assert len(ids) == len(set(ids)), "continuation repeated lines"
     messages = " ".join(line["Message"] for line in first["Content"] + rest["Content"])
     assert "loaded" in messages
-    future = call(wedata, "ListMLServiceLogs", {
-        "WorkspaceId": WS, "ServiceId": running["ServiceId"], "StartTime": "2099-01-01T00:00:00+00:00",
-    })["Data"]
+    future = call(
+        wedata,
+        "ListMLServiceLogs",
+        {
+            "WorkspaceId": WS,
+            "ServiceId": running["ServiceId"],
+            "StartTime": "2099-01-01T00:00:00+00:00",
+        },
+    )["Data"]
     assert future["Content"] == [] and future["ListOver"] is True
 
 
 def test_rebuild_restarts_the_pod(wedata, running):
     pod = running["Pods"][0]
-    data = call(wedata, "RebuildModelServicePod", {
-        "WorkspaceId": WS, "ServiceId": running["ServiceId"], "PodName": pod["PodName"],
-    })["Data"]
+    data = call(
+        wedata,
+        "RebuildModelServicePod",
+        {
+            "WorkspaceId": WS,
+            "ServiceId": running["ServiceId"],
+            "PodName": pod["PodName"],
+        },
+    )["Data"]
     assert data["TiOneRebuildServiceRequestId"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -125,9 +174,15 @@ def test_a_replica_killed_with_sigkill_comes_back(wedata, running, tcdeploy_serv
 
 def test_the_pod_page_needs_its_token(wedata, running, tcdeploy_server):
     pod = running["Pods"][0]["PodName"]
-    data = call(wedata, "CreateModelServicePodUrl", {
-        "WorkspaceId": WS, "ServiceId": running["ServiceId"], "PodName": pod,
-    })["Data"]
+    data = call(
+        wedata,
+        "CreateModelServicePodUrl",
+        {
+            "WorkspaceId": WS,
+            "ServiceId": running["ServiceId"],
+            "PodName": pod,
+        },
+    )["Data"]
     page = httpx.get(data["Url"], timeout=10)
     assert page.status_code == 200 and pod in page.text
     assert httpx.get(data["Url"].split("?")[0], timeout=10).status_code == 403
@@ -140,10 +195,15 @@ def test_an_unloadable_model_fails_the_create_with_the_reason(wedata, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: no_such_module_xyz\n")
-    created = call(wedata, "CreateMLModelServices", {
-        "WorkspaceId": WS, "ServiceName": "broken-model",
-        "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(broken)}}],
-    })["Data"]
+    created = call(
+        wedata,
+        "CreateMLModelServices",
+        {
+            "WorkspaceId": WS,
+            "ServiceName": "broken-model",
+            "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(broken)}}],
+        },
+    )["Data"]
     detail = wait_for_status(wedata, created["ServiceId"], {"CreateFailed", "Running"}, timeout=90)
     try:
         assert detail["Status"] == "CreateFailed"
@@ -153,11 +213,21 @@ def test_an_unloadable_model_fails_the_create_with_the_reason(wedata, tmp_path):
 
 
 def test_a_deleted_service_is_gone_and_delete_is_refused_after(wedata, logistic_model_dir):
-    created = call(wedata, "CreateMLModelServices", {
-        "WorkspaceId": WS, "ServiceName": "short-lived",
-        "Services": [{"InstanceType": "TI.S.SMALL.POST", "Replicas": 0,
-                      "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
-    })["Data"]
+    created = call(
+        wedata,
+        "CreateMLModelServices",
+        {
+            "WorkspaceId": WS,
+            "ServiceName": "short-lived",
+            "Services": [
+                {
+                    "InstanceType": "TI.S.SMALL.POST",
+                    "Replicas": 0,
+                    "MlModelInfo": {"ModelPath": str(logistic_model_dir)},
+                }
+            ],
+        },
+    )["Data"]
     call(wedata, "DeleteMLModelService", {"WorkspaceId": WS, "ServiceId": created["ServiceId"]})
     err = error_of(wedata, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": created["ServiceId"]})
     assert err.code == "ResourceNotFound"
@@ -167,18 +237,36 @@ def test_a_deleted_service_is_gone_and_delete_is_refused_after(wedata, logistic_
 
 def test_a_registered_three_part_model_resolves_through_list_model_versions(wedata, tcdeploy_server):
     version = register_model(tcdeploy_server.tracking_uri, "cat.sch.iris3")
-    data = call(wedata, "ListModelVersions", {
-        "WorkspaceId": WS, "CatalogName": "cat", "SchemaName": "sch", "ModelName": "iris3", "MaxResults": "1000",
-    })["Data"]
+    data = call(
+        wedata,
+        "ListModelVersions",
+        {
+            "WorkspaceId": WS,
+            "CatalogName": "cat",
+            "SchemaName": "sch",
+            "ModelName": "iris3",
+            "MaxResults": "1000",
+        },
+    )["Data"]
     item = next(i for i in data["Items"] if i["Version"] == version)
     props = {p["Key"]: p["Value"] for p in item["Properties"]}
     assert props["tclake.mlflow.artifact_path"] == f"models:/cat.sch.iris3/{version}"
-    created = call(wedata, "CreateMLModelServices", {
-        "WorkspaceId": WS, "ServiceName": "three-part",
-        "Services": [{"InstanceType": "TI.S.SMALL.POST", "CatalogName": "cat", "SchemaName": "sch",
-                      "MlModelInfo": {"Name": "iris3", "Version": version,
-                                      "Id": props["tclake.mlflow.model_id"]}}],
-    })["Data"]
+    created = call(
+        wedata,
+        "CreateMLModelServices",
+        {
+            "WorkspaceId": WS,
+            "ServiceName": "three-part",
+            "Services": [
+                {
+                    "InstanceType": "TI.S.SMALL.POST",
+                    "CatalogName": "cat",
+                    "SchemaName": "sch",
+                    "MlModelInfo": {"Name": "iris3", "Version": version, "Id": props["tclake.mlflow.model_id"]},
+                }
+            ],
+        },
+    )["Data"]
     try:
         assert created["ModelUri"] == f"models:/cat.sch.iris3/{version}"
         assert wait_for_status(wedata, created["ServiceId"], {"Running", "CreateFailed"})["Status"] == "Running"

@@ -1,4 +1,5 @@
 """State lives in the store: a killed server comes back with everything; keys stay in their workspaces."""
+
 from __future__ import annotations
 
 import json
@@ -41,13 +42,24 @@ def server(tmp_path):
 
 def test_a_killed_server_restarts_with_its_state_and_replicas(server, logistic_model_dir):
     wedata, tione = common_client(server, "wedata"), common_client(server, "tione")
-    created = call(wedata, "CreateMLModelServices", {
-        "WorkspaceId": "default", "ServiceName": "durable", "AuthorizationEnable": True,
-        "InferenceTablePushEnable": True,
-        "Services": [{"InstanceType": "TI.S.SMALL.POST", "Replicas": 2,
-                      "ServiceLimit": {"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 50},
-                      "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
-    })["Data"]
+    created = call(
+        wedata,
+        "CreateMLModelServices",
+        {
+            "WorkspaceId": "default",
+            "ServiceName": "durable",
+            "AuthorizationEnable": True,
+            "InferenceTablePushEnable": True,
+            "Services": [
+                {
+                    "InstanceType": "TI.S.SMALL.POST",
+                    "Replicas": 2,
+                    "ServiceLimit": {"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 50},
+                    "MlModelInfo": {"ModelPath": str(logistic_model_dir)},
+                }
+            ],
+        },
+    )["Data"]
     sid, gid = created["ServiceId"], created["ServiceGroupId"]
     wait_for_status(wedata, sid, {"Running"})
     token = call(tione, "DescribeModelServiceCallInfo", {"ServiceGroupId": gid})["ServiceCallInfoV2"]["AuthToken"]
@@ -69,10 +81,15 @@ def test_a_killed_server_restarts_with_its_state_and_replicas(server, logistic_m
 
 def test_a_clean_stop_leaves_no_replica_behind(server, logistic_model_dir):
     wedata = common_client(server, "wedata")
-    created = call(wedata, "CreateMLModelServices", {
-        "WorkspaceId": "default", "ServiceName": "stopper",
-        "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
-    })["Data"]
+    created = call(
+        wedata,
+        "CreateMLModelServices",
+        {
+            "WorkspaceId": "default",
+            "ServiceName": "stopper",
+            "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
+        },
+    )["Data"]
     wait_for_status(wedata, created["ServiceId"], {"Running"})
     assert replica_pids(server.data_dir)
     assert server.stop(signal.SIGTERM) == 0
@@ -83,7 +100,9 @@ def test_a_key_limited_to_a_workspace_sees_nothing_else(tmp_path, logistic_model
     data_dir = tmp_path / "data"
     added = subprocess.run(
         [sys.executable, "-m", "tcdeploy", "add-key", "--workspace", "team-a", "--data-dir", str(data_dir)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     keys = json.loads((data_dir / "credentials.json").read_text())["Keys"]
     assert (data_dir / "credentials.json").stat().st_mode & 0o777 == 0o600
@@ -93,8 +112,20 @@ def test_a_key_limited_to_a_workspace_sees_nothing_else(tmp_path, logistic_model
     try:
         admin = common_client(server, "wedata")
         team_a = common_client(server, "wedata", limited["SecretId"], limited["SecretKey"])
-        body = lambda ws, name: {"WorkspaceId": ws, "ServiceName": name, "Services": [{
-            "InstanceType": "TI.S.SMALL.POST", "Replicas": 0, "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}]}
+
+        def body(ws, name):
+            return {
+                "WorkspaceId": ws,
+                "ServiceName": name,
+                "Services": [
+                    {
+                        "InstanceType": "TI.S.SMALL.POST",
+                        "Replicas": 0,
+                        "MlModelInfo": {"ModelPath": str(logistic_model_dir)},
+                    }
+                ],
+            }
+
         theirs = call(admin, "CreateMLModelServices", body("team-b", "b-svc"))["Data"]
         call(team_a, "CreateMLModelServices", body("team-a", "a-svc"))
         # Acting in another workspace is refused outright...
@@ -106,9 +137,17 @@ def test_a_key_limited_to_a_workspace_sees_nothing_else(tmp_path, logistic_model
         ]:
             assert error_of(team_a, action, params).code == "AuthFailure.UnauthorizedOperation", action
         # ...and from its own workspace, another workspace's ids do not exist.
-        assert error_of(team_a, "GetMLModelService", {"WorkspaceId": "team-a", "ServiceId": theirs["ServiceId"]}).code == "ResourceNotFound"
+        assert (
+            error_of(team_a, "GetMLModelService", {"WorkspaceId": "team-a", "ServiceId": theirs["ServiceId"]}).code
+            == "ResourceNotFound"
+        )
         listed = call(team_a, "ListMLModelServiceGroups", {"WorkspaceId": "team-a"})["Data"]
         assert [g["ServiceGroupName"] for g in listed["Groups"]] == ["a-svc"]
-        assert call(admin, "GetMLModelService", {"WorkspaceId": "team-b", "ServiceId": theirs["ServiceId"]})["Data"]["ServiceName"] == "b-svc"
+        assert (
+            call(admin, "GetMLModelService", {"WorkspaceId": "team-b", "ServiceId": theirs["ServiceId"]})["Data"][
+                "ServiceName"
+            ]
+            == "b-svc"
+        )
     finally:
         server.stop()

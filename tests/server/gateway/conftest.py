@@ -1,8 +1,8 @@
 """Fixtures of the gateway's tests; the harness itself is in gateway_harness.py."""
+
 from __future__ import annotations
 
 import pytest
-
 from gateway_harness import ReplicaPool
 
 

@@ -2,6 +2,7 @@
 sockets — the real replica with a real model, or a model-free stand-in where a test needs a slow
 request — and a gateway served by uvicorn on a free loopback port, with a route table filled by
 hand."""
+
 from __future__ import annotations
 
 import asyncio
@@ -75,8 +76,9 @@ class ReplicaPool:
         """A real replica serving `model_dir`, or the stand-in when model_dir is None."""
         return self.start_many([pod_name], model_dir, timeout)[0]
 
-    def start_many(self, names: list[str], model_dir: Path | None = None,
-                   timeout: float = 120.0) -> list[ReplicaProcess]:
+    def start_many(
+        self, names: list[str], model_dir: Path | None = None, timeout: float = 120.0
+    ) -> list[ReplicaProcess]:
         """Start several replicas at once (a real one takes seconds to load its model)."""
         started = [self._spawn(name, model_dir) for name in names]
         for replica in started:
@@ -88,8 +90,17 @@ class ReplicaPool:
         if model_dir is None:
             command = [sys.executable, str(STANDIN), address]
         else:
-            command = [sys.executable, "-m", "tcdeploy.server.replica", "--model-uri", str(model_dir),
-                       "--uds", address, "--pod-name", pod_name]
+            command = [
+                sys.executable,
+                "-m",
+                "tcdeploy.server.replica",
+                "--model-uri",
+                str(model_dir),
+                "--uds",
+                address,
+                "--pod-name",
+                pod_name,
+            ]
         log_path = self.directory / f"{pod_name}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -104,15 +115,34 @@ class ReplicaPool:
 
 
 def make_group(group_id: str, *versions: Version, auth: bool = False, token_hashes=frozenset()) -> Group:
-    return Group(group_id=group_id, name=group_id, workspace_id="default", auth_enabled=auth,
-                 token_hashes=frozenset(token_hashes), versions={v.service_id: v for v in versions})
+    return Group(
+        group_id=group_id,
+        name=group_id,
+        workspace_id="default",
+        auth_enabled=auth,
+        token_hashes=frozenset(token_hashes),
+        versions={v.service_id: v for v in versions},
+    )
 
 
-def make_version(service_id: str, group_id: str, weight: int = 100, status: str = "Running",
-                 rps: float | None = None, table: bool = False) -> Version:
-    return Version(service_id=service_id, service_name=f"name-{service_id}", group_id=group_id,
-                   version="1", weight=weight, status=status, rps_limit_per_replica=rps,
-                   inference_table=table)
+def make_version(
+    service_id: str,
+    group_id: str,
+    weight: int = 100,
+    status: str = "Running",
+    rps: float | None = None,
+    table: bool = False,
+) -> Version:
+    return Version(
+        service_id=service_id,
+        service_name=f"name-{service_id}",
+        group_id=group_id,
+        version="1",
+        weight=weight,
+        status=status,
+        rps_limit_per_replica=rps,
+        inference_table=table,
+    )
 
 
 @dataclass

@@ -3,6 +3,7 @@
 test hooks in the body: `"sleep": seconds` (a slow request), `"chunked": true` (a chunked reply),
 and the request id it saw, echoed in the reply. Run: python standin_replica.py SOCKET_PATH
 """
+
 import asyncio
 import json
 import os
@@ -53,16 +54,21 @@ async def app(scope, receive, send) -> None:
         headers = [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b'{"predictions": ', "more_body": True})
-        await send({"type": "http.response.body", "body": b'[1, 2]}'})
+        await send({"type": "http.response.body", "body": b"[1, 2]}"})
         return
     rows = _rows(document)
     headers = dict(scope["headers"])
-    await _reply(send, 200, {
-        "predictions": [0] * rows,
-        "seen_request_id": headers.get(b"x-request-id", b"").decode(),
-        "path": scope["path"],
-        "pid": os.getpid(),
-    }, [(b"x-batch-rows", str(rows).encode())])
+    await _reply(
+        send,
+        200,
+        {
+            "predictions": [0] * rows,
+            "seen_request_id": headers.get(b"x-request-id", b"").decode(),
+            "path": scope["path"],
+            "pid": os.getpid(),
+        },
+        [(b"x-batch-rows", str(rows).encode())],
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """API keys and rate limits, alone and end to end through a served gateway."""
+
 from __future__ import annotations
 
 import asyncio
 import time
 
 import pytest
+from gateway_harness import IRIS_BODY, CountingTransport, make_group, make_version, serve_gateway
 
-from gateway_harness import CountingTransport, IRIS_BODY, make_group, make_version, serve_gateway
 from tcdeploy.server.gateway import Replica, RouteTable, read_inference_table
 from tcdeploy.server.gateway.auth import authorized, token_hash
 from tcdeploy.server.gateway.ratelimit import TokenBucket
@@ -14,16 +15,19 @@ from tcdeploy.server.gateway.ratelimit import TokenBucket
 TOKEN = "tok-0123456789abcdef"
 
 
-@pytest.mark.parametrize("header,ok", [
-    (TOKEN, True),
-    (f"Bearer {TOKEN}", True),
-    (f"bearer  {TOKEN} ", True),
-    ("tok-wrong", False),
-    (f"Basic {TOKEN}", False),
-    ("", False),
-    (None, False),
-    ("Bearer ", False),
-])
+@pytest.mark.parametrize(
+    "header,ok",
+    [
+        (TOKEN, True),
+        (f"Bearer {TOKEN}", True),
+        (f"bearer  {TOKEN} ", True),
+        ("tok-wrong", False),
+        (f"Basic {TOKEN}", False),
+        ("", False),
+        (None, False),
+        ("Bearer ", False),
+    ],
+)
 def test_authorized_accepts_the_token_plain_or_bearer(header, ok):
     assert authorized(header, frozenset({token_hash("other"), token_hash(TOKEN)})) is ok
 
@@ -87,8 +91,7 @@ async def test_a_deleted_token_is_refused_at_once(tmp_path, model_replicas):
         headers = {"Authorization": TOKEN}
         assert await status_of(gw, headers) == 200
         group = routes.group("grp-a")
-        routes.put_group(make_group("grp-a", *group.versions.values(), auth=True,
-                                    token_hashes={token_hash("tok-2")}))
+        routes.put_group(make_group("grp-a", *group.versions.values(), auth=True, token_hashes={token_hash("tok-2")}))
         assert await status_of(gw, headers) == 401
         assert await status_of(gw, {"Authorization": "tok-2"}) == 200
 
@@ -104,6 +107,7 @@ async def test_rate_limit_answers_429_and_admits_the_limit_within_10_percent(tmp
     refused = []
 
     async with serve_gateway(routes, tmp_path) as gw:
+
         async def one() -> None:
             reply = await gw.client.post("/groups/grp-a/predict", content=IRIS_BODY)
             if reply.status_code != 200:

@@ -1,13 +1,16 @@
 """The data plane end to end: a served gateway in front of replica processes."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 
 import pytest
+from gateway_harness import IRIS_BODY, IRIS_COLUMNS, make_group, make_version, serve_gateway
+from gateway_harness import IRIS_ROW as ROW
 
-from gateway_harness import IRIS_BODY, IRIS_COLUMNS, IRIS_ROW as ROW, make_group, make_version, serve_gateway
 from tcdeploy.server.gateway import Replica, RouteTable, UnixHttpTransport
+
 BODIES = {
     "dataframe_split": {"dataframe_split": {"columns": IRIS_COLUMNS, "data": [ROW, ROW]}},
     "dataframe_records": {"dataframe_records": [dict(zip(IRIS_COLUMNS, ROW))] * 2},
@@ -26,8 +29,10 @@ def one_group(replicas, **version_options) -> RouteTable:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("url", ["/groups/grp-a/predict", "/groups/grp-a/invocations",
-                                 "/services/svc-a/predict", "/services/svc-a/invocations"])
+@pytest.mark.parametrize(
+    "url",
+    ["/groups/grp-a/predict", "/groups/grp-a/invocations", "/services/svc-a/predict", "/services/svc-a/invocations"],
+)
 async def test_every_body_form_passes_through_both_urls(tmp_path, model_replicas, url):
     async with serve_gateway(one_group(model_replicas), tmp_path) as gw:
         for form, document in BODIES.items():
@@ -123,12 +128,16 @@ async def test_weights_split_real_traffic(tmp_path, model_replicas):
     routes.set_replicas("svc-a", [model_replicas[0].replica()])
     routes.set_replicas("svc-b", [model_replicas[1].replica()])
     async with serve_gateway(routes, tmp_path) as gw:
-        replies = await asyncio.gather(*[gw.client.post("/groups/grp-a/predict", content=IRIS_BODY)
-                                         for _ in range(200)])
+        replies = await asyncio.gather(
+            *[gw.client.post("/groups/grp-a/predict", content=IRIS_BODY) for _ in range(200)]
+        )
         assert all(reply.status_code == 200 for reply in replies)
-        served = {service: gw.gateway.metrics.registry.get_sample_value(
-            "tcdeploy_requests_total", {"group": "grp-a", "service": service, "status": "200"})
-            for service in ("svc-a", "svc-b")}
+        served = {
+            service: gw.gateway.metrics.registry.get_sample_value(
+                "tcdeploy_requests_total", {"group": "grp-a", "service": service, "status": "200"}
+            )
+            for service in ("svc-a", "svc-b")
+        }
         assert abs(served["svc-a"] / 200 - 0.70) <= 0.02
         reply = await gw.client.post("/services/svc-b/predict", content=IRIS_BODY)  # bypasses weights
         assert reply.status_code == 200

@@ -1,4 +1,5 @@
 """The inference table: one row per routed request, in Parquet, nothing lost on a clean stop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,8 +7,8 @@ import json
 import time
 
 import pytest
-
 from gateway_harness import IRIS_BODY, IRIS_COLUMNS, make_group, make_version, serve_gateway
+
 from tcdeploy.server.gateway import RouteTable, read_inference_table
 from tcdeploy.server.gateway.auth import token_hash
 from tcdeploy.server.gateway.inference_table import SCHEMA, Row, write_rows
@@ -28,8 +29,9 @@ def row(group_id: str = "grp-t", timestamp: float = 1_700_000_000.0, body: bytes
 
 @pytest.mark.anyio
 async def test_n_requests_and_a_clean_stop_give_exactly_n_rows(tmp_path, model_replicas):
-    wedata = json.dumps({"client_request_id": "client-7",
-                         "dataframe_split": {"columns": IRIS_COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]]}})
+    wedata = json.dumps(
+        {"client_request_id": "client-7", "dataframe_split": {"columns": IRIS_COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]]}}
+    )
     bodies = [IRIS_BODY] * 30 + [wedata.encode()] * 5 + [b"{broken"] * 5
     # A long flush interval: the rows can only reach disk through close().
     async with serve_gateway(table_routes(model_replicas), tmp_path, flush_interval=3600) as gw:
@@ -66,8 +68,11 @@ async def test_rows_are_flushed_while_serving(tmp_path, model_replicas):
 @pytest.mark.anyio
 async def test_rate_limited_requests_have_rows_and_refused_keys_do_not(tmp_path, model_replicas):
     routes = RouteTable()
-    routes.put_group(make_group("grp-t", make_version("svc-t", "grp-t", table=True, rps=1.0),
-                                auth=True, token_hashes={token_hash("tok")}))
+    routes.put_group(
+        make_group(
+            "grp-t", make_version("svc-t", "grp-t", table=True, rps=1.0), auth=True, token_hashes={token_hash("tok")}
+        )
+    )
     routes.set_replicas("svc-t", [model_replicas[0].replica()])
     async with serve_gateway(routes, tmp_path) as gw:
         statuses = []
@@ -87,8 +92,9 @@ async def test_a_version_without_the_table_writes_nothing(tmp_path, model_replic
 
 def test_rows_land_in_one_folder_per_utc_date(tmp_path):
     day = 86_400.0
-    unwritten = write_rows(tmp_path, [row(timestamp=1_700_000_000.0), row(timestamp=1_700_000_000.0 + day),
-                                      row(group_id="grp-other")])
+    unwritten = write_rows(
+        tmp_path, [row(timestamp=1_700_000_000.0), row(timestamp=1_700_000_000.0 + day), row(group_id="grp-other")]
+    )
     assert unwritten == []
     dates = sorted(p.name for p in (tmp_path / "grp-t").iterdir())
     assert dates == ["date=2023-11-14", "date=2023-11-15"]

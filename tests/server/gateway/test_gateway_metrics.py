@@ -1,19 +1,26 @@
 """Prometheus metrics at /metrics and the per-group monitor figures."""
+
 from __future__ import annotations
 
 import json
 import time
 
 import pytest
+from gateway_harness import IRIS_BODY, make_group, make_version, serve_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway_harness import IRIS_BODY, make_group, make_version, serve_gateway
 from tcdeploy.server.gateway import RouteTable
 from tcdeploy.server.gateway.monitor import GroupMonitor
 
-NAMES = ["tcdeploy_requests", "tcdeploy_request_latency_seconds", "tcdeploy_inflight_requests",
-         "tcdeploy_rate_limited", "tcdeploy_batch_rows", "tcdeploy_replica_cpu_percent",
-         "tcdeploy_replica_memory_bytes"]
+NAMES = [
+    "tcdeploy_requests",
+    "tcdeploy_request_latency_seconds",
+    "tcdeploy_inflight_requests",
+    "tcdeploy_rate_limited",
+    "tcdeploy_batch_rows",
+    "tcdeploy_replica_cpu_percent",
+    "tcdeploy_replica_memory_bytes",
+]
 
 
 def routes_for(replicas, **version_options) -> RouteTable:
@@ -24,8 +31,11 @@ def routes_for(replicas, **version_options) -> RouteTable:
 
 
 def samples(text: str) -> dict[tuple, float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def value(scraped: dict, name: str, **labels) -> float:
@@ -53,7 +63,8 @@ async def test_metrics_are_present_and_move(tmp_path, model_replicas):
     assert value(after, "tcdeploy_requests_total", status="429", **labels) == limited
     assert value(after, "tcdeploy_rate_limited_total", **labels) == limited
     assert value(after, "tcdeploy_request_latency_seconds_count", **labels) > value(
-        before, "tcdeploy_request_latency_seconds_count", **labels)
+        before, "tcdeploy_request_latency_seconds_count", **labels
+    )
     assert value(after, "tcdeploy_inflight_requests", **labels) == 0
     pod = model_replicas[0].pod_name
     assert value(after, "tcdeploy_replica_cpu_percent", service="svc-m", pod=pod) == 12.5
@@ -102,8 +113,7 @@ async def test_monitor_shows_the_groups_recent_traffic(tmp_path, model_replicas)
     busy = [s for s in steps if s["requests"]]
     assert all(0 < s["p50_latency_ms"] <= s["p99_latency_ms"] < 10_000 for s in busy)
     assert all(s["inflight"] >= 1 for s in busy)
-    assert set(steps[0]) == {"time", "requests", "errors", "limited", "p50_latency_ms", "p99_latency_ms",
-                             "inflight"}
+    assert set(steps[0]) == {"time", "requests", "errors", "limited", "p50_latency_ms", "p99_latency_ms", "inflight"}
 
 
 def test_monitor_steps_and_quantiles():
@@ -131,11 +141,14 @@ def test_monitor_forgets_what_is_older_than_an_hour():
     assert monitor.steps(base + 3600, base + 3601, 1)[0]["requests"] == 1
 
 
-@pytest.mark.parametrize("start,end,step,problem", [
-    (10, 5, 60, "must not be before"),
-    (0, 60, 0, "step must be at least 1"),
-    (0, 10**9, 1, "at most"),
-])
+@pytest.mark.parametrize(
+    "start,end,step,problem",
+    [
+        (10, 5, 60, "must not be before"),
+        (0, 60, 0, "step must be at least 1"),
+        (0, 10**9, 1, "at most"),
+    ],
+)
 def test_monitor_refuses_bad_windows(start, end, step, problem):
     with pytest.raises(ValueError, match=problem):
         GroupMonitor().steps(start, end, step)

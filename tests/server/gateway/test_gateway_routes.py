@@ -1,12 +1,13 @@
 """The route table's choices: versions by weight, replicas by load, state kept across pushes."""
+
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 
 import pytest
-
 from gateway_harness import make_group, make_version
+
 from tcdeploy.server.gateway import Replica, RouteTable
 from tcdeploy.server.gateway.routes import NoRoute
 
@@ -15,10 +16,13 @@ def table_with(*versions, replicas_per_version: int = 1) -> RouteTable:
     routes = RouteTable()
     routes.put_group(make_group("grp-a", *versions))
     for version in versions:
-        routes.set_replicas(version.service_id, [
-            Replica(f"ms-{version.service_id}-{i}", f"/tmp/{version.service_id}-{i}.sock")
-            for i in range(replicas_per_version)
-        ])
+        routes.set_replicas(
+            version.service_id,
+            [
+                Replica(f"ms-{version.service_id}-{i}", f"/tmp/{version.service_id}-{i}.sock")
+                for i in range(replicas_per_version)
+            ],
+        )
     return routes
 
 
@@ -43,27 +47,27 @@ def test_smooth_round_robin_interleaves_instead_of_bursting():
 
 @pytest.mark.parametrize("weights", [(1, 99), (33, 67), (100, 0), (5, 5)])
 def test_split_matches_any_weights(weights):
-    routes = table_with(make_version("svc-a", "grp-a", weights[0]),
-                        make_version("svc-b", "grp-a", weights[1]))
+    routes = table_with(make_version("svc-a", "grp-a", weights[0]), make_version("svc-b", "grp-a", weights[1]))
     counts = split(routes, 10_000)
     assert abs(counts["svc-a"] / 10_000 - weights[0] / sum(weights)) <= 0.02
 
 
 def test_versions_that_cannot_serve_get_no_traffic():
-    routes = table_with(make_version("svc-a", "grp-a", 50),
-                        make_version("svc-b", "grp-a", 50, status="Stopped"))
+    routes = table_with(make_version("svc-a", "grp-a", 50), make_version("svc-b", "grp-a", 50, status="Stopped"))
     assert split(routes, 100) == Counter({"svc-a": 100})
-    routes.put_group(make_group("grp-a", make_version("svc-a", "grp-a", 50),
-                                make_version("svc-b", "grp-a", 50)))
+    routes.put_group(make_group("grp-a", make_version("svc-a", "grp-a", 50), make_version("svc-b", "grp-a", 50)))
     routes.set_replicas("svc-a", [])
     assert split(routes, 100) == Counter({"svc-b": 100})
 
 
-@pytest.mark.parametrize("status,weight,ready,reason", [
-    ("Stopped", 100, 1, "is not running"),
-    ("Running", 0, 1, "weight above 0"),
-    ("Running", 100, 0, "no ready replica"),
-])
+@pytest.mark.parametrize(
+    "status,weight,ready,reason",
+    [
+        ("Stopped", 100, 1, "is not running"),
+        ("Running", 0, 1, "weight above 0"),
+        ("Running", 100, 0, "no ready replica"),
+    ],
+)
 def test_no_route_says_why(status, weight, ready, reason):
     routes = table_with(make_version("svc-a", "grp-a", weight, status=status), replicas_per_version=ready)
     with pytest.raises(NoRoute, match=reason):
@@ -83,8 +87,7 @@ def test_set_replicas_keeps_objects_and_counters_of_pods_that_stay():
     routes = table_with(make_version("svc-a", "grp-a"), replicas_per_version=2)
     kept = routes.choose_replica("svc-a")
     kept.begin()
-    routes.set_replicas("svc-a", [Replica(kept.pod_name, "/tmp/moved.sock"),
-                                  Replica("ms-new", "/tmp/new.sock")])
+    routes.set_replicas("svc-a", [Replica(kept.pod_name, "/tmp/moved.sock"), Replica("ms-new", "/tmp/new.sock")])
     assert routes.choose_replica("svc-a").pod_name == "ms-new"  # the kept one is still busy
     assert kept.address == "/tmp/moved.sock" and kept.inflight == 1
 

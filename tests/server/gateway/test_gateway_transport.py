@@ -1,5 +1,6 @@
 """The replica transport: keep-alive pooling, the errors that allow a retry, and the ones that
 do not."""
+
 from __future__ import annotations
 
 import asyncio

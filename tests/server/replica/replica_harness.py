@@ -1,4 +1,5 @@
 """Start real replica processes for tests and talk to them over a unix socket or TCP."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,14 +39,10 @@ class Replica:
         return httpx.AsyncHTTPTransport(uds=self.uds) if self.uds else httpx.AsyncHTTPTransport()
 
     def client(self, **kwargs) -> httpx.Client:
-        return httpx.Client(
-            transport=self.transport(), base_url=self.base_url, timeout=30, **kwargs
-        )
+        return httpx.Client(transport=self.transport(), base_url=self.base_url, timeout=30, **kwargs)
 
     def async_client(self, **kwargs) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=self.async_transport(), base_url=self.base_url, timeout=30, **kwargs
-        )
+        return httpx.AsyncClient(transport=self.async_transport(), base_url=self.base_url, timeout=30, **kwargs)
 
     def stdout(self) -> str:
         return (self.log_dir / "stdout.txt").read_text()
@@ -75,9 +72,7 @@ def launch(model_uri: str | Path, log_dir: Path, *args: str) -> subprocess.Popen
 
 
 @contextlib.contextmanager
-def running_replica(
-    model_uri: str | Path, log_dir: Path, *args: str, tcp: bool = False
-) -> Iterator[Replica]:
+def running_replica(model_uri: str | Path, log_dir: Path, *args: str, tcp: bool = False) -> Iterator[Replica]:
     """A ready replica (GET /ping answered 200), stopped with SIGTERM (then killed) afterwards."""
     uds = None if tcp else short_socket_path()
     port = free_port() if tcp else None
@@ -96,9 +91,7 @@ def wait_ready(replica: Replica) -> None:
     with replica.client() as client:
         while time.monotonic() < deadline:
             if replica.process.poll() is not None:
-                raise RuntimeError(
-                    f"replica exited with {replica.process.returncode}: {replica.stderr()[-2000:]}"
-                )
+                raise RuntimeError(f"replica exited with {replica.process.returncode}: {replica.stderr()[-2000:]}")
             with contextlib.suppress(httpx.TransportError):
                 if client.get("/ping").status_code == 200:
                     return

@@ -4,11 +4,11 @@ Input: one double column `x`. Output: a DataFrame with `double` (2x) and `scaled
 `scale` param), so tests see DataFrame predictions split back per request and params honoured.
 The `sleep_s` param makes a prediction slow, for tests of a graceful stop.
 """
+
 import time
 
-import pandas as pd
-
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.models import set_model
 
 MAGIC = 666.0

@@ -1,4 +1,5 @@
 """The batcher's scheduling, with a plain function as the batch: what merges, what waits."""
+
 from __future__ import annotations
 
 import asyncio
@@ -104,9 +105,7 @@ def test_a_failing_batch_fails_only_its_own_requests():
     batcher = Batcher(recorder, max_batch_rows=32, max_wait_s=0.0)
 
     async def scenario():
-        first = await asyncio.gather(
-            *(batcher.submit(n, rows=1, key="k") for n in range(6)), return_exceptions=True
-        )
+        first = await asyncio.gather(*(batcher.submit(n, rows=1, key="k") for n in range(6)), return_exceptions=True)
         after = await batcher.submit(10, rows=1, key="k")
         await batcher.stop()
         return first, after

@@ -1,4 +1,5 @@
 """Concurrent requests against real replicas: batching happens and changes no answer."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,6 @@ import httpx
 import mlflow.pyfunc
 import pandas as pd
 import pytest
-
 from replica_harness import running_replica, split_body
 
 MAGIC = 666.0
@@ -41,9 +41,7 @@ def stats(replica) -> dict:
         return client.get("/stats").json()
 
 
-def test_concurrent_requests_are_batched_and_answered_as_if_alone(
-    forest_replica, forest_model, iris
-):
+def test_concurrent_requests_are_batched_and_answered_as_if_alone(forest_replica, forest_model, iris):
     features = iris[0]
     picker = random.Random(7)
     frames = []
@@ -97,9 +95,7 @@ def test_dataframe_predictions_and_params(magic_replica, magic_model):
         plain = client.post("/predict", json=split_body(frame))
         scaled = client.post("/predict", json={**split_body(frame), "params": {"scale": 3.0}})
     assert plain.json()["predictions"] == magic_model.predict(frame).to_dict(orient="records")
-    assert scaled.json()["predictions"] == magic_model.predict(
-        frame, params={"scale": 3.0}
-    ).to_dict(orient="records")
+    assert scaled.json()["predictions"] == magic_model.predict(frame, params={"scale": 3.0}).to_dict(orient="records")
 
 
 def test_a_bad_request_in_a_batch_does_not_fail_its_neighbours(magic_replica, magic_model):

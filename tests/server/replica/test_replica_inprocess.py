@@ -1,4 +1,5 @@
 """The replica's parts in this process: scoring a mixed batch, and the socket options in use."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import time
 import mlflow.pyfunc
 import pytest
 import uvicorn
-
 from replica_harness import free_port
+
 from tcdeploy.server.replica import build_app, uvicorn_config
 from tcdeploy.server.replica.inputs import RequestParser
 from tcdeploy.server.replica.scoring import Scorer
@@ -19,9 +20,7 @@ from tcdeploy.server.replica.scoring import Scorer
 @pytest.fixture(scope="module")
 def magic_scorer(magic_model_dir):
     model = mlflow.pyfunc.load_model(str(magic_model_dir))
-    parser = RequestParser(
-        model.metadata.get_input_schema(), type_hint_signature=False, max_batch_rows=32
-    )
+    parser = RequestParser(model.metadata.get_input_schema(), type_hint_signature=False, max_batch_rows=32)
     return Scorer(model, parser), parser
 
 

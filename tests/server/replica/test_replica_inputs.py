@@ -1,4 +1,5 @@
 """Body parsing: forms, row counts, batch keys, merging, and what is refused before predicting."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,7 @@ from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
 from tcdeploy.server.replica.inputs import BadRequest, RequestParser, merge_payloads
 
-SCHEMA = Schema(
-    [ColSpec("double", "a"), ColSpec("double", "b"), ColSpec("long", "c", required=False)]
-)
+SCHEMA = Schema([ColSpec("double", "a"), ColSpec("double", "b"), ColSpec("long", "c", required=False)])
 
 
 def parser(schema=SCHEMA, type_hints=False, max_rows=32) -> RequestParser:

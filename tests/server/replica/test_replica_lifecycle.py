@@ -1,4 +1,5 @@
 """The process contract: startup lines, exit codes, graceful SIGTERM, TCP, body limit."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ import time
 
 import pandas as pd
 import pytest
-
 from replica_harness import (
     Replica,
     free_port,
@@ -22,6 +22,7 @@ from replica_harness import (
     stop,
     wait_ready,
 )
+
 from tcdeploy.server.replica import __main__ as replica_main
 
 EXIT_MODEL_LOAD_FAILED = 3

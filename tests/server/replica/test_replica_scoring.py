@@ -1,11 +1,11 @@
 """A real replica process over a unix socket: every body form, every bad input, every route."""
+
 from __future__ import annotations
 
 import json
 
 import pandas as pd
 import pytest
-
 from replica_harness import IRIS_COLUMNS, split_body
 
 ROWS = [0, 55, 110, 149]
@@ -183,9 +183,7 @@ def test_params_must_be_an_object(client, sample):
 
 
 def test_unsupported_content_type(client):
-    message = bad_request(
-        client, expect_status=415, content=b"x", headers={"content-type": "text/plain"}
-    )
+    message = bad_request(client, expect_status=415, content=b"x", headers={"content-type": "text/plain"})
     assert "text/plain" in message
 
 
@@ -215,8 +213,18 @@ def test_version(client, forest_model_dir):
 def test_stats_shape(client, sample):
     client.post("/predict", json=split_body(sample))
     stats = client.get("/stats").json()
-    for field in ("requests", "batches", "rows", "max_batch_rows", "max_batch_requests",
-                  "batches_retried_alone", "in_flight", "bad_requests", "model_errors", "queued"):
+    for field in (
+        "requests",
+        "batches",
+        "rows",
+        "max_batch_rows",
+        "max_batch_requests",
+        "batches_retried_alone",
+        "in_flight",
+        "bad_requests",
+        "model_errors",
+        "queued",
+    ):
         assert isinstance(stats[field], int), field
     assert stats["requests"] >= 1 and stats["rows"] >= len(ROWS)
     assert stats["batch_rows_buckets"][-1] == ["+Inf", stats["batches"]]

@@ -1,4 +1,5 @@
 """Fixtures for the runtime tests: a runtime that always cleans up, and a model that cannot load."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 async def runtime(tmp_path, recorder):
     """A LocalRuntime with fast backoff; closed afterwards, and no replica outlives the test."""
-    rt = LocalRuntime(tmp_path / "data", recorder, backoff=FAST_BACKOFF, crash_loop_window=30.0,
-                      watch_interval=0.25)
+    rt = LocalRuntime(tmp_path / "data", recorder, backoff=FAST_BACKOFF, crash_loop_window=30.0, watch_interval=0.25)
     try:
         yield rt
     finally:
@@ -35,7 +35,9 @@ async def runtime(tmp_path, recorder):
 @pytest.fixture(scope="session")
 def broken_model_dir(tmp_path_factory) -> Path:
     """A valid MLflow model whose load_context raises: it can never load."""
-    return save_code_model(tmp_path_factory.mktemp("models") / "broken", """
+    return save_code_model(
+        tmp_path_factory.mktemp("models") / "broken",
+        """
         import mlflow
         from mlflow.pyfunc import PythonModel
 
@@ -47,4 +49,5 @@ def broken_model_dir(tmp_path_factory) -> Path:
                 return model_input
 
         mlflow.models.set_model(Broken())
-    """)
+    """,
+    )

@@ -1,4 +1,5 @@
 """Helpers shared by the runtime tests (imported by name: this folder is on sys.path in tests)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,7 @@ class Recorder:
     def __call__(self, state: ReplicaState) -> None:
         self.states.append(state)
 
-    async def until(self, predicate: Callable[[ReplicaState], bool],
-                    timeout: float = LOAD_TIMEOUT) -> ReplicaState:
+    async def until(self, predicate: Callable[[ReplicaState], bool], timeout: float = LOAD_TIMEOUT) -> ReplicaState:
         """The first reported state (past or future) that matches."""
         deadline = time.monotonic() + timeout
         seen = 0
@@ -69,10 +69,17 @@ def alive(pid: int) -> bool:
         return False
 
 
-def spec(pod_name: str, model: Path | str, *, memory_mb: int = 2048, service_id: str = "svc-test",
-         **extra) -> ReplicaSpec:
-    return ReplicaSpec(pod_name=pod_name, service_id=service_id, model_uri=str(model),
-                       cpu_millicores=1000, memory_mb=memory_mb, **extra)
+def spec(
+    pod_name: str, model: Path | str, *, memory_mb: int = 2048, service_id: str = "svc-test", **extra
+) -> ReplicaSpec:
+    return ReplicaSpec(
+        pod_name=pod_name,
+        service_id=service_id,
+        model_uri=str(model),
+        cpu_millicores=1000,
+        memory_mb=memory_mb,
+        **extra,
+    )
 
 
 def save_code_model(path: Path, code: str) -> Path:

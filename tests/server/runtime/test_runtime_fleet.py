@@ -1,4 +1,5 @@
 """Fleet: a service's replicas rolled, scaled and stopped with real replicas and models."""
+
 from __future__ import annotations
 
 import asyncio
@@ -53,8 +54,7 @@ class ReadyWatch:
 
 
 def template(model) -> ReplicaTemplate:
-    return ReplicaTemplate(service_id=SERVICE, model_uri=str(model), cpu_millicores=500,
-                           memory_mb=2048)
+    return ReplicaTemplate(service_id=SERVICE, model_uri=str(model), cpu_millicores=500, memory_mb=2048)
 
 
 def models_of(runtime) -> dict[str, str]:
@@ -62,7 +62,8 @@ def models_of(runtime) -> dict[str, str]:
 
 
 async def test_roll_keeps_a_ready_pod_refuses_a_broken_model_and_scales_down(
-        runtime, logistic_model_dir, forest_model_dir, broken_model_dir):
+    runtime, logistic_model_dir, forest_model_dir, broken_model_dir
+):
     plane = ControlPlane(runtime)
     fleet = Fleet(runtime, drain=plane.drain, new_pod_name=plane.new_pod_name, stop_grace=5)
 
@@ -102,7 +103,8 @@ async def test_roll_keeps_a_ready_pod_refuses_a_broken_model_and_scales_down(
 
 
 async def test_adopt_keeps_names_apply_waits_for_them_and_remove_stops_all(
-        runtime, recorder, logistic_model_dir, broken_model_dir):
+    runtime, recorder, logistic_model_dir, broken_model_dir
+):
     plane = ControlPlane(runtime)
     fleet = Fleet(runtime, drain=plane.drain, new_pod_name=plane.new_pod_name, stop_grace=5)
 
@@ -116,8 +118,7 @@ async def test_adopt_keeps_names_apply_waits_for_them_and_remove_stops_all(
     # remove drains and stops every pod, loading or not.
     kept = ["ms-fleet001-kept1", "ms-fleet001-kept2"]
     await fleet.adopt(SERVICE, template(logistic_model_dir), kept)
-    started = [await recorder.until(lambda s, p=pod: s.pod_name == p and s.pid is not None, 10)
-               for pod in kept]
+    started = [await recorder.until(lambda s, p=pod: s.pod_name == p and s.pid is not None, 10) for pod in kept]
     await fleet.remove(SERVICE)
     assert fleet.pods(SERVICE) == []
     assert sorted(pod for pod, _ in plane.drained) == kept

@@ -1,4 +1,5 @@
 """Per-pod log files: ids, merging pods, time ranges, cursors, rotation, torn lines."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -35,8 +36,7 @@ def test_ids_continue_across_restarts_and_lines_are_json(tmp_path):
     second = write_lines(tmp_path, "ms-a-00001", 2)
     assert [line.id for line in first + second] == [1, 2, 3, 4, 5]
     raw = (tmp_path / "logs" / "ms-a-00001.log").read_text().splitlines()
-    assert json.loads(raw[0]) == {"id": 1, "ts": first[0].ts, "stream": "stdout",
-                                  "msg": "ms-a-00001 line 0"}
+    assert json.loads(raw[0]) == {"id": 1, "ts": first[0].ts, "stream": "stdout", "msg": "ms-a-00001 line 0"}
 
 
 def test_pods_merge_by_time_and_pages_continue_with_the_cursor(tmp_path):

@@ -1,4 +1,5 @@
 """Replicas never outlive their server: PR_SET_PDEATHSIG, and reaping a previous run's leftovers."""
+
 from __future__ import annotations
 
 import os
@@ -50,7 +51,9 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
 def test_replicas_die_with_a_killed_server(tmp_path, logistic_model_dir):
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(tmp_path / "data"), str(logistic_model_dir)],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     replica_pid = None
     try:
@@ -71,8 +74,7 @@ async def test_reap_orphans_kills_leftover_replicas_only(tmp_path, logistic_mode
     data_dir = tmp_path / "data"
     paths = RunPaths(data_dir)
     paths.ensure()
-    leftover = await spawn(sys.executable, spec("ms-left-00001", logistic_model_dir),
-                           paths.socket("ms-left-00001"))
+    leftover = await spawn(sys.executable, spec("ms-left-00001", logistic_model_dir), paths.socket("ms-left-00001"))
     bystander = subprocess.Popen(["sleep", "60"])  # a pid file may point at a reused pid
     try:
         paths.write_pid("ms-left-00001", leftover.pid)
@@ -125,4 +127,5 @@ def test_short_data_dirs_keep_sockets_in_run(tmp_path):
 
 def test_a_process_is_recognised_as_replica_by_module_and_pod_name():
     from tcdeploy.server.runtime.paths import is_replica_of
+
     assert not is_replica_of(psutil.Process(), "ms-any-00001")

@@ -1,4 +1,5 @@
 """LocalRuntime with real replica processes and real MLflow models."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,13 @@ import stat
 import httpx
 import pytest
 from runtime_helpers import (
-    FAST_BACKOFF, LOAD_TIMEOUT, Recorder, alive, eventually, replica_processes, spec,
+    FAST_BACKOFF,
+    LOAD_TIMEOUT,
+    Recorder,
+    alive,
+    eventually,
+    replica_processes,
+    spec,
 )
 
 from tcdeploy.server.runtime import LocalRuntime, ReplicaSpec, read_logs
@@ -22,8 +29,7 @@ def log_messages(runtime: LocalRuntime, pod_name: str) -> list[str]:
     return [line.msg for line in lines]
 
 
-async def test_replica_serves_restarts_rebuilds_stops_and_logs(runtime, recorder,
-                                                               logistic_model_dir):
+async def test_replica_serves_restarts_rebuilds_stops_and_logs(runtime, recorder, logistic_model_dir):
     pod = "ms-life-00001"
     await runtime.start(spec(pod, logistic_model_dir))
     first = await runtime.wait_ready(pod, LOAD_TIMEOUT)
@@ -68,7 +74,7 @@ async def test_replica_serves_restarts_rebuilds_stops_and_logs(runtime, recorder
     assert not more
     messages = [line.msg for line in lines]
     assert messages[-1] == "stopped"
-    after_stop = messages[messages.index("stopping (grace 10 s)"):]
+    after_stop = messages[messages.index("stopping (grace 10 s)") :]
     assert "killed by SIGKILL" not in after_stop, "SIGTERM was enough: a graceful stop"
     assert [line.id for line in lines] == list(range(1, len(lines) + 1))
     assert all(b.ts >= a.ts for a, b in zip(lines, lines[1:]))
@@ -103,8 +109,7 @@ async def test_model_that_cannot_load_fails_without_restart(tmp_path, broken_mod
     assert seen.states[-1].phase == "Stopped"
 
 
-async def test_quick_exits_become_a_crash_loop_that_clears_when_ready(runtime, recorder,
-                                                                     logistic_model_dir):
+async def test_quick_exits_become_a_crash_loop_that_clears_when_ready(runtime, recorder, logistic_model_dir):
     pod = "ms-loop-00001"
     await runtime.start(spec(pod, logistic_model_dir))
     killed: set[int] = set()
@@ -129,13 +134,11 @@ async def test_replica_over_its_memory_limit_is_oom_killed(runtime, recorder, lo
     await runtime.start(spec(pod, logistic_model_dir, memory_mb=50))
     oom = await recorder.until(lambda s: s.reason == "OOMKilled", timeout=30)
     assert not oom.ready and "OOMKilled" in oom.message
-    assert any(m.startswith("OOMKilled at ") and m.endswith("(limit 50 MiB)")
-               for m in log_messages(runtime, pod))
+    assert any(m.startswith("OOMKilled at ") and m.endswith("(limit 50 MiB)") for m in log_messages(runtime, pod))
     await runtime.stop(pod, grace=1)
 
 
-async def test_replica_not_ready_in_time_is_killed_and_retried(tmp_path, recorder,
-                                                              logistic_model_dir):
+async def test_replica_not_ready_in_time_is_killed_and_retried(tmp_path, recorder, logistic_model_dir):
     runtime = LocalRuntime(tmp_path / "data", recorder, backoff=FAST_BACKOFF, ready_timeout=0.3)
     pod = "ms-slow-00001"
     try:
@@ -162,8 +165,10 @@ async def test_close_leaves_no_process_and_refuses_new_pods(runtime, recorder, l
         await runtime.rebuild("ms-unknown-00001")
     await runtime.stop("ms-unknown-00001")  # stopping what is not there is a no-op
 
-    started = [await recorder.until(lambda s, p=pod: s.pod_name == p and s.pid is not None, 10)
-               for pod in ("ms-close-00001", "ms-close-00002")]
+    started = [
+        await recorder.until(lambda s, p=pod: s.pod_name == p and s.pid is not None, 10)
+        for pod in ("ms-close-00001", "ms-close-00002")
+    ]
     await runtime.close()
     assert not any(alive(s.pid) for s in started)
     assert replica_processes() == []
@@ -172,15 +177,24 @@ async def test_close_leaves_no_process_and_refuses_new_pods(runtime, recorder, l
         await runtime.start(spec("ms-close-00003", logistic_model_dir))
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("pod_name", "../etc", "pod_name"),
-    ("memory_mb", 0, "memory_mb: must be > 0"),
-    ("cpu_millicores", -1, "cpu_millicores"),
-    ("max_batch_size", "8", "max_batch_size: must be a number"),
-    ("env", {"A=B": "c"}, "env"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("pod_name", "../etc", "pod_name"),
+        ("memory_mb", 0, "memory_mb: must be > 0"),
+        ("cpu_millicores", -1, "cpu_millicores"),
+        ("max_batch_size", "8", "max_batch_size: must be a number"),
+        ("env", {"A=B": "c"}, "env"),
+    ],
+)
 def test_spec_refuses_bad_values(field, value, message):
-    fields = {"pod_name": "ms-ok-00001", "service_id": "svc-1", "model_uri": "/models/m",
-              "cpu_millicores": 1000, "memory_mb": 512, field: value}
+    fields = {
+        "pod_name": "ms-ok-00001",
+        "service_id": "svc-1",
+        "model_uri": "/models/m",
+        "cpu_millicores": 1000,
+        "memory_mb": 512,
+        field: value,
+    }
     with pytest.raises(ValueError, match=message):
         ReplicaSpec(**fields)

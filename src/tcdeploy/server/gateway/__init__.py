@@ -4,6 +4,7 @@ API keys, rate limits, an inference table and metrics.
 The control plane feeds it state through `RouteTable`; it never imports the store, the control
 plane, the runtime or the replica.
 """
+
 from .dataplane import Gateway
 from .http import gateway_routes
 from .inference_table import read_inference_table
@@ -12,7 +13,17 @@ from .routes import Group, Replica, RouteTable, Version
 from .transport import ReplicaConnectionError, ReplicaLost, ReplicaTransport, UnixHttpTransport
 
 __all__ = [
-    "Gateway", "GatewayError", "GatewayReply", "Group", "Replica", "ReplicaConnectionError",
-    "ReplicaLost", "ReplicaTransport", "RouteTable", "UnixHttpTransport",
-    "Version", "gateway_routes", "read_inference_table",
+    "Gateway",
+    "GatewayError",
+    "GatewayReply",
+    "Group",
+    "Replica",
+    "ReplicaConnectionError",
+    "ReplicaLost",
+    "ReplicaTransport",
+    "RouteTable",
+    "UnixHttpTransport",
+    "Version",
+    "gateway_routes",
+    "read_inference_table",
 ]

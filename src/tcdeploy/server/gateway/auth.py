@@ -1,5 +1,6 @@
 """Group API keys: `Authorization: <token>` (or `Bearer <token>`) checked against the sha256 hex
 digests the control plane stores, never the tokens themselves."""
+
 from __future__ import annotations
 
 import hashlib

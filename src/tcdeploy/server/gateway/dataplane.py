@@ -3,6 +3,7 @@ a replica, forward the body, and record what happened (metrics, monitor, inferen
 
 The HTTP routes (http.py) and the control plane's ModelServiceInterfaceCallTest both use it.
 """
+
 from __future__ import annotations
 
 import time
@@ -111,12 +112,25 @@ class Gateway:
                 picked[name] = value
         if len(body) > self.max_body_bytes:
             return body_too_large(self.max_body_bytes).reply(new_request_id(picked.get("x-request-id")))
-        return await self.handle(group_id, service_id, path, body, picked.get("authorization"),
-                                 picked.get("x-request-id"), picked.get("content-type"))
+        return await self.handle(
+            group_id,
+            service_id,
+            path,
+            body,
+            picked.get("authorization"),
+            picked.get("x-request-id"),
+            picked.get("content-type"),
+        )
 
     async def handle(
-        self, group_id: str | None, service_id: str | None, path: str, body: bytes,
-        authorization: str | None, request_id: str | None, content_type: str | None,
+        self,
+        group_id: str | None,
+        service_id: str | None,
+        path: str,
+        body: bytes,
+        authorization: str | None,
+        request_id: str | None,
+        content_type: str | None,
     ) -> GatewayReply:
         """`call` once the three headers it reads are picked out and the body size checked."""
         request_id = new_request_id(request_id)
@@ -161,7 +175,13 @@ class Gateway:
         return self._limiter.admit(version.service_id, rate, time.monotonic())
 
     async def _forward(
-        self, group: Group, version: Version, path: str, body: bytes, request_id: str, content_type: str,
+        self,
+        group: Group,
+        version: Version,
+        path: str,
+        body: bytes,
+        request_id: str,
+        content_type: str,
         deadline: float,
     ) -> GatewayReply:
         series = self.metrics.series(group.group_id, version.service_id)
@@ -174,10 +194,11 @@ class Gateway:
         headers: dict[str, str] = {}
         try:
             status, headers, reply_body = await self._send(
-                version.service_id, path, body, {"content-type": content_type, "x-request-id": request_id},
-                deadline)
-            reply = GatewayReply(status, reply_body, {"content-type": headers.get("content-type", JSON),
-                                                      "x-request-id": request_id})
+                version.service_id, path, body, {"content-type": content_type, "x-request-id": request_id}, deadline
+            )
+            reply = GatewayReply(
+                status, reply_body, {"content-type": headers.get("content-type", JSON), "x-request-id": request_id}
+            )
         except GatewayError as error:
             reply = error.reply(request_id)
         finally:
@@ -191,8 +212,7 @@ class Gateway:
         self._record(group, version, reply, body, wall, latency * 1000.0, inflight)
         return reply
 
-    async def _send(self, service_id: str, path: str, body: bytes, headers: dict[str, str],
-                    deadline: float):
+    async def _send(self, service_id: str, path: str, body: bytes, headers: dict[str, str], deadline: float):
         """Send to the least busy replica; if it cannot be reached, or goes while it has the
         request, once more to another (waiting until `deadline` for one if none is ready yet),
         one retry at a time. Never once a reply has begun."""
@@ -204,10 +224,15 @@ class Gateway:
                 async with self._picker.retrying(service_id, deadline):
                     return await self._retry(service_id, replica, path, body, headers, deadline)
         except ReplicaLost:
-            raise GatewayError(502, "BAD_GATEWAY", (
-                f"service {service_id}: replicas stopped while answering this request (it was "
-                "retried once); the request itself may be what makes the model crash (see the "
-                "service's logs)")) from None
+            raise GatewayError(
+                502,
+                "BAD_GATEWAY",
+                (
+                    f"service {service_id}: replicas stopped while answering this request (it was "
+                    "retried once); the request itself may be what makes the model crash (see the "
+                    "service's logs)"
+                ),
+            ) from None
         except ReplicaConnectionError as failure:
             raise unavailable(f"no replica of service {service_id} answered: {failure}") from None
         except ReplicaTimeout as failure:
@@ -215,8 +240,9 @@ class Gateway:
         except ReplicaReplyError as failure:
             raise GatewayError(502, "BAD_GATEWAY", f"service {service_id}: {failure}") from None
 
-    async def _retry(self, service_id: str, failed: Replica, path: str, body: bytes,
-                     headers: dict[str, str], deadline: float):
+    async def _retry(
+        self, service_id: str, failed: Replica, path: str, body: bytes, headers: dict[str, str], deadline: float
+    ):
         """The retry, to another replica. One that refuses the connection never saw the request
         (dead, and not yet known to be): then on to the next, a few times, once its exit had a
         moment to be known."""
@@ -243,8 +269,9 @@ class Gateway:
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
-    def _refuse(self, group: Group, version: Version | None, error: GatewayError, request_id: str,
-                body: bytes) -> GatewayReply:
+    def _refuse(
+        self, group: Group, version: Version | None, error: GatewayError, request_id: str, body: bytes
+    ) -> GatewayReply:
         """Answer and count a request the gateway turns away itself (401, 429, 503)."""
         reply = error.reply(request_id)
         if version is not None and error.status == 429:
@@ -253,17 +280,36 @@ class Gateway:
         self._record(group, version, reply, body, time.time(), None, inflight)
         return reply
 
-    def _record(self, group: Group, version: Version | None, reply: GatewayReply, body: bytes,
-                wall: float, latency_ms: float | None, inflight: int) -> None:
+    def _record(
+        self,
+        group: Group,
+        version: Version | None,
+        reply: GatewayReply,
+        body: bytes,
+        wall: float,
+        latency_ms: float | None,
+        inflight: int,
+    ) -> None:
         """Count a finished request in the metrics and the monitor and, when the version keeps
         one, in the inference table. A request turned away before a version was chosen (401,
         503) has no table row: and a 401's body comes from someone without a key."""
         self.metrics.series(group.group_id, version.service_id if version else "").count(reply.status)
         self._group_stats(group.group_id).monitor.record(wall, reply.status, latency_ms, inflight)
         if version is not None and version.inference_table:
-            self.table.append(Row(reply.headers["x-request-id"], group.group_id, version.service_id,
-                                  version.service_name, version.version, wall, latency_ms or 0.0,
-                                  reply.status, body, reply.body))
+            self.table.append(
+                Row(
+                    reply.headers["x-request-id"],
+                    group.group_id,
+                    version.service_id,
+                    version.service_name,
+                    version.version,
+                    wall,
+                    latency_ms or 0.0,
+                    reply.status,
+                    body,
+                    reply.body,
+                )
+            )
 
     def _group_stats(self, group_id: str) -> _GroupStats:
         stats = self._stats.get(group_id)

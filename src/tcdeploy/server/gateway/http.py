@@ -4,6 +4,7 @@ limit, picking out three headers, writing the reply; `Gateway.handle` does the r
 The predict endpoints are plain ASGI apps (Starlette routes them without wrapping them in a
 Request/Response pair): they are on every prediction's path.
 """
+
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -55,7 +56,8 @@ class PredictEndpoint:
             ident = scope["path_params"][self.param]
             group_id, service_id = (ident, None) if self.param == "group_id" else (None, ident)
             reply = await self.gateway.handle(
-                group_id, service_id, self.path, body, authorization, request_id, content_type)
+                group_id, service_id, self.path, body, authorization, request_id, content_type
+            )
         await _send_reply(send, reply)
 
 
@@ -94,6 +96,7 @@ async def _send_reply(send, reply: GatewayReply) -> None:
 def gateway_routes(gateway: Gateway) -> list[BaseRoute]:
     """POST /groups/{group_id}/predict and /services/{service_id}/predict (and /invocations under
     both), GET /metrics: the data plane's routes, registered on it in one direction."""
+
     async def metrics(request: Request) -> Response:
         return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 

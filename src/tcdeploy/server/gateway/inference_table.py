@@ -5,6 +5,7 @@ The hot path only appends a tuple to a list. Decoding bodies, finding `client_re
 writing Parquet happen in a worker thread at each flush; a file is written under a temporary name
 and renamed, so a crash never leaves half a file where a reader looks.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,19 +27,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA = pa.schema([
-    ("request_id", pa.string()),
-    ("client_request_id", pa.string()),
-    ("group_id", pa.string()),
-    ("service_id", pa.string()),
-    ("service_name", pa.string()),
-    ("version", pa.string()),
-    ("timestamp", pa.timestamp("us", tz="UTC")),
-    ("latency_ms", pa.float64()),
-    ("status_code", pa.int32()),
-    ("request", pa.string()),
-    ("response", pa.string()),
-])
+SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("client_request_id", pa.string()),
+        ("group_id", pa.string()),
+        ("service_id", pa.string()),
+        ("service_name", pa.string()),
+        ("version", pa.string()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("latency_ms", pa.float64()),
+        ("status_code", pa.int32()),
+        ("request", pa.string()),
+        ("response", pa.string()),
+    ]
+)
 
 # Rows kept in memory when writes fail (disk full, say); beyond it the oldest are dropped.
 MAX_PENDING_ROWS = 200_000
@@ -120,26 +123,30 @@ def write_rows(root: Path, rows: list[Row]) -> list[Row]:
         try:
             _write_file(_group_dir(root, group_id) / f"date={day}", _to_table(batch))
         except Exception:
-            log.exception("inference table: writing %d rows of %s failed; kept for the next flush",
-                          len(batch), group_id)
+            log.exception(
+                "inference table: writing %d rows of %s failed; kept for the next flush", len(batch), group_id
+            )
             unwritten.extend(batch)
     return unwritten
 
 
 def _to_table(rows: list[Row]) -> pa.Table:
-    return pa.table({
-        "request_id": [r.request_id for r in rows],
-        "client_request_id": [_client_request_id(r.request) for r in rows],
-        "group_id": [r.group_id for r in rows],
-        "service_id": [r.service_id for r in rows],
-        "service_name": [r.service_name for r in rows],
-        "version": [r.version for r in rows],
-        "timestamp": [int(r.timestamp * 1_000_000) for r in rows],
-        "latency_ms": [r.latency_ms for r in rows],
-        "status_code": [r.status_code for r in rows],
-        "request": [r.request.decode("utf-8", "replace") for r in rows],
-        "response": [r.response.decode("utf-8", "replace") for r in rows],
-    }, schema=SCHEMA)
+    return pa.table(
+        {
+            "request_id": [r.request_id for r in rows],
+            "client_request_id": [_client_request_id(r.request) for r in rows],
+            "group_id": [r.group_id for r in rows],
+            "service_id": [r.service_id for r in rows],
+            "service_name": [r.service_name for r in rows],
+            "version": [r.version for r in rows],
+            "timestamp": [int(r.timestamp * 1_000_000) for r in rows],
+            "latency_ms": [r.latency_ms for r in rows],
+            "status_code": [r.status_code for r in rows],
+            "request": [r.request.decode("utf-8", "replace") for r in rows],
+            "response": [r.response.decode("utf-8", "replace") for r in rows],
+        },
+        schema=SCHEMA,
+    )
 
 
 def _write_file(directory: Path, table: pa.Table) -> None:
@@ -172,7 +179,7 @@ def _group_dir(root: Path, group_id: str) -> Path:
     return root / group_id
 
 
-def read_inference_table(data_dir: Path, group_id: str) -> "pandas.DataFrame":
+def read_inference_table(data_dir: Path, group_id: str) -> pandas.DataFrame:
     """Every row recorded for a group, oldest first, as a pandas DataFrame."""
     directory = _group_dir(Path(data_dir) / "inference", group_id)
     files = sorted(directory.glob("date=*/part-*.parquet"))

@@ -3,6 +3,7 @@
 Label children are looked up once per (group, service) and cached: `labels()` takes a lock and
 builds a key, which is more than the rest of the bookkeeping costs on the request path.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 # (service_id, pod_name, cpu_percent, rss_bytes) for each running replica.
 UsageSource = Callable[[], Iterable[tuple[str, str, float, int]]]
 
-LATENCY_BUCKETS = (.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30, 60)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -26,7 +27,7 @@ class _ServiceSeries:
 
     __slots__ = ("latency", "inflight", "limited", "batch_rows", "requests", "_requests_family")
 
-    def __init__(self, metrics: "GatewayMetrics", group: str, service: str) -> None:
+    def __init__(self, metrics: GatewayMetrics, group: str, service: str) -> None:
         self.latency = metrics.latency.labels(group, service)
         self.inflight = metrics.inflight.labels(group, service)
         self.limited = metrics.limited.labels(group, service)
@@ -46,20 +47,34 @@ class GatewayMetrics:
     def __init__(self, usage: UsageSource | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "tcdeploy_requests", "Prediction requests, by reply status",
-            ["group", "service", "status"], registry=self.registry)
+            "tcdeploy_requests",
+            "Prediction requests, by reply status",
+            ["group", "service", "status"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "tcdeploy_request_latency_seconds", "Time from routing to the reply, in seconds",
-            ["group", "service"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            "tcdeploy_request_latency_seconds",
+            "Time from routing to the reply, in seconds",
+            ["group", "service"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.inflight = Gauge(
-            "tcdeploy_inflight_requests", "Requests being answered",
-            ["group", "service"], registry=self.registry)
+            "tcdeploy_inflight_requests", "Requests being answered", ["group", "service"], registry=self.registry
+        )
         self.limited = Counter(
-            "tcdeploy_rate_limited", "Requests refused by the rate limit (429)",
-            ["group", "service"], registry=self.registry)
+            "tcdeploy_rate_limited",
+            "Requests refused by the rate limit (429)",
+            ["group", "service"],
+            registry=self.registry,
+        )
         self.batch_rows = Histogram(
-            "tcdeploy_batch_rows", "Rows in the model batch that answered a request",
-            ["group", "service"], buckets=BATCH_BUCKETS, registry=self.registry)
+            "tcdeploy_batch_rows",
+            "Rows in the model batch that answered a request",
+            ["group", "service"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         if usage is not None:
             self.registry.register(_ReplicaUsage(usage))
         self._series: dict[tuple[str, str], _ServiceSeries] = {}
@@ -100,10 +115,12 @@ class _ReplicaUsage(Collector):
         return []
 
     def collect(self):
-        cpu = GaugeMetricFamily("tcdeploy_replica_cpu_percent", "CPU use of a replica process, % of one core",
-                                labels=["service", "pod"])
-        memory = GaugeMetricFamily("tcdeploy_replica_memory_bytes",
-                                   "Resident memory of a replica process, bytes", labels=["service", "pod"])
+        cpu = GaugeMetricFamily(
+            "tcdeploy_replica_cpu_percent", "CPU use of a replica process, % of one core", labels=["service", "pod"]
+        )
+        memory = GaugeMetricFamily(
+            "tcdeploy_replica_memory_bytes", "Resident memory of a replica process, bytes", labels=["service", "pod"]
+        )
         try:
             for service_id, pod_name, cpu_percent, rss_bytes in self._usage():
                 cpu.add_metric([service_id, pod_name], cpu_percent)

@@ -4,6 +4,7 @@ aggregated into steps on demand.
 Latencies are kept as counts in logarithmic bins (about 5% wide), so a bucket stays small however
 many requests it holds and quantiles over any window come from merging counts.
 """
+
 from __future__ import annotations
 
 import math

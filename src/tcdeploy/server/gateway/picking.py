@@ -4,6 +4,7 @@ way back, and keeping retries apart, since one of them may be a request that kil
 `RouteTable` makes the instant choices; this adds the time dimension. A request has one deadline
 for all its waiting, so no combination of waits holds it longer than `replica_wait`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,7 @@ class ReplicaPicker:
     def deadline(self) -> float:
         return time.monotonic() + self.replica_wait
 
-    async def version(self, group: Group, version: Version | None,
-                      deadline: float) -> tuple[Group, Version]:
+    async def version(self, group: Group, version: Version | None, deadline: float) -> tuple[Group, Version]:
         """The version to send to: `version` itself, or one of the group's by weight.
 
         With no ready replica where one is expected back (a replica restarting after a crash, a
@@ -46,8 +46,11 @@ class ReplicaPicker:
                 self.routes.check_serves(version)
                 return group, version
             except NoRoute:
-                expected = (self.routes.replica_expected(version) if version is not None
-                            else self.routes.replica_expected_in(group))
+                expected = (
+                    self.routes.replica_expected(version)
+                    if version is not None
+                    else self.routes.replica_expected_in(group)
+                )
                 remaining = deadline - time.monotonic()
                 if not expected or remaining <= 0:
                     raise

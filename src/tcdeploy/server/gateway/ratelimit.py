@@ -1,5 +1,6 @@
 """Per-version request-rate limits: one token bucket per version, refilled at the per-replica
 limit times the number of ready replicas."""
+
 from __future__ import annotations
 
 # Burst: how many seconds' worth of requests a bucket holds when full.

@@ -1,4 +1,5 @@
 """What the gateway answers itself: JSON `{"error_code", "message"}` replies and request ids."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,8 @@ class GatewayError(Exception):
 
 def body_too_large(limit: int) -> GatewayError:
     return GatewayError(
-        400, "BAD_REQUEST", f"request body is larger than the limit of {limit} bytes ({limit / 2**20:g} MiB)")
+        400, "BAD_REQUEST", f"request body is larger than the limit of {limit} bytes ({limit / 2**20:g} MiB)"
+    )
 
 
 def not_found(what: str) -> GatewayError:

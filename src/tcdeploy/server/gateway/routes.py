@@ -5,6 +5,7 @@ two choices made per request — which version (smooth weighted round-robin) and
 Everything here runs on the event loop's thread; nothing is locked because nothing awaits between
 reading and updating the counters.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tcdeploy.protocol.states import ServiceStatus
-
 
 
 @dataclass

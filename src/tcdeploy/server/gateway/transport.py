@@ -7,6 +7,7 @@ only what the gateway needs (POST with a body, a Content-Length or chunked reply
 against httpx over the same socket, costs a fraction of the CPU per request — the gateway's hop
 is on every prediction's path.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -215,9 +216,7 @@ class UnixHttpTransport:
     async def _connect(self, address: str) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_unix_connection(_Connection, path=address), self.timeout
-            )
+            _, conn = await asyncio.wait_for(loop.create_unix_connection(_Connection, path=address), self.timeout)
         except asyncio.TimeoutError:
             raise ReplicaConnectionError(f"connecting to {address} timed out") from None
         except OSError as exc:

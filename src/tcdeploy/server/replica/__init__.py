@@ -19,6 +19,7 @@ or call `serve(...)`. Routes:
 
 Every reply echoes an incoming `X-Request-Id` header.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

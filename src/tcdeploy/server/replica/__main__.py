@@ -3,6 +3,7 @@
 Exit codes: 0 after a graceful stop (SIGTERM/SIGINT), 2 for bad arguments, 3 when the model
 cannot be loaded, 4 when the address cannot be listened on (the reason is on stderr).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ import atexit
 import logging
 import os
 import sys
+
 from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
 EXIT_MODEL_LOAD_FAILED = 3
@@ -53,12 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--uds", help="listen on this unix domain socket path")
     parser.add_argument("--host", help="listen on this TCP host (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, help="listen on this TCP port (default 5000)")
-    parser.add_argument("--max-batch-size", type=_positive_int, default=DEFAULT_MAX_BATCH_ROWS,
-                        help=f"most rows merged into one predict call (default {DEFAULT_MAX_BATCH_ROWS})")
-    parser.add_argument("--max-batch-wait-ms", type=_non_negative_float, default=2.0,
-                        help="longest wait for a batch to fill (default 2.0)")
-    parser.add_argument("--max-body-mb", type=_positive_float, default=16.0,
-                        help="largest request body accepted, in MiB (default 16)")
+    parser.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=DEFAULT_MAX_BATCH_ROWS,
+        help=f"most rows merged into one predict call (default {DEFAULT_MAX_BATCH_ROWS})",
+    )
+    parser.add_argument(
+        "--max-batch-wait-ms",
+        type=_non_negative_float,
+        default=2.0,
+        help="longest wait for a batch to fill (default 2.0)",
+    )
+    parser.add_argument(
+        "--max-body-mb", type=_positive_float, default=16.0, help="largest request body accepted, in MiB (default 16)"
+    )
     parser.add_argument("--pod-name", help="shown by GET /version")
     return parser
 

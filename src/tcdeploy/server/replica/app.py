@@ -3,6 +3,7 @@
 Plain ASGI rather than a framework: six fixed routes, and the per-request cost of routing and
 request objects is a visible share of a 1-row prediction.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,10 +15,10 @@ from typing import Any
 import mlflow
 from mlflow.pyfunc import PyFuncModel
 
+from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 from tcdeploy.server.replica.batching import Batcher
 from tcdeploy.server.replica.inputs import BadRequest, RequestParser, ScoringRequest
 from tcdeploy.server.replica.scoring import Outcome, Scorer, error_outcome
-from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
 _logger = logging.getLogger(__name__)
 
@@ -93,17 +94,13 @@ class ReplicaApp:
         if route is None:
             outcome = error_outcome(404, "NOT_FOUND", f"no route {scope['path']!r}")
         elif scope["method"] not in route[0]:
-            outcome = error_outcome(
-                405, "METHOD_NOT_ALLOWED", f"{scope['path']} takes {', '.join(sorted(route[0]))}"
-            )
+            outcome = error_outcome(405, "METHOD_NOT_ALLOWED", f"{scope['path']} takes {', '.join(sorted(route[0]))}")
         else:
             try:
                 outcome = await route[1](scope, receive)
             except Exception:
                 _logger.exception("unexpected error serving %s", scope["path"])
-                outcome = error_outcome(
-                    500, "INTERNAL_ERROR", "unexpected error: see the replica log"
-                )
+                outcome = error_outcome(500, "INTERNAL_ERROR", "unexpected error: see the replica log")
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(outcome.body)).encode()),

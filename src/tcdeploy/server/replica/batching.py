@@ -5,6 +5,7 @@ is busy, new requests queue up by batch key, so under load batches form on their
 worker is free it takes the key whose oldest request has waited longest, and waits a little for
 more only when the previous batch held several requests: at concurrency 1 nothing ever waits.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +16,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
 from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
 
 _logger = logging.getLogger(__name__)
@@ -103,9 +105,7 @@ class Batcher(Generic[Item, Result]):
         self._ensure_running()
         now = time.monotonic()
         future = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(object() if key is None else key, deque()).append(
-            _Pending(item, rows, now, future)
-        )
+        self._queues.setdefault(object() if key is None else key, deque()).append(_Pending(item, rows, now, future))
         self.stats.requests += 1
         self.stats.queued += 1
         self._arrival.set()
@@ -182,9 +182,7 @@ class Batcher(Generic[Item, Result]):
         self.stats.record(len(batch), sum(p.rows for p in batch))
         self._expected = len(batch)
         try:
-            results = await loop.run_in_executor(
-                self._executor, self._run_batch, [p.item for p in batch]
-            )
+            results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"batch of {len(batch)} gave {len(results)} results")
         except Exception as exc:  # a bug in run_batch: fail its own requests, keep serving

@@ -8,6 +8,7 @@ row (so pandas infers the same dtypes for the merged frame as for each alone) an
 Turning a (merged) payload into model input is left to MLflow's own parsers, so a batch sees
 exactly what `mlflow models serve` would have built for one request holding all of its rows.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,7 @@ class RequestParser:
             # MLflow hands such models the raw "inputs" value; there is nothing to merge on.
             if kind != INPUTS:
                 raise BadRequest(
-                    f"this model's signature comes from type hints: send its input under "
-                    f"'inputs', not '{kind}'"
+                    f"this model's signature comes from type hints: send its input under 'inputs', not '{kind}'"
                 )
             return ScoringRequest(kind, payload, params, client_request_id, 1, None)
         shape = _SHAPERS[kind](payload, self._max_batch_rows)
@@ -157,9 +157,7 @@ class RequestParser:
         if self._plain_dtypes is None:
             return False
         present = dict(zip(frame.columns, frame.dtypes))
-        return all(
-            present.get(name, dtype) == dtype for name, dtype in self._plain_dtypes.items()
-        )
+        return all(present.get(name, dtype) == dtype for name, dtype in self._plain_dtypes.items())
 
 
 def _plain_dtypes(schema: Schema) -> dict[str, Any] | None:
@@ -204,8 +202,7 @@ def _load_json(body: bytes) -> dict:
         raise BadRequest("request body is not valid JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise BadRequest(
-            f"request body must be a JSON object holding one of {_FORMAT_LIST}; "
-            f"got a JSON {_json_type(document)}"
+            f"request body must be a JSON object holding one of {_FORMAT_LIST}; got a JSON {_json_type(document)}"
         )
     return document
 
@@ -252,15 +249,11 @@ def _client_request_id_of(document: dict) -> str | int | None:
 
 def _shape_split(payload: Any, max_batch_rows: int) -> _Shape:
     if not isinstance(payload, dict):
-        raise BadRequest(
-            f"'{DF_SPLIT}' must be an object with 'columns' and 'data'; "
-            f"got a JSON {_json_type(payload)}"
-        )
+        raise BadRequest(f"'{DF_SPLIT}' must be an object with 'columns' and 'data'; got a JSON {_json_type(payload)}")
     unknown = [key for key in payload if key not in _SPLIT_FIELDS]
     if unknown:
         raise BadRequest(
-            f"'{DF_SPLIT}' has unknown field(s) {_quote_names(unknown)}; "
-            "it takes 'columns', 'data' and 'index'"
+            f"'{DF_SPLIT}' has unknown field(s) {_quote_names(unknown)}; it takes 'columns', 'data' and 'index'"
         )
     data = payload.get("data")
     if not isinstance(data, list):
@@ -280,9 +273,7 @@ def _shape_split(payload: Any, max_batch_rows: int) -> _Shape:
 
 def _shape_records(payload: Any, max_batch_rows: int) -> _Shape:
     if not isinstance(payload, list):
-        raise BadRequest(
-            f"'{DF_RECORDS}' must be a list of records (objects); got a JSON {_json_type(payload)}"
-        )
+        raise BadRequest(f"'{DF_RECORDS}' must be a list of records (objects); got a JSON {_json_type(payload)}")
     return _shape_row_list(payload, max_batch_rows)
 
 

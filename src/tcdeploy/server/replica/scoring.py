@@ -4,6 +4,7 @@ Runs in the predict worker thread. A batch that fails, or whose predictions do n
 row per input row, is scored again one request at a time, so a bad request never fails its
 neighbours and every caller gets the reply it would have got alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,9 +65,7 @@ class Scorer:
         parts = split_rows(predictions, [request.rows for request in requests])
         if parts is None:
             self._merge = False
-            _logger.warning(
-                "the model's predictions are not one per input row: requests are scored alone"
-            )
+            _logger.warning("the model's predictions are not one per input row: requests are scored alone")
             return None
         total = sum(request.rows for request in requests)
         return [self._reply(request, part, total) for request, part in zip(requests, parts)]

@@ -1,4 +1,5 @@
 """Load a model and serve it with uvicorn until SIGTERM/SIGINT, then drain and return."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,8 @@ import uvicorn
 from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 from mlflow.pyfunc import PyFuncModel
 
-from tcdeploy.server.replica.app import DEFAULT_MAX_BODY_BYTES, build_app
 from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.server.replica.app import DEFAULT_MAX_BODY_BYTES, build_app
 
 # Requests still running this long after SIGTERM are abandoned so a stop cannot hang forever.
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -108,9 +109,9 @@ def _bind(host: str, port: int, uds: str | None) -> socket.socket:
     try:
         if uds:
             return _bind_unix(uds)
-        family, kind, _, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+            0
+        ]
         listener = socket.socket(family, kind)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -4,6 +4,7 @@
 count, rolling them one at a time. This package reports through callbacks and never reaches into
 the store, the control plane or the gateway.
 """
+
 from tcdeploy.server.runtime.fleet import Fleet, FleetResult, ReplicaTemplate
 from tcdeploy.server.runtime.local import LocalRuntime
 from tcdeploy.server.runtime.logs import LogLine, pod_log_names, read_logs, tail_logs
@@ -11,6 +12,15 @@ from tcdeploy.server.runtime.paths import reap_orphans
 from tcdeploy.server.runtime.spec import ReplicaSpec, ReplicaState
 
 __all__ = [
-    "Fleet", "FleetResult", "LocalRuntime", "LogLine", "ReplicaSpec", "ReplicaState",
-    "ReplicaTemplate", "pod_log_names", "read_logs", "reap_orphans", "tail_logs",
+    "Fleet",
+    "FleetResult",
+    "LocalRuntime",
+    "LogLine",
+    "ReplicaSpec",
+    "ReplicaState",
+    "ReplicaTemplate",
+    "pod_log_names",
+    "read_logs",
+    "reap_orphans",
+    "tail_logs",
 ]

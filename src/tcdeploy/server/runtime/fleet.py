@@ -1,4 +1,5 @@
 """Fleet: keep a service's replicas at one template and count, replacing them one at a time."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,12 +7,16 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 
-from tcdeploy.server.runtime.local import LocalRuntime
-from tcdeploy.protocol.states import PodPhase
-from tcdeploy.server.runtime.spec import (
-    CRASH_LOOP, LOAD_FAILED, READY_TIMEOUT, ReplicaSpec, ReplicaState,
-)
 from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.protocol.states import PodPhase
+from tcdeploy.server.runtime.local import LocalRuntime
+from tcdeploy.server.runtime.spec import (
+    CRASH_LOOP,
+    LOAD_FAILED,
+    READY_TIMEOUT,
+    ReplicaSpec,
+    ReplicaState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +70,14 @@ class Fleet:
     served traffic. Applies on one service are serialised; different services proceed in parallel.
     """
 
-    def __init__(self, runtime: LocalRuntime, *, drain: Callable[[str], Awaitable[None]],
-                 new_pod_name: Callable[[str], str], stop_grace: float = 30.0) -> None:
+    def __init__(
+        self,
+        runtime: LocalRuntime,
+        *,
+        drain: Callable[[str], Awaitable[None]],
+        new_pod_name: Callable[[str], str],
+        stop_grace: float = 30.0,
+    ) -> None:
         self._runtime = runtime
         self._drain = drain
         self._new_pod_name = new_pod_name
@@ -76,8 +87,7 @@ class Fleet:
     def pods(self, service_id: str) -> list[ReplicaState]:
         return self._runtime.states(service_id)
 
-    async def apply(self, template: ReplicaTemplate, replicas: int, *,
-                    ready_timeout: float = 300.0) -> FleetResult:
+    async def apply(self, template: ReplicaTemplate, replicas: int, *, ready_timeout: float = 300.0) -> FleetResult:
         """Run exactly `replicas` replicas of `template`, in these steps:
 
         1. pods that failed to load are stopped (they never recover);
@@ -92,9 +102,12 @@ class Fleet:
             raise ValueError(f"replicas: must be an integer >= 0, got {replicas!r}")
         async with self._lock(template.service_id):
             problem = await self._converge(template, replicas, ready_timeout)
-        return FleetResult(ok=problem is None, reason=problem.reason if problem else "",
-                           message=problem.message if problem else "",
-                           pods=self.pods(template.service_id))
+        return FleetResult(
+            ok=problem is None,
+            reason=problem.reason if problem else "",
+            message=problem.message if problem else "",
+            pods=self.pods(template.service_id),
+        )
 
     async def remove(self, service_id: str) -> None:
         """Drain and stop every pod of the service."""
@@ -115,8 +128,7 @@ class Fleet:
 
     # -- steps ----------------------------------------------------------------------------------
 
-    async def _converge(self, template: ReplicaTemplate, replicas: int,
-                        timeout: float) -> _Problem | None:
+    async def _converge(self, template: ReplicaTemplate, replicas: int, timeout: float) -> _Problem | None:
         service = template.service_id
         await self._retire_all([s.pod_name for s in self.pods(service) if s.phase == PodPhase.FAILED])
         current = [s.pod_name for s in self.pods(service) if self._matches(s.pod_name, template)]
@@ -131,8 +143,7 @@ class Fleet:
         await self._retire_all(stale)
         missing = replicas - len(current)
         if missing > 0:
-            started = await asyncio.gather(*(self._start_ready(template, timeout)
-                                             for _ in range(missing)))
+            started = await asyncio.gather(*(self._start_ready(template, timeout) for _ in range(missing)))
             problem = next((failure for _, failure in started if failure), problem)
         elif missing < 0:
             await self._retire_all(self._surplus(current, -missing))
@@ -141,15 +152,13 @@ class Fleet:
     async def _settle(self, pods: list[str], timeout: float) -> _Problem | None:
         """Wait for existing pods of the template; stop (and drop from `pods`) those that failed."""
         results = await asyncio.gather(*(self._wait(pod, timeout) for pod in pods))
-        failed = [pod for pod, (state, _) in zip(pods, results)
-                  if state is not None and state.phase == PodPhase.FAILED]
+        failed = [pod for pod, (state, _) in zip(pods, results) if state is not None and state.phase == PodPhase.FAILED]
         for pod in failed:
             await self._runtime.stop(pod, 0)
             pods.remove(pod)
         return next((failure for _, failure in results if failure is not None), None)
 
-    async def _start_ready(self, template: ReplicaTemplate,
-                           timeout: float) -> tuple[str, _Problem | None]:
+    async def _start_ready(self, template: ReplicaTemplate, timeout: float) -> tuple[str, _Problem | None]:
         """Start one pod and wait for it; a pod that does not get ready is stopped again."""
         pod = await self._start_new(template)
         state, failure = await self._wait(pod, timeout)

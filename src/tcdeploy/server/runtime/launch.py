@@ -11,6 +11,7 @@ event loop's thread, so the loop must run for as long as the replicas should (as
 Each replica leads its own session (process group), so stopping it reaches anything it forked, and
 a Ctrl-C on the server's terminal reaches the server only (which then stops replicas gracefully).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,19 +38,29 @@ os.execv(sys.argv[2], sys.argv[2:])
 
 # Numeric libraries start one thread per core by default; N replicas on one box would oversubscribe.
 _THREAD_HINTS = (
-    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
 )
 
 
 def replica_argv(python: str, spec: ReplicaSpec, socket_path: Path) -> list[str]:
     """The replica command line (the contract of `tcdeploy.server.replica`)."""
     return [
-        python, "-m", REPLICA_MODULE,
-        "--model-uri", spec.model_uri,
-        "--uds", str(socket_path),
-        "--max-batch-size", str(spec.max_batch_size),
-        "--max-batch-wait-ms", repr(float(spec.max_batch_wait_ms)),
-        "--pod-name", spec.pod_name,
+        python,
+        "-m",
+        REPLICA_MODULE,
+        "--model-uri",
+        spec.model_uri,
+        "--uds",
+        str(socket_path),
+        "--max-batch-size",
+        str(spec.max_batch_size),
+        "--max-batch-wait-ms",
+        repr(float(spec.max_batch_wait_ms)),
+        "--pod-name",
+        spec.pod_name,
     ]
 
 
@@ -70,7 +81,13 @@ async def spawn(python: str, spec: ReplicaSpec, socket_path: Path) -> asyncio.su
     argv = replica_argv(python, spec, socket_path)
     return await asyncio.create_subprocess_exec(
         # -I -S: the wrapper needs only the standard library, never the working directory's files.
-        python, "-I", "-S", "-c", _WRAPPER, str(os.getpid()), *argv,
+        python,
+        "-I",
+        "-S",
+        "-c",
+        _WRAPPER,
+        str(os.getpid()),
+        *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -1,4 +1,5 @@
 """LocalRuntime: replicas as local processes, reported through one `on_change` callback."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,9 +9,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tcdeploy.protocol.states import PodPhase
 from tcdeploy.server.runtime.paths import RunPaths
 from tcdeploy.server.runtime.process import Settings, Supervisor
-from tcdeploy.protocol.states import PodPhase
 from tcdeploy.server.runtime.spec import ReplicaSpec, ReplicaState
 from tcdeploy.server.runtime.usage import UsageSampler
 
@@ -40,21 +41,25 @@ class LocalRuntime:
         if not backoff or any(not isinstance(b, (int, float)) or b < 0 for b in backoff):
             raise ValueError(f"backoff: must be a non-empty list of delays >= 0, got {backoff!r}")
         if not isinstance(crash_loop_restarts, int) or crash_loop_restarts < 1:
-            raise ValueError(
-                f"crash_loop_restarts: must be an integer >= 1, got {crash_loop_restarts!r}")
-        for name, value in (("ready_timeout", ready_timeout),
-                            ("crash_loop_window", crash_loop_window),
-                            ("watch_interval", watch_interval)):
+            raise ValueError(f"crash_loop_restarts: must be an integer >= 1, got {crash_loop_restarts!r}")
+        for name, value in (
+            ("ready_timeout", ready_timeout),
+            ("crash_loop_window", crash_loop_window),
+            ("watch_interval", watch_interval),
+        ):
             if not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name}: must be a number > 0, got {value!r}")
         self.data_dir = Path(data_dir)
         self._paths = RunPaths(self.data_dir)
         self._paths.ensure()
         self._on_change = on_change
-        self._settings = Settings(python=python, ready_timeout=float(ready_timeout),
-                                  backoff=backoff,
-                                  crash_loop_restarts=crash_loop_restarts,
-                                  crash_loop_window=float(crash_loop_window))
+        self._settings = Settings(
+            python=python,
+            ready_timeout=float(ready_timeout),
+            backoff=backoff,
+            crash_loop_restarts=crash_loop_restarts,
+            crash_loop_window=float(crash_loop_window),
+        )
         self._watch_interval = watch_interval
         self._replicas: dict[str, Supervisor] = {}
         self._usage: dict[str, tuple[int, float, int]] = {}  # pod: (pid, cpu %, rss)
@@ -87,8 +92,7 @@ class LocalRuntime:
                 return state.copy()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(
-                    f"pod {pod_name} not ready after {timeout:g} s (phase {state.phase})")
+                raise TimeoutError(f"pod {pod_name} not ready after {timeout:g} s (phase {state.phase})")
             try:
                 await asyncio.wait_for(replica.changed(), remaining)
             except asyncio.TimeoutError:
@@ -118,8 +122,9 @@ class LocalRuntime:
         return replica.state.copy() if replica is not None else None
 
     def states(self, service_id: str | None = None) -> list[ReplicaState]:
-        return [r.state.copy() for r in self._replicas.values()
-                if service_id is None or r.spec.service_id == service_id]
+        return [
+            r.state.copy() for r in self._replicas.values() if service_id is None or r.spec.service_id == service_id
+        ]
 
     def spec(self, pod_name: str) -> ReplicaSpec | None:
         replica = self._replicas.get(pod_name)

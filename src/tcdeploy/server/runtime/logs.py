@@ -5,6 +5,7 @@ grow by one per line for the life of the pod name, across restarts of the replic
 server. Each line is written with one `write` and flushed, so readers can read a file that is
 being written; a reader that meets a half-written last line skips it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,8 +61,7 @@ def _files_of(directory: Path, pod_name: str) -> list[Path]:
 class PodLog:
     """Appends one pod's lines to `<data_dir>/logs/<pod>.log`; keeps the last few in memory."""
 
-    def __init__(self, directory: Path, pod_name: str, *,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, directory: Path, pod_name: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.pod_name = check_pod_name(pod_name)
         self.path = Path(directory) / f"{pod_name}.log"
         self._max_bytes = max_bytes
@@ -214,7 +214,10 @@ def _tail_file(path: Path, pod_name: str, n: int) -> list[LogLine]:
 
 
 def _lines(
-    directory: Path, pod_names: list[str], start: float | None, end: float | None,
+    directory: Path,
+    pod_names: list[str],
+    start: float | None,
+    end: float | None,
     after: Cursor | None,
 ) -> Iterator[LogLine]:
     for pod_name in pod_names:
@@ -242,5 +245,6 @@ def _read_file(path: Path, pod_name: str) -> Iterator[LogLine]:
 
 
 def _to_line(pod_name: str, record: dict) -> LogLine:
-    return LogLine(pod_name, record["id"], float(record["ts"]), str(record.get("stream", "")),
-                   str(record.get("msg", "")))
+    return LogLine(
+        pod_name, record["id"], float(record["ts"]), str(record.get("stream", "")), str(record.get("msg", ""))
+    )

@@ -1,4 +1,5 @@
 """Where a replica's files live (socket, pid file, logs); reaping a previous run's replicas."""
+
 from __future__ import annotations
 
 import hashlib
@@ -73,8 +74,7 @@ def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = path.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise RuntimeError(
-            f"{path}: not a directory owned by this user; refusing to put sockets there")
+        raise RuntimeError(f"{path}: not a directory owned by this user; refusing to put sockets there")
     if stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(path, 0o700)
 

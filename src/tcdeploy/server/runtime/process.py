@@ -5,6 +5,7 @@ command and wake that task, so there is never a second party signalling or respa
 replica. The memory watcher (in `LocalRuntime`) only SIGKILLs; the task sees that exit like any
 other.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,12 +19,19 @@ from dataclasses import dataclass
 
 import httpx
 
+from tcdeploy.protocol.states import PodPhase
 from tcdeploy.server.runtime import launch
 from tcdeploy.server.runtime.logs import STDERR, STDOUT, PodLog, pump_lines
 from tcdeploy.server.runtime.paths import RunPaths
-from tcdeploy.protocol.states import PodPhase
 from tcdeploy.server.runtime.spec import (
-    CRASH_LOOP, ERROR, LOAD_FAILED, LOAD_FAILED_EXIT_CODE, OOM_KILLED, READY_TIMEOUT, ReplicaSpec, ReplicaState,
+    CRASH_LOOP,
+    ERROR,
+    LOAD_FAILED,
+    LOAD_FAILED_EXIT_CODE,
+    OOM_KILLED,
+    READY_TIMEOUT,
+    ReplicaSpec,
+    ReplicaState,
 )
 
 log = logging.getLogger(__name__)
@@ -57,8 +65,9 @@ class _Exit:
 
 
 class Supervisor:
-    def __init__(self, spec: ReplicaSpec, paths: RunPaths, settings: Settings,
-                 report: Callable[[ReplicaState], None]) -> None:
+    def __init__(
+        self, spec: ReplicaSpec, paths: RunPaths, settings: Settings, report: Callable[[ReplicaState], None]
+    ) -> None:
         self.spec = spec
         self.state = ReplicaState(spec.pod_name, spec.service_id, phase=PodPhase.PENDING)
         self.log = PodLog(paths.log_dir, spec.pod_name)
@@ -130,8 +139,14 @@ class Supervisor:
             await self._lives()
         except Exception as exc:  # a bug here must not leave a replica unsupervised
             log.exception("supervisor of %s failed", self.spec.pod_name)
-            self._update(phase=PodPhase.FAILED, ready=False, reason=ERROR, pid=None, address=None,
-                         message=f"supervisor error: {exc!r}")
+            self._update(
+                phase=PodPhase.FAILED,
+                ready=False,
+                reason=ERROR,
+                pid=None,
+                address=None,
+                message=f"supervisor error: {exc!r}",
+            )
         finally:
             if self.pid is not None:
                 launch.signal_group(self._proc.pid, signal.SIGKILL)
@@ -164,8 +179,10 @@ class Supervisor:
         if proc is None:
             return None
         started = time.monotonic()
-        pumps = [asyncio.create_task(pump_lines(stream, self._line_writer(name)))
-                 for stream, name in ((proc.stdout, STDOUT), (proc.stderr, STDERR))]
+        pumps = [
+            asyncio.create_task(pump_lines(stream, self._line_writer(name)))
+            for stream, name in ((proc.stdout, STDOUT), (proc.stderr, STDERR))
+        ]
         exited = asyncio.create_task(proc.wait())
         try:
             ready_at, timed_out = await self._serve(proc, exited, started)
@@ -198,8 +215,9 @@ class Supervisor:
         self._update(phase=PodPhase.PENDING, ready=False, pid=proc.pid, address=None, start_time=time.time())
         return proc
 
-    async def _serve(self, proc: asyncio.subprocess.Process, exited: asyncio.Task,
-                     started: float) -> tuple[float | None, bool]:
+    async def _serve(
+        self, proc: asyncio.subprocess.Process, exited: asyncio.Task, started: float
+    ) -> tuple[float | None, bool]:
         """Wait for ready, then for an exit or a command; end the process if it still runs.
 
         Returns when it became ready (monotonic, or None) and whether readiness timed out.
@@ -208,8 +226,14 @@ class Supervisor:
         if await self._become_ready(exited):
             ready_at = time.monotonic()
             self.log.event(f"ready after {ready_at - started:.1f} s")
-            self._update(phase=PodPhase.RUNNING, ready=True, address=str(self._socket), reason="",
-                         message="", crash_looping=False)
+            self._update(
+                phase=PodPhase.RUNNING,
+                ready=True,
+                address=str(self._socket),
+                reason="",
+                message="",
+                crash_looping=False,
+            )
             woken = asyncio.create_task(self._wake.wait())
             try:
                 await asyncio.wait({exited, woken}, return_when=asyncio.FIRST_COMPLETED)
@@ -258,8 +282,14 @@ class Supervisor:
 
     def _fail_load(self) -> None:
         self.log.event("the model cannot load; not restarting")
-        self._update(phase=PodPhase.FAILED, ready=False, pid=None, address=None, reason=LOAD_FAILED,
-                     message=self._failure_message("the model failed to load"))
+        self._update(
+            phase=PodPhase.FAILED,
+            ready=False,
+            pid=None,
+            address=None,
+            reason=LOAD_FAILED,
+            message=self._failure_message("the model failed to load"),
+        )
 
     def _crashed(self, ended: _Exit) -> float:
         """Record an unexpected exit; return the delay before the next start."""
@@ -279,9 +309,15 @@ class Supervisor:
         if looping:
             window = self._settings.crash_loop_window
             summary = f"crash loop: {len(self._exits)} exits in {window:g} s; {summary}"
-        self._update(phase=PodPhase.PENDING, ready=False, pid=None, address=None,
-                     reason=CRASH_LOOP if looping else cause[0], crash_looping=looping,
-                     message=self._failure_message(summary))
+        self._update(
+            phase=PodPhase.PENDING,
+            ready=False,
+            pid=None,
+            address=None,
+            reason=CRASH_LOOP if looping else cause[0],
+            crash_looping=looping,
+            message=self._failure_message(summary),
+        )
         return delay
 
     def _failure_message(self, summary: str) -> str:

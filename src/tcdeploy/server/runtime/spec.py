@@ -1,4 +1,5 @@
 """What a replica is asked to be (ReplicaSpec) and what it is (ReplicaState)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +8,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
-from tcdeploy.protocol.states import PodPhase
-
 
 # Reasons.
 OOM_KILLED = "OOMKilled"
@@ -31,8 +30,7 @@ def is_pod_name(pod_name: object) -> bool:
 def check_pod_name(pod_name: str) -> str:
     if not is_pod_name(pod_name):
         raise ValueError(
-            f"pod_name: {pod_name!r} is not 1-63 characters of [A-Za-z0-9_.-] starting with a "
-            "letter or digit"
+            f"pod_name: {pod_name!r} is not 1-63 characters of [A-Za-z0-9_.-] starting with a letter or digit"
         )
     return pod_name
 

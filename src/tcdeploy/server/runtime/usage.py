@@ -1,4 +1,5 @@
 """CPU and memory of replica process trees, sampled with psutil."""
+
 from __future__ import annotations
 
 import psutil

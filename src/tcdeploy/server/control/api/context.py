@@ -1,4 +1,5 @@
 """What every action handler is handed: the backend and who is asking, for which workspace."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

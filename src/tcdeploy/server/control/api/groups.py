@@ -1,4 +1,5 @@
 """Service groups (MLflow endpoints) through TI-ONE's actions: create, describe, weights, delete."""
+
 from __future__ import annotations
 
 from tcdeploy.protocol.actions import (
@@ -19,9 +20,7 @@ GROUP_FILTERS = ("ServiceGroupId", "ServiceGroupName", "ServiceId", "ServiceName
 
 
 async def create_group(ctx: Context, req: CreateModelServiceGroup) -> dict:
-    group = ctx.backend.create_group(
-        ctx.workspace, req.ServiceGroupName, authorization=bool(req.AuthorizationEnable)
-    )
+    group = ctx.backend.create_group(ctx.workspace, req.ServiceGroupName, authorization=bool(req.AuthorizationEnable))
     return {"ServiceGroup": sdk_group(ctx.backend.group_snapshot(group))}
 
 
@@ -33,7 +32,9 @@ async def describe_group(ctx: Context, req: DescribeModelServiceGroup) -> dict:
 async def describe_groups(ctx: Context, req: DescribeModelServiceGroups) -> dict:
     for f in req.Filters:
         if f.Name not in GROUP_FILTERS:
-            raise InvalidParameterValue("Filters.Name", f"{f.Name!r} is not a filter; use one of {', '.join(GROUP_FILTERS)}")
+            raise InvalidParameterValue(
+                "Filters.Name", f"{f.Name!r} is not a filter; use one of {', '.join(GROUP_FILTERS)}"
+            )
     groups = ctx.backend.groups(ctx.workspace)
     key = "created" if req.OrderField == "CreateTime" else "updated"
     groups.sort(key=lambda g: getattr(g, key), reverse=req.Order == "DESC")
@@ -42,7 +43,7 @@ async def describe_groups(ctx: Context, req: DescribeModelServiceGroups) -> dict
     return {
         "TotalCount": len(matching),
         "GlobalTotalCount": len(groups),
-        "ServiceGroups": [sdk_group(s) for s in matching[req.Offset:req.Offset + req.Limit]],
+        "ServiceGroups": [sdk_group(s) for s in matching[req.Offset : req.Offset + req.Limit]],
     }
 
 
@@ -59,9 +60,7 @@ def _group_matches(snap: GroupSnapshot, f: Filter) -> bool:
 
 
 async def modify_weights(ctx: Context, req: ModifyServiceGroupWeights) -> dict:
-    group = ctx.backend.set_weights(
-        ctx.workspace, req.ServiceGroupId, [(w.ServiceId, w.Weight) for w in req.Weights]
-    )
+    group = ctx.backend.set_weights(ctx.workspace, req.ServiceGroupId, [(w.ServiceId, w.Weight) for w in req.Weights])
     return {"ServiceGroup": sdk_group(ctx.backend.group_snapshot(group))}
 
 

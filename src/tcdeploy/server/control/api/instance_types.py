@@ -1,4 +1,5 @@
 """Instance types of the local service on the wire (`DescribeInferenceSpecs`)."""
+
 from __future__ import annotations
 
 import psutil

@@ -1,4 +1,5 @@
 """Replica logs (`ListMLServiceLogs`): pod-name wildcards, a time range, a limit, a continuation."""
+
 from __future__ import annotations
 
 import base64
@@ -18,12 +19,22 @@ async def list_logs(ctx: Context, req: ListMLServiceLogs) -> dict:
     if start is not None and end is not None and end < start:
         raise InvalidParameterValue("EndTime", "is before StartTime")
     lines, more = await ctx.backend.logs(
-        ctx.workspace, req.ServiceId, pod_pattern=req.PodName, start=start, end=end,
-        after=_cursor(req.Context), limit=req.Limit,
+        ctx.workspace,
+        req.ServiceId,
+        pod_pattern=req.PodName,
+        start=start,
+        end=end,
+        after=_cursor(req.Context),
+        limit=req.Limit,
     )
     content = [
-        {"Id": f"{line.pod_name}:{line.id}", "Message": line.msg, "PodName": line.pod_name,
-         "Timestamp": iso_precise(line.ts), "Stream": line.stream}
+        {
+            "Id": f"{line.pod_name}:{line.id}",
+            "Message": line.msg,
+            "PodName": line.pod_name,
+            "Timestamp": iso_precise(line.ts),
+            "Stream": line.stream,
+        }
         for line in lines
     ]
     context = _encode_cursor(lines[-1]) if more and lines else ""
@@ -42,4 +53,6 @@ def _cursor(context: str | None):
         ts, pod, ident = json.loads(base64.urlsafe_b64decode(context.encode()))
         return float(ts), str(pod), int(ident)
     except (ValueError, TypeError):
-        raise InvalidParameterValue("Context", "is not a continuation from a previous ListMLServiceLogs reply") from None
+        raise InvalidParameterValue(
+            "Context", "is not a continuation from a previous ListMLServiceLogs reply"
+        ) from None

@@ -1,4 +1,5 @@
 """`DescribeModelServiceMonitoring`: a group's request figures over a time window."""
+
 from __future__ import annotations
 
 import time

@@ -1,5 +1,6 @@
 """One pipeline for every action: read → verify the signature → find the action → validate →
 check the workspace → call → wrap in the envelope. Errors become Tencent error replies here only."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,12 @@ class ControlApi:
     """The control plane's one endpoint, `POST /`: `handle` is its Starlette request handler."""
 
     def __init__(
-        self, backend: Backend, keys: Mapping[str, AccessKey], *, public_url: str, max_body_bytes: int,
+        self,
+        backend: Backend,
+        keys: Mapping[str, AccessKey],
+        *,
+        public_url: str,
+        max_body_bytes: int,
     ) -> None:
         self._backend = backend
         self._keys = keys
@@ -60,7 +66,13 @@ class ControlApi:
         body = await _read_body(request, self._max_body_bytes)
         headers = {k.lower(): v for k, v in request.headers.items()}
         signed = verify(
-            request.method, request.url.path, request.url.query, headers, body, self._secret_key, time.time(),
+            request.method,
+            request.url.path,
+            request.url.query,
+            headers,
+            body,
+            self._secret_key,
+            time.time(),
         )
         expected_version = API_VERSIONS.get(signed.service)
         if expected_version is None:

@@ -1,4 +1,5 @@
 """Pods (replicas): restart one, and a short-lived link to a small page about one."""
+
 from __future__ import annotations
 
 import html
@@ -33,9 +34,13 @@ def pod_page(state: ReplicaState, tail: list[LogLine]) -> str:
         for line in tail
     )
     facts = {
-        "Service": state.service_id, "Phase": state.phase, "Ready": state.ready,
-        "Restarts": state.restart_count, "Started": iso(state.start_time),
-        "Reason": state.reason or "-", "PID": state.pid or "-",
+        "Service": state.service_id,
+        "Phase": state.phase,
+        "Ready": state.ready,
+        "Restarts": state.restart_count,
+        "Started": iso(state.start_time),
+        "Reason": state.reason or "-",
+        "PID": state.pid or "-",
     }
     dl = "".join(f"<dt>{k}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items())
     name = html.escape(state.pod_name)

@@ -1,4 +1,5 @@
 """The model registry on the wire: `ListModelVersions`."""
+
 from __future__ import annotations
 
 from tcdeploy.protocol.actions import ListModelVersions
@@ -13,13 +14,15 @@ async def list_model_versions(ctx: Context, req: ListModelVersions) -> dict:
     if versions is None:
         raise ResourceNotFound("model", names[0])
     start = int(req.PageToken) if (req.PageToken or "").isdigit() else 0
-    page = versions[start:start + req.MaxResults]
+    page = versions[start : start + req.MaxResults]
     following = start + req.MaxResults
-    return {"Data": {
-        "Items": [_item(v) for v in page],
-        "NextPageToken": str(following) if following < len(versions) else "",
-        "TotalCount": str(len(versions)),
-    }}
+    return {
+        "Data": {
+            "Items": [_item(v) for v in page],
+            "NextPageToken": str(following) if following < len(versions) else "",
+            "TotalCount": str(len(versions)),
+        }
+    }
 
 
 def _item(version: dict) -> dict:

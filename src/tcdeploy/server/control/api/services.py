@@ -1,4 +1,5 @@
 """Services (MLflow deployments) on the wire: create, update, delete, get, and list by group."""
+
 from __future__ import annotations
 
 from tcdeploy.protocol.actions import (
@@ -17,14 +18,32 @@ from .views import service_detail, wedata_group
 
 # Settings an update may change, all kept in the service's spec under their wire names.
 SPEC_FIELDS = (
-    "InstanceType", "Replicas", "ChargeType", "ScaleMode", "ServiceLimit", "ScheduledAction",
-    "CatalogName", "SchemaName", "BatchConfig", "LogEnable", "LogConfig",
-    "InferenceTablePushEnable", "ServiceDescription", "ModelSource", "ServicePort",
+    "InstanceType",
+    "Replicas",
+    "ChargeType",
+    "ScaleMode",
+    "ServiceLimit",
+    "ScheduledAction",
+    "CatalogName",
+    "SchemaName",
+    "BatchConfig",
+    "LogEnable",
+    "LogConfig",
+    "InferenceTablePushEnable",
+    "ServiceDescription",
+    "ModelSource",
+    "ServicePort",
 )
 # Members of the create request (not of its Services item) that the service keeps in its spec.
 CREATE_FIELDS = {
-    "LogEnable", "LogConfig", "InferenceTablePushEnable", "ServiceDescription", "ModelSource",
-    "CatalogPath", "SchemaPath", "PayloadPath",
+    "LogEnable",
+    "LogConfig",
+    "InferenceTablePushEnable",
+    "ServiceDescription",
+    "ModelSource",
+    "CatalogPath",
+    "SchemaPath",
+    "PayloadPath",
 }
 
 
@@ -40,8 +59,12 @@ async def create_services(ctx: Context, req: CreateMLModelServices) -> dict:
         **req.model_dump(exclude_none=True, include=CREATE_FIELDS),
     }
     service = await ctx.backend.create_service(
-        ctx.workspace, req.ServiceName, spec=spec, model=model_ref(item.MlModelInfo),
-        group_ref=req.ServiceGroupId, authorization=bool(req.AuthorizationEnable),
+        ctx.workspace,
+        req.ServiceName,
+        spec=spec,
+        model=model_ref(item.MlModelInfo),
+        group_ref=req.ServiceGroupId,
+        authorization=bool(req.AuthorizationEnable),
     )
     return {"Data": service_detail(ctx, ctx.backend.snapshot(service, events=True))}
 
@@ -51,8 +74,12 @@ async def update_service(ctx: Context, req: UpdateMLModelService) -> dict:
     if req.MlModelInfo is not None:
         changes["MlModelInfo"] = req.MlModelInfo.model_dump(exclude_none=True)
     service = await ctx.backend.update_service(
-        ctx.workspace, req.ServiceId, action=req.ServiceAction, replicas=req.Replicas,
-        changes=changes, model=model_ref(req.MlModelInfo) if req.MlModelInfo else None,
+        ctx.workspace,
+        req.ServiceId,
+        action=req.ServiceAction,
+        replicas=req.Replicas,
+        changes=changes,
+        model=model_ref(req.MlModelInfo) if req.MlModelInfo else None,
         authorization=req.AuthorizationEnable,
     )
     return {"Data": service_detail(ctx, ctx.backend.snapshot(service, events=True))}
@@ -81,10 +108,12 @@ async def list_groups(ctx: Context, req: ListMLModelServiceGroups) -> dict:
     backend = ctx.backend
     groups = [wedata_group(ctx, backend.group_snapshot(g)) for g in backend.groups(ctx.workspace)]
     matching = [g for g in groups if all(_matches(g, *f) for f in filters)]
-    return {"Data": {
-        "TotalCount": len(matching),
-        "Groups": matching[req.Offset:req.Offset + req.Limit],
-    }}
+    return {
+        "Data": {
+            "TotalCount": len(matching),
+            "Groups": matching[req.Offset : req.Offset + req.Limit],
+        }
+    }
 
 
 def _matches(group: dict, name: str, values: set[str], fuzzy: bool, negative: bool) -> bool:
@@ -92,7 +121,5 @@ def _matches(group: dict, name: str, values: set[str], fuzzy: bool, negative: bo
         candidates = [group[name]]
     else:
         candidates = [s[name] for s in group["Services"]]
-    hit = any(
-        (any(v in c for v in values) if fuzzy else c in values) for c in candidates
-    ) if values else True
+    hit = any((any(v in c for v in values) if fuzzy else c in values) for c in candidates) if values else True
     return hit != negative

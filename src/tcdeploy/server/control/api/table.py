@@ -2,9 +2,11 @@
 
 Explicit, so a reader sees every action in one place and nothing depends on import order.
 """
+
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tcdeploy.protocol import actions as a
 from tcdeploy.protocol.actions import CATALOGUE, TIONE, WEDATA, Model

@@ -1,4 +1,5 @@
 """Times on the wire: ISO-8601 out (seconds, or milliseconds for log lines), ISO-8601 in."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -22,7 +23,9 @@ def parse_time(value: str | None, field: str) -> float | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidParameterValue(field, f"{value!r} is not an ISO-8601 time like 2026-01-10T12:15:03+08:00") from None
+        raise InvalidParameterValue(
+            field, f"{value!r} is not an ISO-8601 time like 2026-01-10T12:15:03+08:00"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()
     return parsed.timestamp()

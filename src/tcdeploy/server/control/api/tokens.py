@@ -1,4 +1,5 @@
 """Group auth tokens, as TI-ONE names them: create, delete, switch auth on and off, show call info."""
+
 from __future__ import annotations
 
 from tcdeploy.protocol.actions import (
@@ -31,15 +32,21 @@ async def describe_call_info(ctx: Context, req: DescribeModelServiceCallInfo) ->
     backend = ctx.backend
     group = backend.group(ctx.workspace, req.ServiceGroupId)
     tokens = [
-        {"Base": {
-            "Id": t.record.id, "Value": t.value, "Name": t.record.name,
-            "Description": t.record.description, "CreateTime": iso(t.record.created), "Status": "Normal",
-        }, "Limits": []}
+        {
+            "Base": {
+                "Id": t.record.id,
+                "Value": t.value,
+                "Name": t.record.name,
+                "Description": t.record.description,
+                "CreateTime": iso(t.record.created),
+                "Status": "Normal",
+            },
+            "Limits": [],
+        }
         for t in backend.tokens(group.id)
     ]
     url = ctx.group_url(group.id)
-    limited = any((s.spec.get("ServiceLimit") or {}).get("EnableInstanceRpsLimit")
-                  for s in backend.services(group.id))
+    limited = any((s.spec.get("ServiceLimit") or {}).get("EnableInstanceRpsLimit") for s in backend.services(group.id))
     return {
         "ServiceCallInfoV2": {
             "ServiceGroupId": group.id,

@@ -1,4 +1,5 @@
 """Reply shapes: a service or a group as wedata's `Data` and as TI-ONE's SDK models read them."""
+
 from __future__ import annotations
 
 from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
@@ -43,8 +44,8 @@ def service_detail(ctx: Context, snap: ServiceSnapshot) -> dict:
         "ScaleMode": spec.get("ScaleMode", "MANUAL"),
         "ServiceLimit": spec.get("ServiceLimit"),
         "ScheduledAction": spec.get("ScheduledAction"),
-        "BatchConfig": spec.get("BatchConfig") or {
-            "MaxBatchSize": DEFAULT_MAX_BATCH_ROWS, "MaxBatchWaitMs": DEFAULT_MAX_BATCH_WAIT_MS},
+        "BatchConfig": spec.get("BatchConfig")
+        or {"MaxBatchSize": DEFAULT_MAX_BATCH_ROWS, "MaxBatchWaitMs": DEFAULT_MAX_BATCH_WAIT_MS},
         "Weight": service.weight,
         "Version": str(service.version),
         "MlModelInfo": spec.get("MlModelInfo") or {},
@@ -63,8 +64,7 @@ def service_detail(ctx: Context, snap: ServiceSnapshot) -> dict:
     }
     if snap.events is not None:
         detail["Events"] = [
-            {"Time": iso(e.time), "Type": e.type, "Reason": e.reason, "Message": e.message}
-            for e in snap.events
+            {"Time": iso(e.time), "Type": e.type, "Reason": e.reason, "Message": e.message} for e in snap.events
         ]
     return detail
 
@@ -140,16 +140,18 @@ def sdk_service(snap: ServiceSnapshot, latest: int) -> dict:
                     "CreateTime": iso(p.start_time),
                     "Status": p.phase,
                     "Message": p.message if not p.ready else "",
-                    "ContainerInfos": [{
-                        "Name": "model",
-                        "Status": {
-                            "RestartCount": p.restart_count,
-                            "State": p.phase,
-                            "Ready": p.ready,
-                            "Reason": p.reason,
-                            "Message": "",
-                        },
-                    }],
+                    "ContainerInfos": [
+                        {
+                            "Name": "model",
+                            "Status": {
+                                "RestartCount": p.restart_count,
+                                "State": p.phase,
+                                "Ready": p.ready,
+                                "Reason": p.reason,
+                                "Message": "",
+                            },
+                        }
+                    ],
                 }
                 for p in pods
             ],

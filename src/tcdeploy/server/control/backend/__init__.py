@@ -1,5 +1,6 @@
 """State and rules of the model service, framework-free: services, groups, weights, tokens, the
 reconciler that turns the store's desired state into replicas, instance types, the model registry."""
+
 from ...runtime import LogLine, ReplicaState
 from .backend import (
     MAX_SERVICES_PER_GROUP,
@@ -16,7 +17,20 @@ from .registry import ModelRef, ModelRegistry
 from .secrets import ServerSecret
 
 __all__ = [
-    "INSTANCE_TYPES", "LogLine", "ReplicaState", "MAX_SERVICES_PER_GROUP", "Backend", "GroupSnapshot", "InstanceType", "ModelRef",
-    "ModelRegistry", "Reconciler", "ServerSecret", "ServiceSnapshot", "TokenView", "instance_type", "new_id",
+    "INSTANCE_TYPES",
+    "LogLine",
+    "ReplicaState",
+    "MAX_SERVICES_PER_GROUP",
+    "Backend",
+    "GroupSnapshot",
+    "InstanceType",
+    "ModelRef",
+    "ModelRegistry",
+    "Reconciler",
+    "ServerSecret",
+    "ServiceSnapshot",
+    "TokenView",
+    "instance_type",
+    "new_id",
     "new_pod_name",
 ]

@@ -7,16 +7,18 @@ whose model fails to load keeps the previous spec" — so each can be tested wit
 replica process. Errors are `tcdeploy.protocol.errors` classes; the pipeline turns them into
 envelopes.
 """
+
 from __future__ import annotations
 
 import asyncio
 import fnmatch
 import secrets
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tcdeploy.protocol.errors import (
     FailedOperation,
@@ -80,8 +82,15 @@ def new_pod_name(service_id: str) -> str:
 
 class Backend:
     def __init__(
-        self, *, store: Store, runtime: LocalRuntime, reconciler: Reconciler, registry: ModelRegistry,
-        gateway: Gateway, secret: ServerSecret, data_dir: Path,
+        self,
+        *,
+        store: Store,
+        runtime: LocalRuntime,
+        reconciler: Reconciler,
+        registry: ModelRegistry,
+        gateway: Gateway,
+        secret: ServerSecret,
+        data_dir: Path,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -121,15 +130,17 @@ class Backend:
         service = self.store.service(service.id) or service
         group = self.store.group(service.group_id)
         return ServiceSnapshot(
-            service, group, self.runtime.states(service.id),
+            service,
+            group,
+            self.runtime.states(service.id),
             self.store.events(service.id) if events else None,
         )
 
     def group_snapshot(self, group: GroupRecord) -> GroupSnapshot:
         group = self.store.group(group.id) or group
-        return GroupSnapshot(group, [
-            ServiceSnapshot(s, group, self.runtime.states(s.id)) for s in self.store.services(group.id)
-        ])
+        return GroupSnapshot(
+            group, [ServiceSnapshot(s, group, self.runtime.states(s.id)) for s in self.store.services(group.id)]
+        )
 
     # ---- groups -------------------------------------------------------------------------------
 
@@ -176,8 +187,15 @@ class Backend:
     # ---- services -----------------------------------------------------------------------------
 
     async def create_service(
-        self, workspace: str, name: str, *, spec: dict[str, Any], model: ModelRef, group_ref: str | None = None,
-        authorization: bool = False, field: str = "Services.0",
+        self,
+        workspace: str,
+        name: str,
+        *,
+        spec: dict[str, Any],
+        model: ModelRef,
+        group_ref: str | None = None,
+        authorization: bool = False,
+        field: str = "Services.0",
     ) -> ServiceRecord:
         """Create a service (in `group_ref`, or in a new group of the same name) and start it.
 
@@ -208,9 +226,17 @@ class Backend:
                 self.store.insert_group(group)
             first = not self.store.services(group.id)
             service = ServiceRecord(
-                id=new_id("svc"), workspace=workspace, group_id=group.id, name=name,
-                version=self.store.next_version(group.id), weight=100 if first else 0,
-                status=S.CREATING, reason="", spec={**spec, "ModelUri": model_uri}, created=now, updated=now,
+                id=new_id("svc"),
+                workspace=workspace,
+                group_id=group.id,
+                name=name,
+                version=self.store.next_version(group.id),
+                weight=100 if first else 0,
+                status=S.CREATING,
+                reason="",
+                spec={**spec, "ModelUri": model_uri},
+                created=now,
+                updated=now,
             )
             self.store.insert_service(service)
             self.store.touch_group(group.id)
@@ -224,8 +250,14 @@ class Backend:
         return self.store.service(service.id)
 
     async def update_service(
-        self, workspace: str, ref: str, *, action: str | None = None, replicas: int | None = None,
-        changes: dict[str, Any] | None = None, model: ModelRef | None = None,
+        self,
+        workspace: str,
+        ref: str,
+        *,
+        action: str | None = None,
+        replicas: int | None = None,
+        changes: dict[str, Any] | None = None,
+        model: ModelRef | None = None,
         authorization: bool | None = None,
     ) -> ServiceRecord:
         """Change a service: a lifecycle `action` (STOP, RESUME, SCALE), or settings (`changes`
@@ -254,7 +286,9 @@ class Backend:
             if service.status is S.CREATE_FAILED:
                 status = S.CREATING
             self.reconciler.set_status(service.id, status)
-            self.reconciler.record(service.id, EventType.NORMAL, str(status), _describe(action, replicas, changes, model))
+            self.reconciler.record(
+                service.id, EventType.NORMAL, str(status), _describe(action, replicas, changes, model)
+            )
             self.reconciler.apply(service.id, previous_spec=service.spec)
         self.reconciler.publish_group(service.group_id)
         return self.store.service(service.id)
@@ -280,7 +314,10 @@ class Backend:
         return spec
 
     async def _spec_after_changes(
-        self, service: ServiceRecord, changes: dict[str, Any], model: ModelRef | None,
+        self,
+        service: ServiceRecord,
+        changes: dict[str, Any],
+        model: ModelRef | None,
     ) -> dict[str, Any]:
         if "InstanceType" in changes:
             instance_type(changes["InstanceType"])
@@ -348,8 +385,9 @@ class Backend:
 
     def _insert_token(self, group_id: str, name: str, description: str) -> TokenRecord:
         token_id = new_id("tok")
-        token = TokenRecord(token_id, group_id, name, description,
-                            token_hash(self.secret.token_value(token_id)), time.time())
+        token = TokenRecord(
+            token_id, group_id, name, description, token_hash(self.secret.token_value(token_id)), time.time()
+        )
         self.store.insert_token(token)
         return token
 
@@ -368,8 +406,15 @@ class Backend:
         await self.runtime.rebuild(pod_name)
 
     async def logs(
-        self, workspace: str, service_ref: str, *, pod_pattern: str | None, start: float | None,
-        end: float | None, after: tuple[float, str, int] | None, limit: int,
+        self,
+        workspace: str,
+        service_ref: str,
+        *,
+        pod_pattern: str | None,
+        start: float | None,
+        end: float | None,
+        after: tuple[float, str, int] | None,
+        limit: int,
     ) -> tuple[list[LogLine], bool]:
         """A service's replica log lines in time order, and whether more follow. The files are read
         off the event loop: `/predict` is served from the same loop."""
@@ -378,8 +423,7 @@ class Backend:
         pattern = pod_pattern or "*"
 
         def read() -> tuple[list[LogLine], bool]:
-            pods = [p for p in pod_log_names(self.data_dir)
-                    if p.startswith(prefix) and fnmatch.fnmatchcase(p, pattern)]
+            pods = [p for p in pod_log_names(self.data_dir) if p.startswith(prefix) and fnmatch.fnmatchcase(p, pattern)]
             return read_logs(self.data_dir, pods, start=start, end=end, after=after, limit=limit)
 
         return await asyncio.to_thread(read)
@@ -395,7 +439,13 @@ class Backend:
             raise InvalidParameterValue("Step", str(exc)) from None
 
     async def call(
-        self, workspace: str, group_ref: str, service_ref: str | None, *, body: bytes, token: str | None,
+        self,
+        workspace: str,
+        group_ref: str,
+        service_ref: str | None,
+        *,
+        body: bytes,
+        token: str | None,
         path: str,
     ) -> GatewayReply:
         """Call a group's data plane as a client would (a service's alone if `service_ref` names
@@ -411,7 +461,11 @@ class Backend:
         if token:
             headers["authorization"] = token
         return await self.gateway.call(
-            group_id=None if service_id else group.id, service_id=service_id, body=body, headers=headers, path=path,
+            group_id=None if service_id else group.id,
+            service_id=service_id,
+            body=body,
+            headers=headers,
+            path=path,
         )
 
 

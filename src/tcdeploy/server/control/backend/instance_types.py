@@ -1,4 +1,5 @@
 """Instance types of the local service: CPU and memory per replica, as data."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

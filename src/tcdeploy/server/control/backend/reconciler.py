@@ -4,6 +4,7 @@ Apply work (start, roll, scale, stop) runs in background tasks so actions answer
 replicas do comes back through `on_replica_change` and becomes the service's status, its events and
 the gateway's routes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,12 @@ S = ServiceStatus
 
 class Reconciler:
     def __init__(
-        self, store: Store, runtime: LocalRuntime, fleet: Fleet, routes: RouteTable, tracking_uri: str,
+        self,
+        store: Store,
+        runtime: LocalRuntime,
+        fleet: Fleet,
+        routes: RouteTable,
+        tracking_uri: str,
     ) -> None:
         self._store = store
         self._runtime = runtime
@@ -157,8 +163,9 @@ class Reconciler:
             self.record(now.service_id, EventType.NORMAL, "ReplicaReady", f"{pod} is ready")
         if before and now.restart_count > before.restart_count:
             why = f" ({before.reason or now.reason})" if (before.reason or now.reason) else ""
-            self.record(now.service_id, EventType.WARNING, "Restarted",
-                        f"{pod} restarted{why}; restart #{now.restart_count}")
+            self.record(
+                now.service_id, EventType.WARNING, "Restarted", f"{pod} restarted{why}; restart #{now.restart_count}"
+            )
         if now.crash_looping and not (before and before.crash_looping):
             self.record(now.service_id, EventType.WARNING, "CrashLoopBackOff", f"{pod} is crash-looping")
         if now.phase == PodPhase.FAILED and not (before and before.phase == PodPhase.FAILED):
@@ -192,17 +199,19 @@ class Reconciler:
                     if limit.get("EnableInstanceRpsLimit") and limit.get("InstanceRpsLimit")
                     else None
                 ),
-                inference_table=bool(
-                    service.spec.get("InferenceTablePushEnable") or service.spec.get("LogEnable")
-                ),
+                inference_table=bool(service.spec.get("InferenceTablePushEnable") or service.spec.get("LogEnable")),
                 expected_replicas=0 if service.stopped else service.replicas,
             )
-        self._routes.put_group(Group(
-            group_id=group.id, name=group.name, workspace_id=group.workspace,
-            auth_enabled=group.auth_enabled,
-            token_hashes=frozenset(token.digest for token in self._store.tokens(group.id)),
-            versions=versions,
-        ))
+        self._routes.put_group(
+            Group(
+                group_id=group.id,
+                name=group.name,
+                workspace_id=group.workspace,
+                auth_enabled=group.auth_enabled,
+                token_hashes=frozenset(token.digest for token in self._store.tokens(group.id)),
+                versions=versions,
+            )
+        )
         for service_id in versions:
             self.publish_replicas(service_id)
 

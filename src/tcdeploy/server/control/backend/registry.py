@@ -1,4 +1,5 @@
 """The MLflow model registry: which URI a service's replicas load, and the versions of a model."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from tcdeploy.protocol.errors import MissingParameter, InvalidParameterValue, ResourceNotFound
+from tcdeploy.protocol.errors import InvalidParameterValue, MissingParameter, ResourceNotFound
 from tcdeploy.protocol.urls import validate_model_uri
 
 
@@ -56,7 +57,7 @@ class ModelRegistry:
 
     def _check_exists(self, uri: str, field: str) -> None:
         if uri.startswith("models:/"):
-            ref = uri[len("models:/"):]
+            ref = uri[len("models:/") :]
             if "@" in ref:
                 name, alias = ref.split("@", 1)
                 found = self._alias_exists(name, alias)

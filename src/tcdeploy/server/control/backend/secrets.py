@@ -4,6 +4,7 @@ Token values are never stored: a value is an HMAC of its id under the server sec
 can show it back (call info) while the store holds only its digest — the same digest the gateway's
 auth compares against (`token_hash`).
 """
+
 from __future__ import annotations
 
 import hashlib
