@@ -49,7 +49,7 @@ from resilience_load import Call, Load  # noqa: E402
 
 from support.cloudapi import call, common_client  # noqa: E402
 from support.models import train_forest, train_logistic  # noqa: E402
-from support.server import RunningServer, start_server  # noqa: E402
+from support.server import BackgroundServer, start_server  # noqa: E402
 from tcdeploy.server.gateway import read_inference_table  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tcdeploy-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"chaos: {args.duration:g} s of load, {args.workers} clients; files in {workdir}", flush=True)
-    server: RunningServer | None = None
+    server: BackgroundServer | None = None
     try:
         models = {
             "logistic": train_logistic(workdir / "logistic"),
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result["pass"] else 1
 
 
-def run(server: RunningServer, models: dict[str, Path], args: argparse.Namespace) -> dict:
+def run(server: BackgroundServer, models: dict[str, Path], args: argparse.Namespace) -> dict:
     wedata, tione = common_client(server, "wedata"), common_client(server, "tione")
     v1 = deploy(
         wedata, "chaos-v1", models["logistic"], replicas=2, AuthorizationEnable=True, InferenceTablePushEnable=True
@@ -185,7 +185,7 @@ def roll_version(timeline: Timeline, duration: float, wedata, service_id: str, m
     timeline.note("v1 rolled onto another model (2 replicas)", rolled_in_s=round(time.monotonic() - started, 1))
 
 
-def kill_replica(timeline: Timeline, duration: float, server: RunningServer, wedata, service_id: str) -> None:
+def kill_replica(timeline: Timeline, duration: float, server: BackgroundServer, wedata, service_id: str) -> None:
     timeline.at(SCHEDULE["replica_kill"], duration)
     victim = service(wedata, service_id)["Pods"][0]["PodName"]
     os.kill(pod_pid(server.data_dir, victim), signal.SIGKILL)
@@ -201,7 +201,7 @@ def kill_replica(timeline: Timeline, duration: float, server: RunningServer, wed
 
 
 def kill_server(
-    timeline: Timeline, duration: float, server: RunningServer, wedata, ids: tuple[str, str], load: Load
+    timeline: Timeline, duration: float, server: BackgroundServer, wedata, ids: tuple[str, str], load: Load
 ) -> None:
     timeline.at(SCHEDULE["server_kill"], duration)
     group_id = service(wedata, ids[0])["ServiceGroupId"]
@@ -231,7 +231,7 @@ def kill_server(
     )
 
 
-def table_figures(server: RunningServer, calls: list[Call], group_id: str, timeline: Timeline) -> dict:
+def table_figures(server: BackgroundServer, calls: list[Call], group_id: str, timeline: Timeline) -> dict:
     """Requests by outcome, and the inference table against the requests that were answered."""
     down_start, down_end = timeline.server_down or (float("inf"), float("inf"))
     failed = [c for c in calls if not c.ok]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -15,11 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tcdeploy.server.background import free_port  # noqa: F401  (re-exported for the bench scripts)
 
 
 def start_process(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:

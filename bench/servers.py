@@ -15,6 +15,8 @@ import httpx
 from cpumeter import rss_by_role
 from procs import PeakRssSampler, free_port, http_ok, start_process, stop_process, tail, wait_until
 
+from tcdeploy.server.background import server_command
+
 SECRET_ID = "AKIDtcdeploybench000000000000000"
 SECRET_KEY = "tcdeploy-bench-secret-key-0123456789"
 REGION = "ap-guangzhou"
@@ -99,20 +101,8 @@ def tcdeploy_server(
         "TCDEPLOY_SECRET_KEY": SECRET_KEY,
         "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir}/mlflow.db",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "tcdeploy",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
     launched = time.monotonic()
-    proc = start_process(command, env, log_path)
+    proc = start_process(server_command(port, data_dir), env, log_path)
     target: Target | None = None
     try:
         with PeakRssSampler(proc.pid) as memory:

@@ -22,7 +22,7 @@ import httpx
 from tencentcloud.common.sign import Sign
 
 from support.cloudapi import VERSIONS, call, common_client, wait_for_status
-from support.server import RunningServer, start_server
+from support.server import BackgroundServer, start_server
 
 WORKSPACE_A = "team-a"
 WORKSPACE_B = "team-b"
@@ -55,7 +55,7 @@ class Side:
 
 @dataclass(frozen=True)
 class Estate:
-    server: RunningServer
+    server: BackgroundServer
     a: Side
     b: Side
     fuzz_key: Key
@@ -110,7 +110,7 @@ def service_spec(model_dir: Path | str, replicas: int = 0) -> dict:
     return {"InstanceType": INSTANCE_TYPE, "Replicas": replicas, "MlModelInfo": {"ModelPath": str(model_dir)}}
 
 
-def _make_side(server: RunningServer, workspace: str, key: Key, name: str, model_dir: Path, replicas: int) -> Side:
+def _make_side(server: BackgroundServer, workspace: str, key: Key, name: str, model_dir: Path, replicas: int) -> Side:
     wedata = common_client(server, "wedata", key.secret_id, key.secret_key)
     tione = common_client(server, "tione", key.secret_id, key.secret_key)
     created = call(
