@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# The test suite's server runner, SDK clients, models and load driver: the chaos run drives the
-# service exactly as the resilience tests do, only for longer.
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "resilience")]
+# The test suite's SDK clients, models and load driver (the `tests` package at the repo's top):
+# the chaos run drives the service exactly as the resilience tests do, only for longer.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
-from resilience_helpers import (  # noqa: E402
+from tcdeploy.server.gateway import read_inference_table  # noqa: E402
+from tests.resilience.resilience_helpers import (  # noqa: E402
     deploy,
     group_url,
     kill_replicas,
@@ -45,12 +47,10 @@ from resilience_helpers import (  # noqa: E402
     varied_bodies,
     wait_settled,
 )
-from resilience_load import Call, Load  # noqa: E402
-
-from support.cloudapi import call, common_client  # noqa: E402
-from support.models import train_forest, train_logistic  # noqa: E402
-from support.server import BackgroundServer, start_server  # noqa: E402
-from tcdeploy.server.gateway import read_inference_table  # noqa: E402
+from tests.resilience.resilience_load import Call, Load  # noqa: E402
+from tests.support.cloudapi import call, common_client  # noqa: E402
+from tests.support.models import train_forest, train_logistic  # noqa: E402
+from tests.support.server import BackgroundServer, start_server  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # When each disruption starts, as a share of the run (each waits for the one before to settle).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from support import models
+from tests.support import models
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def forest_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tcdeploy_server(tmp_path_factory):
     """One real `tcdeploy server` for the session (tests that kill or restart it start their own)."""
-    from support.server import start_server
+    from tests.support.server import start_server
 
     server = start_server(tmp_path_factory.mktemp("server") / "data")
     try:

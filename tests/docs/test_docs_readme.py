@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support.server import start_server
+from tests.support.server import start_server
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

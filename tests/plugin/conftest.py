@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from plugin_e2e import register_versions, unique
+
+from .plugin_e2e import register_versions, unique
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from support import models
+from tests.support import models
 
 CONSTANT = 7  # what the constant model answers for every row; the logistic model says 0, 1 or 2
 

@@ -10,9 +10,10 @@ import sys
 
 import httpx
 import pytest
-from plugin_e2e import CONSTANT, unique, wait_until
 
-from support.server import free_port
+from tests.support.server import free_port
+
+from .plugin_e2e import CONSTANT, unique, wait_until
 
 SCRUBBED = (
     "KERNEL_WEDATA_CLOUD_SDK_SECRET_ID",

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from mlflow.deployments import PredictionsResponse
 from mlflow.exceptions import MlflowException
-from plugin_e2e import CONSTANT, unique, wait_until
+
+from .plugin_e2e import CONSTANT, unique, wait_until
 
 
 @pytest.fixture(scope="module")

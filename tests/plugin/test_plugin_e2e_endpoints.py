@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 from mlflow.exceptions import MlflowException
-from plugin_e2e import CONSTANT, unique, wait_until
+
+from .plugin_e2e import CONSTANT, unique, wait_until
 
 ROWS = 160  # single-row predictions: each version's share is 0.5 +- 0.04 (1 sigma); 0.3-0.7 is 5 sigma
 

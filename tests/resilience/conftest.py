@@ -6,10 +6,11 @@ import signal
 from pathlib import Path
 
 import pytest
-from resilience_helpers import kill_replicas, save_sentinel_model
 
-from support.cloudapi import common_client
-from support.server import start_server
+from tests.support.cloudapi import common_client
+from tests.support.server import start_server
+
+from .resilience_helpers import kill_replicas, save_sentinel_model
 
 
 @pytest.fixture(scope="session")

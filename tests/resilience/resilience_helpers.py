@@ -13,11 +13,12 @@ from pathlib import Path
 import mlflow.pyfunc
 import psutil
 from mlflow.models import infer_signature
-from resilience_load import Call
 
-from support.cloudapi import call, wait_for_status
-from support.models import iris_frame
 from tcdeploy.server.runtime.paths import RunPaths
+from tests.support.cloudapi import call, wait_for_status
+from tests.support.models import iris_frame
+
+from .resilience_load import Call
 
 WS = "default"
 SENTINEL_CODE = Path(__file__).with_name("sentinel_model.py")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from resilience_helpers import (
+from tests.support.cloudapi import call
+
+from .resilience_helpers import (
     LOGISTIC_ANSWERS,
     SENTINEL_ANSWER,
     deploy,
@@ -15,9 +17,7 @@ from resilience_helpers import (
     wait_settled,
     wait_until,
 )
-from resilience_load import Load, answers_seen, describe, during, failed
-
-from support.cloudapi import call
+from .resilience_load import Load, answers_seen, describe, during, failed
 
 
 def test_a_rolling_update_of_model_and_instance_type_fails_no_request(

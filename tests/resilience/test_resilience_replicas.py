@@ -9,7 +9,10 @@ import time
 from datetime import datetime
 
 import httpx
-from resilience_helpers import (
+
+from tests.support.cloudapi import call
+
+from .resilience_helpers import (
     WS,
     deploy,
     group_url,
@@ -19,9 +22,7 @@ from resilience_helpers import (
     varied_bodies,
     wait_until,
 )
-from resilience_load import Load, describe, failed
-
-from support.cloudapi import call
+from .resilience_load import Load, describe, failed
 
 RECOVERY_SECONDS = 10.0
 # The runtime's own share of a restart: noticing the exit, and the first backoff (0.5 s).

@@ -5,7 +5,10 @@ from __future__ import annotations
 import signal
 import time
 
-from resilience_helpers import (
+from tcdeploy.server.gateway import read_inference_table
+from tests.support.cloudapi import call, common_client
+
+from .resilience_helpers import (
     WS,
     deploy,
     group_url,
@@ -18,10 +21,7 @@ from resilience_helpers import (
     wait_settled,
     wait_until,
 )
-from resilience_load import Load, describe, during, failed
-
-from support.cloudapi import call, common_client
-from tcdeploy.server.gateway import read_inference_table
+from .resilience_load import Load, describe, during, failed
 
 # What a restart may change; everything else must come back as it was.
 VOLATILE = {"Status", "Reason", "ReadyReplicas", "Pods", "Events", "UpdateTime"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from security_estate import Estate, build_estate
+
+from .security_estate import Estate, build_estate
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +21,7 @@ def estate(tmp_path_factory, logistic_model_dir) -> Estate:
 @pytest.fixture(scope="session")
 def registered_model(estate) -> str:
     """A model in the server's registry, so ListModelVersions and Name/Version get past the lookup."""
-    from support.models import register_model
+    from tests.support.models import register_model
 
     register_model(estate.server.tracking_uri, "fuzzmodel")
     return "fuzzmodel"

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 from tencentcloud.common.sign import Sign
 
-from support.cloudapi import VERSIONS, call, common_client, wait_for_status
-from support.server import BackgroundServer, start_server
+from tests.support.cloudapi import VERSIONS, call, common_client, wait_for_status
+from tests.support.server import BackgroundServer, start_server
 
 WORKSPACE_A = "team-a"
 WORKSPACE_B = "team-b"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import httpx
-from security_bodies import Pool
-from security_estate import (
+
+from tcdeploy.server.control.backend import INSTANCE_TYPES
+from tests.support.cloudapi import call
+
+from .security_bodies import Pool
+from .security_estate import (
     WORKSPACE_FUZZ,
     Estate,
     envelope_of,
@@ -15,9 +19,6 @@ from security_estate import (
     store_rows,
     token_values,
 )
-
-from support.cloudapi import call
-from tcdeploy.server.control.backend import INSTANCE_TYPES
 
 SERVICE_NAME = "fuzz-iris"
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from security_estate import PREDICT_BODY, Estate, Key, envelope_of, signed_headers, token_values
 
-from support.cloudapi import call, common_client
-from support.server import free_port
+from tests.support.cloudapi import call, common_client
+from tests.support.server import free_port
+
+from .security_estate import PREDICT_BODY, Estate, Key, envelope_of, signed_headers, token_values
 
 LOOPBACK = {"127.0.0.1", "::1"}
 

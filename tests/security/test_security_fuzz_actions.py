@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from security_bodies import request_bytes
-from security_fuzzing import Target, fuzz_pool
 
 from tcdeploy.protocol.actions import CATALOGUE
+
+from .security_bodies import request_bytes
+from .security_fuzzing import Target, fuzz_pool
 
 EVERY_ACTION = sorted((service, name) for service, actions in CATALOGUE.items() for name in actions)
 EXAMPLES_PER_ACTION = 30

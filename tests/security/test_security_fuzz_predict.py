@@ -10,9 +10,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from security_estate import IRIS_COLUMNS, PREDICT_BODY, Estate
 
-from support.cloudapi import call
+from tests.support.cloudapi import call
+
+from .security_estate import IRIS_COLUMNS, PREDICT_BODY, Estate
 
 GATEWAY_LIMIT = 16 * 2**20
 CONTENT_TYPES = [

@@ -15,11 +15,12 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from security_estate import Estate
 
-from support.cloudapi import call
 from tcdeploy.server.control.api import POD_URL_TTL
 from tcdeploy.server.control.backend import ServerSecret
+from tests.support.cloudapi import call
+
+from .security_estate import Estate
 
 
 def pod_url(estate: Estate) -> dict:

@@ -21,11 +21,12 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from security_estate import Estate, envelope_of, error_code, signed_headers
 from tencentcloud.common import abstract_client
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from support.cloudapi import call
+from tests.support.cloudapi import call
+
+from .security_estate import Estate, envelope_of, error_code, signed_headers
 
 WINDOW = 300
 

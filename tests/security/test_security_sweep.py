@@ -5,10 +5,11 @@ of every action in turn set to values that have broken parsers before (other scr
 from __future__ import annotations
 
 import pytest
-from security_bodies import sweep
-from security_fuzzing import Target, fuzz_pool
 
 from tcdeploy.protocol.actions import CATALOGUE
+
+from .security_bodies import sweep
+from .security_fuzzing import Target, fuzz_pool
 
 EVERY_ACTION = sorted((service, name) for service, actions in CATALOGUE.items() for name in actions)
 

@@ -8,9 +8,10 @@ import json
 
 import httpx
 import pytest
-from security_estate import PREDICT_BODY, Estate, store_rows, token_values
 
-from support.cloudapi import call
+from tests.support.cloudapi import call
+
+from .security_estate import PREDICT_BODY, Estate, store_rows, token_values
 
 
 def predict_status(estate: Estate, url: str, authorization: str | None) -> int:

@@ -12,10 +12,11 @@ import json
 
 import httpx
 import pytest
-from security_estate import PREDICT_BODY, WORKSPACE_FIELD, Estate, service_spec, side_state
 
-from support.cloudapi import call, error_of
 from tcdeploy.protocol.actions import CATALOGUE, parse_request
+from tests.support.cloudapi import call, error_of
+
+from .security_estate import PREDICT_BODY, WORKSPACE_FIELD, Estate, service_spec, side_state
 
 EVERY_ACTION = sorted((service, name) for service, actions in CATALOGUE.items() for name in actions)
 

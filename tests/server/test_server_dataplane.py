@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from support.cloudapi import call, common_client, wait_for_status
-from support.models import iris_frame
+from tests.support.cloudapi import call, common_client, wait_for_status
+from tests.support.models import iris_frame
 
 
 @pytest.fixture(scope="module")

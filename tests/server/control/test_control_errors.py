@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from support.cloudapi import call, common_client, error_of, raw_post
+from tests.support.cloudapi import call, common_client, error_of, raw_post
 
 WS = "default"
 
@@ -51,7 +51,7 @@ def test_unknown_action_and_version(tcdeploy_server, wedata):
     from tencentcloud.common import credential
     from tencentcloud.common.common_client import CommonClient
 
-    from support.cloudapi import _profile
+    from tests.support.cloudapi import _profile
 
     old = CommonClient(
         "wedata",

@@ -7,7 +7,7 @@ import json
 import pytest
 from tencentcloud.tione.v20211111 import models
 
-from support.cloudapi import call, common_client, error_of, tione_client
+from tests.support.cloudapi import call, common_client, error_of, tione_client
 
 WS = "default"
 

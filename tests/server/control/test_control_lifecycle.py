@@ -11,8 +11,8 @@ import httpx
 import mlflow.pyfunc
 import pytest
 
-from support.cloudapi import call, common_client, error_of, wait_for_status
-from support.models import iris_frame, register_model
+from tests.support.cloudapi import call, common_client, error_of, wait_for_status
+from tests.support.models import iris_frame, register_model
 
 WS = "default"
 

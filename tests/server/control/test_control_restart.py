@@ -11,8 +11,8 @@ import time
 import psutil
 import pytest
 
-from support.cloudapi import call, common_client, error_of, wait_for_status
-from support.server import start_server
+from tests.support.cloudapi import call, common_client, error_of, wait_for_status
+from tests.support.server import start_server
 
 
 def replica_pids(data_dir) -> set[int]:

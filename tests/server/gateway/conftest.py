@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from gateway_harness import ReplicaPool
+
+from .gateway_harness import ReplicaPool
 
 
 @pytest.fixture

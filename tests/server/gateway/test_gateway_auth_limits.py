@@ -6,11 +6,12 @@ import asyncio
 import time
 
 import pytest
-from gateway_harness import IRIS_BODY, CountingTransport, make_group, make_version, serve_gateway
 
 from tcdeploy.server.gateway import Replica, RouteTable, read_inference_table
 from tcdeploy.server.gateway.auth import authorized, token_hash
 from tcdeploy.server.gateway.ratelimit import TokenBucket
+
+from .gateway_harness import IRIS_BODY, CountingTransport, make_group, make_version, serve_gateway
 
 TOKEN = "tok-0123456789abcdef"
 

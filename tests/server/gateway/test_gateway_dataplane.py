@@ -6,10 +6,11 @@ import asyncio
 import json
 
 import pytest
-from gateway_harness import IRIS_BODY, IRIS_COLUMNS, make_group, make_version, serve_gateway
-from gateway_harness import IRIS_ROW as ROW
 
 from tcdeploy.server.gateway import Replica, RouteTable, UnixHttpTransport
+
+from .gateway_harness import IRIS_BODY, IRIS_COLUMNS, make_group, make_version, serve_gateway
+from .gateway_harness import IRIS_ROW as ROW
 
 BODIES = {
     "dataframe_split": {"dataframe_split": {"columns": IRIS_COLUMNS, "data": [ROW, ROW]}},

@@ -7,11 +7,12 @@ import json
 import time
 
 import pytest
-from gateway_harness import IRIS_BODY, IRIS_COLUMNS, make_group, make_version, serve_gateway
 
 from tcdeploy.server.gateway import RouteTable, read_inference_table
 from tcdeploy.server.gateway.auth import token_hash
 from tcdeploy.server.gateway.inference_table import SCHEMA, Row, write_rows
+
+from .gateway_harness import IRIS_BODY, IRIS_COLUMNS, make_group, make_version, serve_gateway
 
 COLUMNS = [field.name for field in SCHEMA]
 

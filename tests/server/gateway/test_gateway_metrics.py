@@ -6,11 +6,12 @@ import json
 import time
 
 import pytest
-from gateway_harness import IRIS_BODY, make_group, make_version, serve_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from tcdeploy.server.gateway import RouteTable
 from tcdeploy.server.gateway.monitor import GroupMonitor
+
+from .gateway_harness import IRIS_BODY, make_group, make_version, serve_gateway
 
 NAMES = [
     "tcdeploy_requests",

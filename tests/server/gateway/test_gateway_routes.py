@@ -6,10 +6,11 @@ import asyncio
 from collections import Counter
 
 import pytest
-from gateway_harness import make_group, make_version
 
 from tcdeploy.server.gateway import Replica, RouteTable
 from tcdeploy.server.gateway.routes import NoRoute
+
+from .gateway_harness import make_group, make_version
 
 
 def table_with(*versions, replicas_per_version: int = 1) -> RouteTable:

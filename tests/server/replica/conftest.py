@@ -8,7 +8,8 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 from mlflow.models import infer_signature
-from replica_harness import running_replica
+
+from .replica_harness import running_replica
 
 MAGIC_MODEL_CODE = Path(__file__).with_name("replica_magic_model.py")
 

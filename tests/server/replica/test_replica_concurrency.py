@@ -9,7 +9,8 @@ import httpx
 import mlflow.pyfunc
 import pandas as pd
 import pytest
-from replica_harness import running_replica, split_body
+
+from .replica_harness import running_replica, split_body
 
 MAGIC = 666.0
 

@@ -10,11 +10,12 @@ import time
 import mlflow.pyfunc
 import pytest
 import uvicorn
-from replica_harness import free_port
 
 from tcdeploy.server.replica import build_app, uvicorn_config
 from tcdeploy.server.replica.inputs import RequestParser
 from tcdeploy.server.replica.scoring import Scorer
+
+from .replica_harness import free_port
 
 
 @pytest.fixture(scope="module")

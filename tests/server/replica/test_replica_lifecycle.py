@@ -12,7 +12,10 @@ import time
 
 import pandas as pd
 import pytest
-from replica_harness import (
+
+from tcdeploy.server.replica import __main__ as replica_main
+
+from .replica_harness import (
     Replica,
     free_port,
     launch,
@@ -22,8 +25,6 @@ from replica_harness import (
     stop,
     wait_ready,
 )
-
-from tcdeploy.server.replica import __main__ as replica_main
 
 EXIT_MODEL_LOAD_FAILED = 3
 EXIT_CANNOT_LISTEN = 4

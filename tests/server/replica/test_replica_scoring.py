@@ -6,7 +6,8 @@ import json
 
 import pandas as pd
 import pytest
-from replica_harness import IRIS_COLUMNS, split_body
+
+from .replica_harness import IRIS_COLUMNS, split_body
 
 ROWS = [0, 55, 110, 149]
 

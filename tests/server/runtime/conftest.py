@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from runtime_helpers import FAST_BACKOFF, Recorder, replica_processes, save_code_model
 
 from tcdeploy.server.runtime import LocalRuntime
+
+from .runtime_helpers import FAST_BACKOFF, Recorder, replica_processes, save_code_model
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import asyncio
 import itertools
 
 import pytest
-from runtime_helpers import LOAD_TIMEOUT, alive
 
 from tcdeploy.server.runtime import Fleet, ReplicaTemplate
+
+from .runtime_helpers import LOAD_TIMEOUT, alive
 
 pytestmark = pytest.mark.anyio
 

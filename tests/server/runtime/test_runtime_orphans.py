@@ -13,11 +13,12 @@ import time
 
 import psutil
 import pytest
-from runtime_helpers import alive, spec
 
 from tcdeploy.server.runtime import reap_orphans
 from tcdeploy.server.runtime.launch import spawn
 from tcdeploy.server.runtime.paths import RunPaths
+
+from .runtime_helpers import alive, spec
 
 pytestmark = pytest.mark.anyio
 

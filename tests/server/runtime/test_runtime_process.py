@@ -9,7 +9,10 @@ import stat
 
 import httpx
 import pytest
-from runtime_helpers import (
+
+from tcdeploy.server.runtime import LocalRuntime, ReplicaSpec, read_logs
+
+from .runtime_helpers import (
     FAST_BACKOFF,
     LOAD_TIMEOUT,
     Recorder,
@@ -18,8 +21,6 @@ from runtime_helpers import (
     replica_processes,
     spec,
 )
-
-from tcdeploy.server.runtime import LocalRuntime, ReplicaSpec, read_logs
 
 pytestmark = pytest.mark.anyio
 
