@@ -42,10 +42,11 @@ from tcdeploy.plugin.lookup import SERVICE_ID, Directory, is_not_found
 from tcdeploy.plugin.predict import call_and_parse
 from tcdeploy.plugin.settings import Settings
 from tcdeploy.plugin.waiting import RUNNING, STOPPED, wait_for_service
+from tcdeploy.protocol import apis
 from tcdeploy.protocol.urls import validate_relative_url
 
 FLAVOR = "python_function"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")
+NAME_PATTERN = re.compile(apis.NAME_PATTERN)
 TOKEN_TTL = 60.0  # seconds an endpoint's auth token is reused before asking again
 LOG_LINES_ON_FAILURE = 20
 

@@ -20,9 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos import databricks_pb2
 
 from tcdeploy.plugin.settings import Settings
-
-WEDATA, TIONE = "wedata", "tione"
-API_VERSIONS = {WEDATA: "2025-10-10", TIONE: "2021-11-11"}
+from tcdeploy.protocol.apis import API_VERSIONS, TIONE, WEDATA
 
 THROTTLED = ("RequestLimitExceeded",)
 NETWORK_ERRORS = ("ClientNetworkError", "ServerNetworkError")

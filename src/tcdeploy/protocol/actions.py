@@ -13,17 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from . import errors
-
-WEDATA = "wedata"
-TIONE = "tione"
-API_VERSIONS = {WEDATA: "2025-10-10", TIONE: "2021-11-11"}
-
-# Rows a replica merges into one predict call, and how long it waits for more. Per-call
-# overhead dominates tree ensembles (joblib dispatch per tree), so merging large requests pays.
-DEFAULT_MAX_BATCH_ROWS = 1024
-DEFAULT_MAX_BATCH_WAIT_MS = 2.0
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$"
+from .apis import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS, NAME_PATTERN, TIONE, WEDATA
 
 
 class Model(BaseModel):

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
 
 EXIT_MODEL_LOAD_FAILED = 3
 EXIT_CANNOT_LISTEN = 4

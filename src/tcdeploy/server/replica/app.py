@@ -15,7 +15,7 @@ from typing import Any
 import mlflow
 from mlflow.pyfunc import PyFuncModel
 
-from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
 from tcdeploy.server.replica.batching import Batcher
 from tcdeploy.server.replica.inputs import BadRequest, RequestParser, ScoringRequest
 from tcdeploy.server.replica.scoring import Outcome, Scorer, error_outcome

@@ -19,7 +19,7 @@ import uvicorn
 from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 from mlflow.pyfunc import PyFuncModel
 
-from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
 from tcdeploy.server.replica.app import DEFAULT_MAX_BODY_BYTES, build_app
 
 # Requests still running this long after SIGTERM are abandoned so a stop cannot hang forever.

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 
-from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
 from tcdeploy.protocol.states import PodPhase
 from tcdeploy.server.runtime.local import LocalRuntime
 from tcdeploy.server.runtime.spec import (

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
 
 # Reasons.
 OOM_KILLED = "OOMKilled"

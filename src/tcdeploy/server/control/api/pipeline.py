@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tcdeploy.protocol.actions import API_VERSIONS, parse_request
+from tcdeploy.protocol.actions import parse_request
+from tcdeploy.protocol.apis import API_VERSIONS
 from tcdeploy.protocol.envelope import failure, success
 from tcdeploy.protocol.errors import (
     ApiError,

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tcdeploy.protocol import actions as a
-from tcdeploy.protocol.actions import CATALOGUE, TIONE, WEDATA, Model
+from tcdeploy.protocol.actions import CATALOGUE, Model
+from tcdeploy.protocol.apis import TIONE, WEDATA
 
 from . import calls, groups, instance_types, logs, monitoring, pods, registry, services, tokens
 from .context import Context

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
+from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
 from tcdeploy.protocol.states import GroupStatus, ServiceStatus
 
 from ..backend import GroupSnapshot, ReplicaState, ServiceSnapshot, instance_type

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 
-from tcdeploy.protocol.actions import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
+from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
 from tcdeploy.protocol.states import EventType, PodPhase, ServiceStatus
 
 from ...gateway import Group, Replica, RouteTable, Version
