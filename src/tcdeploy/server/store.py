@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS groups (
     auth_enabled INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
     updated REAL NOT NULL,
+    spec TEXT NOT NULL DEFAULT '{}',
     UNIQUE (workspace, name)
 );
 CREATE TABLE IF NOT EXISTS services (
@@ -73,6 +74,7 @@ class GroupRecord:
     auth_enabled: bool
     created: float
     updated: float
+    spec: dict[str, Any] = field(default_factory=dict)  # group-level settings under their wire names
 
 
 @dataclass
@@ -128,7 +130,14 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._depth = 0
+
+    def _migrate(self) -> None:
+        """Bring a data dir written by an older server up to this schema (columns added since)."""
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(groups)")}
+        if "spec" not in columns:
+            self._db.execute("ALTER TABLE groups ADD COLUMN spec TEXT NOT NULL DEFAULT '{}'")
 
     def close(self) -> None:
         self._db.close()
@@ -165,8 +174,16 @@ class Store:
 
     def insert_group(self, group: GroupRecord) -> None:
         self._insert(
-            "INSERT INTO groups (id, workspace, name, auth_enabled, created, updated) VALUES (?,?,?,?,?,?)",
-            (group.id, group.workspace, group.name, int(group.auth_enabled), group.created, group.updated),
+            "INSERT INTO groups (id, workspace, name, auth_enabled, created, updated, spec) VALUES (?,?,?,?,?,?,?)",
+            (
+                group.id,
+                group.workspace,
+                group.name,
+                int(group.auth_enabled),
+                group.created,
+                group.updated,
+                json.dumps(group.spec),
+            ),
         )
 
     def group(self, group_id: str) -> GroupRecord | None:
@@ -190,6 +207,12 @@ class Store:
         self._db.execute(
             "UPDATE groups SET auth_enabled = ?, updated = ? WHERE id = ?",
             (int(enabled), time.time(), group_id),
+        )
+
+    def update_group(self, group_id: str, *, spec: dict[str, Any]) -> None:
+        """Replace a group's settings (given whole)."""
+        self._db.execute(
+            "UPDATE groups SET spec = ?, updated = ? WHERE id = ?", (json.dumps(spec), time.time(), group_id)
         )
 
     def touch_group(self, group_id: str) -> None:
@@ -291,6 +314,7 @@ class Store:
 def _group(row: sqlite3.Row) -> GroupRecord:
     data = dict(row)
     data["auth_enabled"] = bool(data["auth_enabled"])
+    data["spec"] = json.loads(data["spec"])
     return GroupRecord(**data)
 
 
