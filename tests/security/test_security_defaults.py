@@ -138,6 +138,7 @@ def failing_session(estate: Estate) -> tuple[list[str], set[str]]:
         {
             "WorkspaceId": b.workspace,
             "ServiceGroupId": b.group_id,
+            "ServiceId": b.group_id,
             "CurlData": PREDICT_BODY,
             "AuthTokenValue": b.token,
             "RelativeUrl": "/admin",
@@ -145,7 +146,14 @@ def failing_session(estate: Estate) -> tuple[list[str], set[str]]:
     )
     called = control(
         "ModelServiceInterfaceCallTest",
-        {"WorkspaceId": b.workspace, "ServiceGroupId": b.group_id, "CurlData": PREDICT_BODY, "AuthTokenValue": a.token},
+        {
+            "WorkspaceId": b.workspace,
+            "ServiceGroupId": b.group_id,
+            "ServiceId": b.group_id,
+            "RelativeUrl": "/predict",
+            "CurlData": PREDICT_BODY,
+            "AuthTokenValue": a.token,
+        },
     )
     told.append(json.loads(called["Data"]["CurlResponseRaw"])["body"])
 

@@ -29,6 +29,8 @@ def call_test_status(estate: Estate, token: str) -> int:
         {
             "WorkspaceId": b.workspace,
             "ServiceGroupId": b.group_id,
+            "ServiceId": b.group_id,
+            "RelativeUrl": "/predict",
             "CurlData": PREDICT_BODY,
             "AuthTokenValue": token,
         },

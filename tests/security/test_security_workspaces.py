@@ -36,7 +36,13 @@ def bodies_aimed_at_b(e: Estate) -> dict[str, dict]:
         "DeleteMLModelService": {"ServiceId": b.service_id},
         "GetMLModelService": {"ServiceId": b.service_id},
         "ListMLModelServiceGroups": {},
-        "ModelServiceInterfaceCallTest": {**group, "CurlData": PREDICT_BODY, "AuthTokenValue": b.token},
+        "ModelServiceInterfaceCallTest": {
+            **group,
+            "ServiceId": b.group_id,
+            "RelativeUrl": "/predict",
+            "CurlData": PREDICT_BODY,
+            "AuthTokenValue": b.token,
+        },
         "CreateModelServicePodUrl": pod,
         "RebuildModelServicePod": pod,
         "ListMLServiceLogs": {"ServiceId": b.service_id},
@@ -70,7 +76,16 @@ def b_refs_from_a(e: Estate) -> dict[str, list[dict]]:
         + [{"ServiceId": s, "Replicas": 0} for s in services],
         "DeleteMLModelService": [{"ServiceId": s} for s in services],
         "GetMLModelService": [{"ServiceId": s} for s in services],
-        "ModelServiceInterfaceCallTest": [{**g, "CurlData": PREDICT_BODY, "AuthTokenValue": b.token} for g in by_group]
+        "ModelServiceInterfaceCallTest": [
+            {
+                **g,
+                "ServiceId": g["ServiceGroupId"],
+                "RelativeUrl": "/predict",
+                "CurlData": PREDICT_BODY,
+                "AuthTokenValue": b.token,
+            }
+            for g in by_group
+        ]
         + [{"ServiceGroupId": a.group_id, "ServiceId": s, "CurlData": PREDICT_BODY} for s in services],
         "CreateModelServicePodUrl": pods,
         "RebuildModelServicePod": pods,
@@ -200,6 +215,8 @@ def test_the_data_plane_of_b_is_closed_to_the_token_of_a(estate):
         {
             "WorkspaceId": b.workspace,
             "ServiceGroupId": b.group_id,
+            "ServiceId": b.group_id,
+            "RelativeUrl": "/predict",
             "CurlData": PREDICT_BODY,
             "AuthTokenValue": estate.a.token,
         },

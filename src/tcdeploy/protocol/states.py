@@ -127,3 +127,53 @@ class PodPhase(_Word):
 class EventType(_Word):
     NORMAL = "Normal"
     WARNING = "Warning"
+
+
+# ---- the words each API uses ------------------------------------------------------------------
+# TI-ONE's are its SDK's (`Service.Status`: CREATING, CREATE_FAILED, Normal, Abnormal, Waiting,
+# Pending, Stopping, Stopped). WeData's published replies show NEW (just created) and RUNNING; where
+# the reference is silent, wedata says TI-ONE's word in its own upper case (docs/wire.md).
+
+_S = ServiceStatus
+TIONE_WORDS: dict[ServiceStatus, str] = {
+    _S.CREATING: "CREATING",
+    _S.CREATE_FAILED: "CREATE_FAILED",
+    _S.RUNNING: "Normal",
+    _S.UPDATING: "Waiting",
+    _S.ABNORMAL: "Abnormal",
+    _S.STOPPING: "Stopping",
+    _S.STOPPED: "Stopped",
+    _S.DELETING: "Stopping",
+}
+WEDATA_WORDS: dict[ServiceStatus, str] = {
+    _S.CREATING: "NEW",
+    _S.CREATE_FAILED: "CREATE_FAILED",
+    _S.RUNNING: "RUNNING",
+    _S.UPDATING: "UPDATING",
+    _S.ABNORMAL: "ABNORMAL",
+    _S.STOPPING: "STOPPING",
+    _S.STOPPED: "STOPPED",
+    _S.DELETING: "DELETING",
+}
+_GROUP_AS_SERVICE = {
+    GroupStatus.NORMAL: _S.RUNNING,
+    GroupStatus.CREATING: _S.CREATING,
+    GroupStatus.UPDATING: _S.UPDATING,
+    GroupStatus.ABNORMAL: _S.ABNORMAL,
+    GroupStatus.STOPPED: _S.STOPPED,
+}
+del _S
+
+
+def tione_word(status: ServiceStatus | GroupStatus) -> str:
+    """A service's or a group's status as TI-ONE says it (groups use the services' words)."""
+    return TIONE_WORDS[_as_service(status)]
+
+
+def wedata_word(status: ServiceStatus | GroupStatus) -> str:
+    """A service's or a group's status as wedata says it."""
+    return WEDATA_WORDS[_as_service(status)]
+
+
+def _as_service(status: ServiceStatus | GroupStatus) -> ServiceStatus:
+    return _GROUP_AS_SERVICE[status] if isinstance(status, GroupStatus) else ServiceStatus(status)

@@ -56,6 +56,7 @@ def predict_via_call_test(wedata, group_id, frame):
             "WorkspaceId": WS,
             "ServiceGroupId": group_id,
             "ServiceId": group_id,
+            "RelativeUrl": "/predict",
             "CurlData": body,
         },
     )["Data"]

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, create_model
 
@@ -56,8 +56,37 @@ class Action:
 SUPPLEMENT: dict[str, tuple[Member, ...]] = {
     "OrderField": (Member("Name", "string"), Member("Direction", "string")),
     "KVPair": (Member("Key", "string"), Member("Value", "string")),
-    "BooleanRsp": (Member("Result", "bool"),),
-    "SuccessRsp": (Member("Success", "bool"),),
+    "BooleanRsp": (Member("Status", "bool"),),
+    "SuccessRsp": (Member("Status", "bool"),),
+    "FetchOption": (
+        Member("FetchPermissions", "bool"),
+        Member("FetchFeatureTableDetail", "bool"),
+        Member("FilterPermissions", "list", item="string"),
+        Member("FetchOwners", "bool"),
+        Member("FetchUserInfo", "bool"),
+        Member("FetchMask", "bool"),
+        Member("FetchTags", "bool"),
+    ),
+    "PermissionDetail": (Member("Permissions", "list", item="string"), Member("CatalogWorkspacePrivilege", "string")),
+    "RunFileInfo": (Member("Path", "string"), Member("IsDir", "bool"), Member("FileSize", "int")),
+    "IngressPrivateLinkInfo": (
+        Member("VpcId", "string"),
+        Member("SubnetId", "string"),
+        Member("InnerHttpAddr", "list", item="string"),
+        Member("InnerHttpsAddr", "list", item="string"),
+        Member("State", "string"),
+    ),
+    "RunMetric": (
+        Member("Key", "string"),
+        Member("Value", "float"),
+        Member("Timestamp", "string"),
+        Member("Step", "string"),
+    ),
+    "RunMetricData": (
+        Member("RunId", "string"),
+        Member("MetricName", "string"),
+        Member("RunMetrics", "list", struct="RunMetric"),
+    ),
 }
 
 
@@ -103,30 +132,31 @@ class WireModel(BaseModel):
 
 
 Extensions = Mapping[str, Mapping[str, tuple[Any, Any]]]
+Narrowing = Mapping[str, Mapping[str, tuple[Any, ...]]]
 
 
 def request_model(
-    action: str, *, extensions: Extensions | None = None, overrides: Extensions | None = None, base: type = WireModel
+    action: str, *, extensions: Extensions | None = None, narrowing: Narrowing | None = None, base: type = WireModel
 ) -> type[WireModel]:
     """The request model of a wedata action.
 
     `extensions[owner]` adds members of our own to the request (owner = the action's name) or to a
-    struct (owner = the struct's name), as `{name: (annotation, default)}`; `overrides[owner]`
-    narrows a schema member's annotation or default (e.g. a range) without renaming it. Structs are
-    built once per distinct set of extensions.
+    struct (owner = the struct's name), as `{name: (annotation, default)}`. `narrowing[owner]`
+    adds metadata (a pydantic `Field(ge=…)`, a validator) to a schema member's type, which stays
+    the schema's, as do its name and required flag.
     """
     schema = wedata()
-    extensions, overrides = extensions or {}, overrides or {}
+    extensions, narrowing = extensions or {}, narrowing or {}
     built: dict[str, type[WireModel]] = {}
 
     def build(name: str, members: tuple[Member, ...], owner_base: type) -> type[WireModel]:
         fields: dict[str, Any] = {}
+        narrowed = narrowing.get(name, {})
+        unknown = narrowed.keys() - {m.name for m in members}
+        if unknown:
+            raise KeyError(f"{name} has no member {sorted(unknown)} to narrow")
         for member in members:
-            fields[member.name] = _field(member)
-        for name_, spec in overrides.get(name, {}).items():
-            if name_ not in fields:
-                raise KeyError(f"{name} has no member {name_!r} to override")
-            fields[name_] = spec
+            fields[member.name] = _field(member, narrowed.get(member.name, ()))
         for name_, spec in extensions.get(name, {}).items():
             if name_ in fields:
                 raise KeyError(f"{name}.{name_} is a member of the schema; an extension may not replace it")
@@ -151,8 +181,10 @@ def request_model(
             return list[SCALARS.get(member.item or "string", str)]
         return SCALARS[member.type]
 
-    def _field(member: Member) -> tuple[Any, Any]:
+    def _field(member: Member, metadata: tuple[Any, ...]) -> tuple[Any, Any]:
         kind = annotation(member)
+        if metadata:
+            kind = Annotated[(kind, *metadata)]
         return (kind, ...) if member.required else (Optional[kind], None)
 
     return build(action, schema.actions[action].input, base)

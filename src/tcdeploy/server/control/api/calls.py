@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from tcdeploy.protocol.actions import ModelServiceInterfaceCallTest
 from tcdeploy.protocol.errors import InvalidParameterValue
 
 from .context import Context
@@ -12,7 +12,7 @@ from .context import Context
 CALLABLE_PATHS = ("/predict", "/invocations")
 
 
-async def call_test(ctx: Context, req: ModelServiceInterfaceCallTest) -> dict:
+async def call_test(ctx: Context, req: Any) -> dict:
     path = req.RelativeUrl or "/predict"
     if path not in CALLABLE_PATHS:
         raise InvalidParameterValue("RelativeUrl", f"must be one of {', '.join(CALLABLE_PATHS)}")

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
+
+from tcdeploy.protocol.errors import MissingParameter
 
 from ..backend import Backend
+
+T = TypeVar("T")
+
+
+def required(value: T | None, field: str) -> T:
+    """A member the schema leaves optional but the action cannot do without."""
+    if value is None or value == "":
+        raise MissingParameter(field)
+    return value
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tcdeploy.protocol.actions import (
+from tcdeploy.protocol.errors import InvalidParameterValue
+from tcdeploy.protocol.tione import (
     CreateModelServiceGroup,
     DeleteModelServiceGroup,
     DescribeModelServiceGroup,
@@ -10,7 +11,6 @@ from tcdeploy.protocol.actions import (
     Filter,
     ModifyServiceGroupWeights,
 )
-from tcdeploy.protocol.errors import InvalidParameterValue
 
 from ..backend import GroupSnapshot
 from .context import Context

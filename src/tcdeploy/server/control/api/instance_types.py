@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psutil
 
-from tcdeploy.protocol.actions import DescribeInferenceSpecs
+from tcdeploy.protocol.tione import DescribeInferenceSpecs
 
 from ..backend import INSTANCE_TYPES
 from .context import Context

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
-from tcdeploy.protocol.actions import ListMLServiceLogs
 from tcdeploy.protocol.errors import InvalidParameterValue
 
 from ..backend import LogLine
-from .context import Context
+from .context import Context, required
 from .times import iso_precise, parse_time
 
 
-async def list_logs(ctx: Context, req: ListMLServiceLogs) -> dict:
+async def list_logs(ctx: Context, req: Any) -> dict:
+    required(req.ServiceId, "ServiceId")
     start = parse_time(req.StartTime, "StartTime")
     end = parse_time(req.EndTime, "EndTime")
     if start is not None and end is not None and end < start:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tcdeploy.protocol.actions import DescribeModelServiceMonitoring
 from tcdeploy.protocol.errors import InvalidParameterValue
+from tcdeploy.protocol.tione import DescribeModelServiceMonitoring
 
 from .context import Context
 from .times import parse_time

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import html
 import time
-
-from tcdeploy.protocol.actions import CreateModelServicePodUrl, RebuildModelServicePod
+from typing import Any
 
 from ..backend import LogLine, ReplicaState, new_id
 from .context import Context
@@ -14,12 +13,12 @@ from .times import iso
 POD_URL_TTL = 300  # seconds
 
 
-async def rebuild_pod(ctx: Context, req: RebuildModelServicePod) -> dict:
+async def rebuild_pod(ctx: Context, req: Any) -> dict:
     await ctx.backend.rebuild_pod(ctx.workspace, req.ServiceId, req.PodName)
     return {"Data": {"TiOneRebuildServiceRequestId": new_id("rebuild")}}
 
 
-async def create_pod_url(ctx: Context, req: CreateModelServicePodUrl) -> dict:
+async def create_pod_url(ctx: Context, req: Any) -> dict:
     state = ctx.backend.pod(ctx.workspace, req.ServiceId, req.PodName)
     expires = int(time.time()) + POD_URL_TTL
     token = ctx.backend.secret.pod_token(state.pod_name, expires)

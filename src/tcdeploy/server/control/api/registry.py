@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from tcdeploy.protocol.actions import ListModelVersions
+from typing import Any
+
 from tcdeploy.protocol.errors import ResourceNotFound
 
 from .context import Context
 
 
-async def list_model_versions(ctx: Context, req: ListModelVersions) -> dict:
+async def list_model_versions(ctx: Context, req: Any) -> dict:
     names = [f"{req.CatalogName}.{req.SchemaName}.{req.ModelName}", req.ModelName]
+    limit = min(max(int(req.MaxResults or 100), 1), 1000)
     versions = await ctx.backend.registry.versions(names)
     if versions is None:
         raise ResourceNotFound("model", names[0])
     start = int(req.PageToken) if (req.PageToken or "").isdigit() else 0
-    page = versions[start : start + req.MaxResults]
-    following = start + req.MaxResults
+    page = versions[start : start + limit]
+    following = start + limit
     return {
         "Data": {
             "Items": [_item(v) for v in page],

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from tcdeploy.protocol.actions import (
-    CreateMLModelServices,
-    DeleteMLModelService,
-    GetMLModelService,
-    ListMLModelServiceGroups,
-    MlModelInfoSpec,
-    UpdateMLModelService,
-)
+from typing import Any
+
 from tcdeploy.protocol.errors import InvalidParameterValue
+from tcdeploy.protocol.schema import WireModel
 
 from ..backend import ModelRef
-from .context import Context
+from .context import Context, required
 from .views import service_detail, wedata_group
 
 # Settings an update may change, all kept in the service's spec under their wire names.
@@ -47,20 +42,24 @@ CREATE_FIELDS = {
 }
 
 
-def model_ref(info: MlModelInfoSpec) -> ModelRef:
+def model_ref(info: WireModel | None) -> ModelRef:
+    if info is None:
+        return ModelRef()
     return ModelRef(path=info.ModelPath, name=info.Name, version=info.Version)
 
 
-async def create_services(ctx: Context, req: CreateMLModelServices) -> dict:
-    item = req.Services[0]
+async def create_services(ctx: Context, req: Any) -> dict:
+    name = required(req.ServiceName, "ServiceName")
+    item = required(req.Services, "Services")[0]
+    required(item.InstanceType, "Services.0.InstanceType")
     spec = {
         **item.model_dump(exclude_none=True),
-        "Replicas": item.Replicas,
+        "Replicas": 1 if item.Replicas is None else item.Replicas,
         **req.model_dump(exclude_none=True, include=CREATE_FIELDS),
     }
     service = await ctx.backend.create_service(
         ctx.workspace,
-        req.ServiceName,
+        name,
         spec=spec,
         model=model_ref(item.MlModelInfo),
         group_ref=req.ServiceGroupId,
@@ -69,7 +68,7 @@ async def create_services(ctx: Context, req: CreateMLModelServices) -> dict:
     return {"Data": service_detail(ctx, ctx.backend.snapshot(service, events=True))}
 
 
-async def update_service(ctx: Context, req: UpdateMLModelService) -> dict:
+async def update_service(ctx: Context, req: Any) -> dict:
     changes = req.model_dump(exclude_none=True, include=set(SPEC_FIELDS))
     if req.MlModelInfo is not None:
         changes["MlModelInfo"] = req.MlModelInfo.model_dump(exclude_none=True)
@@ -85,21 +84,21 @@ async def update_service(ctx: Context, req: UpdateMLModelService) -> dict:
     return {"Data": service_detail(ctx, ctx.backend.snapshot(service, events=True))}
 
 
-async def delete_service(ctx: Context, req: DeleteMLModelService) -> dict:
-    service = await ctx.backend.remove_service(ctx.workspace, req.ServiceId)
+async def delete_service(ctx: Context, req: Any) -> dict:
+    service = await ctx.backend.remove_service(ctx.workspace, required(req.ServiceId, "ServiceId"))
     return {"Data": {"ServiceId": service.id}}
 
 
-async def get_service(ctx: Context, req: GetMLModelService) -> dict:
-    service = ctx.backend.service(ctx.workspace, req.ServiceId)
+async def get_service(ctx: Context, req: Any) -> dict:
+    service = ctx.backend.service(ctx.workspace, required(req.ServiceId, "ServiceId"))
     return {"Data": service_detail(ctx, ctx.backend.snapshot(service, events=True))}
 
 
 FILTERABLE = ("ServiceGroupId", "ServiceGroupName", "ServiceId", "ServiceName", "Status")
 
 
-async def list_groups(ctx: Context, req: ListMLModelServiceGroups) -> dict:
-    filters = [(f.Name, set(f.Values), f.Fuzzy, f.Negative) for f in req.Filters]
+async def list_groups(ctx: Context, req: Any) -> dict:
+    filters = [(f.Name, set(f.Values or ()), False, False) for f in req.Filters or ()]
     for name, *_ in filters:
         if name not in FILTERABLE:
             raise InvalidParameterValue("Filters.Name", f"{name!r} is not a filter; use one of {', '.join(FILTERABLE)}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tcdeploy.protocol.actions import (
+from tcdeploy.protocol.tione import (
     CreateModelServiceAuthToken,
     DeleteModelServiceAuthToken,
     DescribeModelServiceCallInfo,

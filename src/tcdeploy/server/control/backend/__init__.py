@@ -8,9 +8,8 @@ from .backend import (
     GroupSnapshot,
     ServiceSnapshot,
     TokenView,
-    new_id,
-    new_pod_name,
 )
+from .ids import new_id, new_pod_name, pod_prefix
 from .instance_types import INSTANCE_TYPES, InstanceType, instance_type
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
@@ -29,6 +28,7 @@ __all__ = [
     "Reconciler",
     "ServerSecret",
     "ServiceSnapshot",
+    "pod_prefix",
     "TokenView",
     "instance_type",
     "new_id",

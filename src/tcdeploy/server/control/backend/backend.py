@@ -33,6 +33,7 @@ from tcdeploy.protocol.states import EventType, ServiceStatus
 from ...gateway import Gateway, GatewayReply
 from ...runtime import LocalRuntime, LogLine, ReplicaState, pod_log_names, read_logs, tail_logs
 from ...store import Conflict, EventRecord, GroupRecord, ServiceRecord, Store, TokenRecord
+from .ids import new_group_id, new_id, pod_prefix, service_id
 from .instance_types import instance_type
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
@@ -69,15 +70,6 @@ class GroupSnapshot:
 class TokenView:
     record: TokenRecord
     value: str
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
-def new_pod_name(service_id: str) -> str:
-    suffix = service_id.split("-", 1)[-1]
-    return f"ms-{suffix}-{secrets.token_hex(3)[:5]}"
 
 
 class Backend:
@@ -148,7 +140,7 @@ class Backend:
         if self.store.group_by_name(workspace, name):
             raise ResourceInUse(f"ServiceGroupName: a group named {name!r} already exists")
         now = time.time()
-        group = GroupRecord(new_id("grp"), workspace, name, False, now, now)
+        group = GroupRecord(new_group_id(), workspace, name, False, now, now)
         with _name_taken_as("ServiceGroupName"):
             self.store.insert_group(group)
         if authorization:
@@ -222,15 +214,16 @@ class Backend:
         now = time.time()
         with _name_taken_as("ServiceName"), self.store.transaction():
             if group is None:
-                group = GroupRecord(new_id("grp"), workspace, name, False, now, now)
+                group = GroupRecord(new_group_id(), workspace, name, False, now, now)
                 self.store.insert_group(group)
             first = not self.store.services(group.id)
+            version = self.store.next_version(group.id)
             service = ServiceRecord(
-                id=new_id("svc"),
+                id=service_id(group.id, version),
                 workspace=workspace,
                 group_id=group.id,
                 name=name,
-                version=self.store.next_version(group.id),
+                version=version,
                 weight=100 if first else 0,
                 status=S.CREATING,
                 reason="",
@@ -419,7 +412,7 @@ class Backend:
         """A service's replica log lines in time order, and whether more follow. The files are read
         off the event loop: `/predict` is served from the same loop."""
         service = self.service(workspace, service_ref)
-        prefix = "ms-" + service.id.split("-", 1)[-1] + "-"
+        prefix = pod_prefix(service.id)
         pattern = pod_pattern or "*"
 
         def read() -> tuple[list[LogLine], bool]:
