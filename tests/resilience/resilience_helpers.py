@@ -15,7 +15,7 @@ import psutil
 from mlflow.models import infer_signature
 
 from tcdeploy.server.runtime.paths import RunPaths
-from tests.support.cloudapi import call, wait_for_status
+from tests.support.cloudapi import call, create_service, ready_replicas, wait_for_status
 from tests.support.models import iris_frame
 
 from .resilience_load import Call
@@ -85,11 +85,11 @@ def deploy(
     }
     if group_id is not None:
         params["ServiceGroupId"] = group_id
-    created = call(wedata, "CreateMLModelServices", params)["Data"]
+    created = create_service(wedata, params)
     if not wait:
         return created
-    detail = wait_for_status(wedata, created["ServiceId"], {"Running", "CreateFailed"}, timeout=180)
-    assert detail["Status"] == "Running", detail
+    detail = wait_for_status(wedata, created["ServiceId"], {"RUNNING", "CREATE_FAILED"}, timeout=180)
+    assert detail["Status"] == "RUNNING", detail
     return detail
 
 
@@ -111,8 +111,8 @@ def wait_settled(wedata, service_id: str, ready: int | None = None, timeout: flo
             {"Running", "Abnormal", "Stopped", "CreateFailed"},
             timeout=max(1.0, deadline - time.monotonic()),
         )
-        assert detail["Status"] == "Running", detail
-        if ready is None or detail["ReadyReplicas"] == ready:
+        assert detail["Status"] == "RUNNING", detail
+        if ready is None or ready_replicas(detail) == ready:
             return detail
         if time.monotonic() > deadline:
             raise AssertionError(f"{service_id}: {detail['ReadyReplicas']} ready, not {ready}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.support.cloudapi import call
+from tests.support.cloudapi import call, pod_facts
 
 from .resilience_helpers import (
     LOGISTIC_ANSWERS,
@@ -25,10 +25,10 @@ def test_a_rolling_update_of_model_and_instance_type_fails_no_request(
 ):
     svc = deploy(wedata, "roll", logistic_model_dir, replicas=2)
     sid = svc["ServiceId"]
-    old_pods = {pod["PodName"] for pod in svc["Pods"]}
+    old_pods = {pod["PodName"] for pod in pod_facts(svc)}
     with Load(group_url(shared_server, svc["ServiceGroupId"]), varied_bodies) as load:
         load.wait_for_calls(20)
-        assert update(wedata, sid, MlModelInfo={"ModelPath": str(sentinel_model_dir)})["Status"] == "Updating"
+        assert update(wedata, sid, MlModelInfo={"ModelPath": str(sentinel_model_dir)})["Status"] == "UPDATING"
         model_rolled = wait_settled(wedata, sid, ready=2)
         after_model = time.monotonic()
         load.wait_for_calls(20)
@@ -42,8 +42,8 @@ def test_a_rolling_update_of_model_and_instance_type_fails_no_request(
     assert answers_seen(during(calls, after_model)) == {SENTINEL_ANSWER}
     assert answers_seen(during(calls, after_size)) == {SENTINEL_ANSWER}
     # Each roll replaced every pod, one at a time, with none left over.
-    model_pods = {pod["PodName"] for pod in model_rolled["Pods"]}
-    size_pods = {pod["PodName"] for pod in size_rolled["Pods"]}
+    model_pods = {pod["PodName"] for pod in pod_facts(model_rolled)}
+    size_pods = {pod["PodName"] for pod in pod_facts(size_rolled)}
     assert len(model_pods) == len(size_pods) == 2
     assert not (model_pods & old_pods) and not (size_pods & model_pods)
     assert size_rolled["InstanceType"] == "TI.S.MEDIUM.POST"
@@ -105,7 +105,7 @@ def test_scale_up_down_stop_and_resume_fail_nothing_while_a_replica_serves(share
         before_stop = time.monotonic()
         update(wedata, sid, ServiceAction="STOP")
         stop_answered = time.monotonic()
-        assert wait_until(lambda: service(wedata, sid)["Status"] == "Stopped", timeout=60)
+        assert wait_until(lambda: service(wedata, sid)["Status"] == "STOPPED", timeout=60)
         load.wait_for_calls(10)
         update(wedata, sid, ServiceAction="RESUME")
         resume_answered = time.monotonic()

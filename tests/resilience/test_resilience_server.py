@@ -6,7 +6,7 @@ import signal
 import time
 
 from tcdeploy.server.gateway import read_inference_table
-from tests.support.cloudapi import call, common_client
+from tests.support.cloudapi import call, common_client, pod_facts
 
 from .resilience_helpers import (
     WS,
@@ -24,7 +24,7 @@ from .resilience_helpers import (
 from .resilience_load import Load, describe, during, failed
 
 # What a restart may change; everything else must come back as it was.
-VOLATILE = {"Status", "Reason", "ReadyReplicas", "Pods", "Events", "UpdateTime"}
+VOLATILE = {"Status", "WorkloadStatus", "PodInfos", "UpdateTime"}
 
 
 def settings_of(wedata, tione, group_id: str) -> dict:
@@ -33,7 +33,7 @@ def settings_of(wedata, tione, group_id: str) -> dict:
         wedata,
         "ListMLModelServiceGroups",
         {"WorkspaceId": WS, "Filters": [{"Name": "ServiceGroupId", "Values": [group_id]}]},
-    )["Data"]["Groups"]
+    )["Data"]["Rows"]
     services = [{k: v for k, v in s.items() if k not in VOLATILE} for s in groups[0]["Services"]]
     info = call(tione, "DescribeModelServiceCallInfo", {"ServiceGroupId": group_id})["ServiceCallInfoV2"]
     tokens = sorted((t["Base"]["Name"], t["Base"]["Value"]) for t in info["AuthTokens"])
@@ -63,7 +63,16 @@ def test_a_killed_server_comes_back_with_its_state_replicas_and_flushed_rows(
         ServiceDescription="the first version",
     )
     gid = first["ServiceGroupId"]
-    update(wedata, first["ServiceId"], ServiceLimit={"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 5000})
+    update(
+        wedata,
+        first["ServiceId"],
+        ServiceLimit={
+            "EnableInstanceRpsLimit": True,
+            "InstanceRpsLimit": 5000,
+            "EnableInstanceReqLimit": False,
+            "InstanceReqLimit": 0,
+        },
+    )
     second = deploy(wedata, "durable-b", sentinel_model_dir, group_id=gid, InferenceTablePushEnable=True)
     call(
         tione,
@@ -98,7 +107,7 @@ def test_a_killed_server_comes_back_with_its_state_replicas_and_flushed_rows(
     calls = load.calls
     assert settings_of(wedata, tione, gid) == before
     # The replicas that should run do, once each: none duplicated, none orphaned.
-    pods = {p["PodName"] for sid in (first["ServiceId"], second["ServiceId"]) for p in service(wedata, sid)["Pods"]}
+    pods = {p["PodName"] for sid in (first["ServiceId"], second["ServiceId"]) for p in pod_facts(service(wedata, sid))}
     assert sorted(replica_pids(server.data_dir).values()) == sorted(pods)
     assert len(pods) == 2
     assert server.stop(signal.SIGTERM) == 0  # a clean stop: every row since the restart is written

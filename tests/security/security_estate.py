@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from tencentcloud.common.sign import Sign
 
-from tests.support.cloudapi import VERSIONS, call, common_client, wait_for_status
+from tests.support.cloudapi import VERSIONS, call, common_client, create_service, pod_facts, wait_for_status
 from tests.support.server import BackgroundServer, start_server
 
 WORKSPACE_A = "team-a"
@@ -113,22 +113,21 @@ def service_spec(model_dir: Path | str, replicas: int = 0) -> dict:
 def _make_side(server: BackgroundServer, workspace: str, key: Key, name: str, model_dir: Path, replicas: int) -> Side:
     wedata = common_client(server, "wedata", key.secret_id, key.secret_key)
     tione = common_client(server, "tione", key.secret_id, key.secret_key)
-    created = call(
+    created = create_service(
         wedata,
-        "CreateMLModelServices",
         {
             "WorkspaceId": workspace,
             "ServiceName": name,
             "AuthorizationEnable": True,
             "Services": [service_spec(model_dir, replicas)],
         },
-    )["Data"]
+    )
     pod_name = None
     if replicas:
-        detail = wait_for_status(wedata, created["ServiceId"], {"Running", "CreateFailed"}, workspace=workspace)
-        if detail["Status"] != "Running":
+        detail = wait_for_status(wedata, created["ServiceId"], {"RUNNING", "CREATE_FAILED"}, workspace=workspace)
+        if detail["Status"] != "RUNNING":
             raise RuntimeError(f"the {workspace} service did not start: {detail.get('Reason')}")
-        pod_name = detail["Pods"][0]["PodName"]
+        pod_name = pod_facts(detail)[0]["PodName"]
     token = token_values(tione, workspace, created["ServiceGroupId"])[0]
     return Side(
         workspace,
@@ -179,11 +178,11 @@ def side_state(estate: Estate, side: Side) -> tuple:
     detail = call(
         estate.client(estate.admin), "GetMLModelService", {"WorkspaceId": side.workspace, "ServiceId": side.service_id}
     )["Data"]
-    pods = [(p["PodName"], p["Phase"], p["Ready"], p["RestartCount"]) for p in detail["Pods"]]
+    pods = [(p["PodName"], p["Phase"], p["Ready"], p["RestartCount"]) for p in pod_facts(detail)]
     return store_rows(estate.data_dir, side.workspace), pods, pod_pids(estate.data_dir)
 
 
-TRANSITIONAL = ("Creating", "Updating", "Stopping", "Deleting")
+TRANSITIONAL = ("NEW", "UPDATING", "STOPPING", "DELETING")
 
 
 def settled_rows(data_dir: Path, timeout: float = 15.0, quiet: float = 0.05) -> dict[str, list[tuple]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tcdeploy.server.control.backend import INSTANCE_TYPES
-from tests.support.cloudapi import call
+from tests.support.cloudapi import call, create_service
 
 from .security_bodies import Pool
 from .security_estate import (
@@ -42,9 +42,8 @@ def fuzz_pool(estate: Estate, registered_model: str) -> Pool:
                     "DeleteModelServiceGroup",
                     {"TiProjectId": WORKSPACE_FUZZ, "ServiceGroupId": group["ServiceGroupId"]},
                 )
-        call(
+        create_service(
             wedata,
-            "CreateMLModelServices",
             {
                 **ws,
                 "ServiceName": SERVICE_NAME,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.cloudapi import call
+from tests.support.cloudapi import call, pod_facts
 
 from .security_estate import IRIS_COLUMNS, PREDICT_BODY, Estate
 
@@ -103,7 +103,7 @@ def replica_health(estate: Estate) -> tuple[str, int, int]:
     detail = call(estate.client(b.key), "GetMLModelService", {"WorkspaceId": b.workspace, "ServiceId": b.service_id})[
         "Data"
     ]
-    (pod,) = [p for p in detail["Pods"] if p["PodName"] == b.pod_name]
+    (pod,) = [p for p in pod_facts(detail) if p["PodName"] == b.pod_name]
     transport = httpx.HTTPTransport(uds=str(estate.data_dir / "run" / f"{b.pod_name}.sock"))
     with httpx.Client(transport=transport, timeout=10) as replica:
         ping = replica.get("http://replica/ping").status_code

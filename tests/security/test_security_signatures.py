@@ -157,7 +157,7 @@ def test_a_signed_action_cannot_be_swapped(estate):
     swapped = {**headers, "X-TC-Action": "DeleteMLModelService"}
     reply = envelope_of(httpx.post(estate.server.url + "/", content=body, headers=swapped, timeout=30))
     assert error_code(reply) == "AuthFailure.SignatureFailure", reply
-    assert call(estate.client(estate.admin), "GetMLModelService", get_b(estate))["Data"]["Status"] == "Running"
+    assert call(estate.client(estate.admin), "GetMLModelService", get_b(estate))["Data"]["Status"] == "RUNNING"
 
 
 def test_one_keys_signature_does_not_pass_for_another_key(estate):

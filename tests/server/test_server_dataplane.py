@@ -11,24 +11,23 @@ import time
 import httpx
 import pytest
 
-from tests.support.cloudapi import call, common_client, wait_for_status
+from tests.support.cloudapi import call, common_client, create_service, wait_for_status
 from tests.support.models import iris_frame
 
 
 @pytest.fixture(scope="module")
 def served(tcdeploy_server, logistic_model_dir):
     wedata = common_client(tcdeploy_server, "wedata")
-    created = call(
+    created = create_service(
         wedata,
-        "CreateMLModelServices",
         {
             "WorkspaceId": "default",
             "ServiceName": "observed",
             "InferenceTablePushEnable": True,
             "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
         },
-    )["Data"]
-    wait_for_status(wedata, created["ServiceId"], {"Running"})
+    )
+    wait_for_status(wedata, created["ServiceId"], {"RUNNING"})
     X, _ = iris_frame()
     body = {"dataframe_split": X.head(2).to_dict(orient="split")}
     url = f"{tcdeploy_server.url}/groups/{created['ServiceGroupId']}/predict"

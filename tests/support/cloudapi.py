@@ -49,6 +49,43 @@ def error_of(client: CommonClient, action: str, params: dict) -> TencentCloudSDK
     raise AssertionError(f"{action} did not fail")
 
 
+def create_service(client: CommonClient, params: dict) -> dict:
+    """`CreateMLModelServices`, and the new service out of its reply (the reply is the whole group)."""
+    group = call(client, "CreateMLModelServices", params)["Data"]
+    return next(s for s in group["Services"] if s["ServiceName"] == params["ServiceName"])
+
+
+def ready_replicas(detail: dict) -> int:
+    return detail["WorkloadStatus"]["ReadyReplicas"]
+
+
+def reason(detail: dict) -> str:
+    return (detail.get("WorkloadStatus") or {}).get("Reason") or ""
+
+
+def pod_facts(detail: dict) -> list[dict]:
+    """Each pod of a service detail (`PodInfos[]` and its container) as name, phase, readiness,
+    restarts and reason: what the tests look at."""
+    facts = []
+    for pod in detail.get("PodInfos") or []:
+        container = (pod.get("ContainerInfos") or [{}])[0]
+        facts.append({
+            "PodName": pod["Name"],
+            "Phase": pod["Phase"],
+            "Ready": container.get("Ready", False),
+            "RestartCount": container.get("RestartCount", 0),
+            "Reason": container.get("Reason", ""),
+            "Message": container.get("Message", ""),
+        })  # fmt: skip
+    return facts
+
+
+def events_of(client: CommonClient, service_id: str, workspace: str = "default") -> list[dict]:
+    """The service's events (`ListModelServiceEvents`), oldest first."""
+    body = {"WorkspaceId": workspace, "ServiceId": service_id, "Limit": 1000, "Order": "ASC"}
+    return call(client, "ListModelServiceEvents", body)["Data"]["Events"] or []
+
+
 def wait_for_status(
     client: CommonClient, service_id: str, wanted: set[str], timeout: float = 120, workspace: str = "default"
 ) -> dict:
@@ -58,7 +95,7 @@ def wait_for_status(
         if data["Status"] in wanted:
             return data
         if time.monotonic() > deadline:
-            raise AssertionError(f"{service_id} still {data['Status']} after {timeout}s: {data.get('Reason')}")
+            raise AssertionError(f"{service_id} still {data['Status']} after {timeout}s: {reason(data)}")
         time.sleep(0.3)
 
 

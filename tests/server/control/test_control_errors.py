@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.cloudapi import call, common_client, error_of, raw_post
+from tests.support.cloudapi import call, common_client, create_service, error_of, raw_post
 
 WS = "default"
 
@@ -124,19 +124,18 @@ def test_unknown_resources(wedata):
 
 
 def test_names_are_unique_and_a_group_holds_at_most_two_services(wedata, logistic_model_dir):
-    first = call(wedata, "CreateMLModelServices", service_body(logistic_model_dir, name="dup"))["Data"]
+    first = create_service(wedata, service_body(logistic_model_dir, name="dup"))
     try:
         assert (
             error_of(wedata, "CreateMLModelServices", service_body(logistic_model_dir, name="dup")).code
             == "ResourceInUse"
         )
         group = first["ServiceGroupId"]
-        second = call(
+        second = create_service(
             wedata,
-            "CreateMLModelServices",
             {**service_body(logistic_model_dir, name="dup-v2"), "ServiceGroupId": group},
-        )["Data"]
-        assert second["ServiceGroupId"] == group and second["Version"] == "2" and second["Weight"] == 0
+        )
+        assert second["ServiceGroupId"] == group and second["Version"] == 2 and second["Weight"] == 0
         third = {**service_body(logistic_model_dir, name="dup-v3"), "ServiceGroupId": group}
         err = error_of(wedata, "CreateMLModelServices", third)
         assert err.code == "LimitExceeded"

@@ -7,7 +7,7 @@ import json
 import pytest
 from tencentcloud.tione.v20211111 import models
 
-from tests.support.cloudapi import call, common_client, error_of, tione_client
+from tests.support.cloudapi import call, common_client, create_service, error_of, tione_client
 
 WS = "default"
 
@@ -29,8 +29,8 @@ def two_versions(tcdeploy_server, logistic_model_dir):
             ],
         }
 
-    v1 = call(wedata, "CreateMLModelServices", body("grp-a"))["Data"]
-    v2 = call(wedata, "CreateMLModelServices", {**body("grp-a-v2"), "ServiceGroupId": v1["ServiceGroupId"]})["Data"]
+    v1 = create_service(wedata, body("grp-a"))
+    v2 = create_service(wedata, {**body("grp-a-v2"), "ServiceGroupId": v1["ServiceGroupId"]})
     yield v1["ServiceGroupId"], v1["ServiceId"], v2["ServiceId"]
     call(common_client(tcdeploy_server, "tione"), "DeleteModelServiceGroup", {"ServiceGroupId": v1["ServiceGroupId"]})
 

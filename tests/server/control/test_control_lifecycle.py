@@ -11,7 +11,17 @@ import httpx
 import mlflow.pyfunc
 import pytest
 
-from tests.support.cloudapi import call, common_client, error_of, wait_for_status
+from tests.support.cloudapi import (
+    call,
+    common_client,
+    create_service,
+    error_of,
+    events_of,
+    pod_facts,
+    ready_replicas,
+    reason,
+    wait_for_status,
+)
 from tests.support.models import iris_frame, register_model
 
 WS = "default"
@@ -25,9 +35,8 @@ def wedata(tcdeploy_server):
 @pytest.fixture(scope="module")
 def running(wedata, logistic_model_dir):
     """One Running service of the logistic model (from a local directory), shared by these tests."""
-    created = call(
+    created = create_service(
         wedata,
-        "CreateMLModelServices",
         {
             "WorkspaceId": WS,
             "ServiceName": "life-iris",
@@ -39,10 +48,10 @@ def running(wedata, logistic_model_dir):
                 }
             ],
         },
-    )["Data"]
-    assert created["Status"] == "Creating"
-    detail = wait_for_status(wedata, created["ServiceId"], {"Running", "CreateFailed"})
-    assert detail["Status"] == "Running", detail
+    )
+    assert created["Status"] == "NEW"
+    detail = wait_for_status(wedata, created["ServiceId"], {"RUNNING", "CREATE_FAILED"})
+    assert detail["Status"] == "RUNNING", detail
     yield detail
     call(wedata, "DeleteMLModelService", {"WorkspaceId": WS, "ServiceId": detail["ServiceId"]})
 
@@ -72,8 +81,7 @@ def test_a_created_service_runs_and_predicts_like_the_model(wedata, running, log
     assert status == 200
     assert body["predictions"] == [int(v) for v in expected]
     assert body["client_request_id"] == "c-1"
-    assert running["ReadyReplicas"] == 1 and running["Pods"][0]["Phase"] == "Running"
-    assert running["Url"].endswith(f"/services/{running['ServiceId']}/predict")
+    assert ready_replicas(running) == 1 and pod_facts(running)[0]["Phase"] == "Running"
 
 
 def test_the_service_is_listed_in_its_group(wedata, running):
@@ -86,13 +94,13 @@ def test_the_service_is_listed_in_its_group(wedata, running):
         },
     )["Data"]
     assert data["TotalCount"] == 1
-    group = data["Groups"][0]
+    group = data["Rows"][0]
     assert group["ServiceGroupId"] == running["ServiceGroupId"]
     assert [s["ServiceId"] for s in group["Services"]] == [running["ServiceId"]]
 
 
 def test_logs_have_timestamps_wildcards_and_continuation(wedata, running):
-    pod = running["Pods"][0]["PodName"]
+    pod = pod_facts(running)[0]["PodName"]
     prefix = pod.rsplit("-", 1)[0]
     first = call(
         wedata,
@@ -135,7 +143,7 @@ def test_logs_have_timestamps_wildcards_and_continuation(wedata, running):
 
 
 def test_rebuild_restarts_the_pod(wedata, running):
-    pod = running["Pods"][0]
+    pod = pod_facts(running)[0]
     data = call(
         wedata,
         "RebuildModelServicePod",
@@ -148,33 +156,33 @@ def test_rebuild_restarts_the_pod(wedata, running):
     assert data["TiOneRebuildServiceRequestId"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        detail = wait_for_status(wedata, running["ServiceId"], {"Running"})
-        now = detail["Pods"][0]
+        detail = wait_for_status(wedata, running["ServiceId"], {"RUNNING"})
+        now = pod_facts(detail)[0]
         if now["RestartCount"] == pod["RestartCount"] + 1 and now["Ready"]:
             break
         time.sleep(0.3)
     else:
-        raise AssertionError(f"pod not rebuilt: {detail['Pods']}")
+        raise AssertionError(f"pod not rebuilt: {pod_facts(detail)}")
 
 
 def test_a_replica_killed_with_sigkill_comes_back(wedata, running, tcdeploy_server):
-    before = wait_for_status(wedata, running["ServiceId"], {"Running"})["Pods"][0]
+    before = pod_facts(wait_for_status(wedata, running["ServiceId"], {"RUNNING"}))[0]
     pid = int((tcdeploy_server.data_dir / "run" / f"{before['PodName']}.pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         detail = call(wedata, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": running["ServiceId"]})["Data"]
-        pod = detail["Pods"][0]
+        pod = pod_facts(detail)[0]
         if pod["RestartCount"] == before["RestartCount"] + 1 and pod["Ready"]:
             break
         time.sleep(0.2)
     else:
-        raise AssertionError(f"replica not restarted: {detail['Pods']}")
-    assert any(e["Reason"] == "Restarted" for e in detail["Events"])
+        raise AssertionError(f"replica not restarted: {pod_facts(detail)}")
+    assert any("Restarted" in e["Message"] for e in events_of(wedata, running["ServiceId"]))
 
 
 def test_the_pod_page_needs_its_token(wedata, running, tcdeploy_server):
-    pod = running["Pods"][0]["PodName"]
+    pod = pod_facts(running)[0]["PodName"]
     data = call(
         wedata,
         "CreateModelServicePodUrl",
@@ -196,27 +204,25 @@ def test_an_unloadable_model_fails_the_create_with_the_reason(wedata, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: no_such_module_xyz\n")
-    created = call(
+    created = create_service(
         wedata,
-        "CreateMLModelServices",
         {
             "WorkspaceId": WS,
             "ServiceName": "broken-model",
             "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(broken)}}],
         },
-    )["Data"]
-    detail = wait_for_status(wedata, created["ServiceId"], {"CreateFailed", "Running"}, timeout=90)
+    )
+    detail = wait_for_status(wedata, created["ServiceId"], {"CREATE_FAILED", "RUNNING"}, timeout=90)
     try:
-        assert detail["Status"] == "CreateFailed"
-        assert "no_such_module_xyz" in detail["Reason"]
+        assert detail["Status"] == "CREATE_FAILED"
+        assert "no_such_module_xyz" in reason(detail)
     finally:
         call(wedata, "DeleteMLModelService", {"WorkspaceId": WS, "ServiceId": created["ServiceId"]})
 
 
 def test_a_deleted_service_is_gone_and_delete_is_refused_after(wedata, logistic_model_dir):
-    created = call(
+    created = create_service(
         wedata,
-        "CreateMLModelServices",
         {
             "WorkspaceId": WS,
             "ServiceName": "short-lived",
@@ -228,7 +234,7 @@ def test_a_deleted_service_is_gone_and_delete_is_refused_after(wedata, logistic_
                 }
             ],
         },
-    )["Data"]
+    )
     call(wedata, "DeleteMLModelService", {"WorkspaceId": WS, "ServiceId": created["ServiceId"]})
     err = error_of(wedata, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": created["ServiceId"]})
     assert err.code == "ResourceNotFound"
@@ -252,9 +258,8 @@ def test_a_registered_three_part_model_resolves_through_list_model_versions(weda
     item = next(i for i in data["Items"] if i["Version"] == version)
     props = {p["Key"]: p["Value"] for p in item["Properties"]}
     assert props["tclake.mlflow.artifact_path"] == f"models:/cat.sch.iris3/{version}"
-    created = call(
+    created = create_service(
         wedata,
-        "CreateMLModelServices",
         {
             "WorkspaceId": WS,
             "ServiceName": "three-part",
@@ -267,9 +272,9 @@ def test_a_registered_three_part_model_resolves_through_list_model_versions(weda
                 }
             ],
         },
-    )["Data"]
+    )
     try:
         assert created["ModelUri"] == f"models:/cat.sch.iris3/{version}"
-        assert wait_for_status(wedata, created["ServiceId"], {"Running", "CreateFailed"})["Status"] == "Running"
+        assert wait_for_status(wedata, created["ServiceId"], {"RUNNING", "CREATE_FAILED"})["Status"] == "RUNNING"
     finally:
         call(wedata, "DeleteMLModelService", {"WorkspaceId": WS, "ServiceId": created["ServiceId"]})

@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from tests.support.cloudapi import call, common_client, error_of, wait_for_status
+from tests.support.cloudapi import call, common_client, create_service, error_of, ready_replicas, wait_for_status
 from tests.support.server import start_server
 
 
@@ -42,9 +42,8 @@ def server(tmp_path):
 
 def test_a_killed_server_restarts_with_its_state_and_replicas(server, logistic_model_dir):
     wedata, tione = common_client(server, "wedata"), common_client(server, "tione")
-    created = call(
+    created = create_service(
         wedata,
-        "CreateMLModelServices",
         {
             "WorkspaceId": "default",
             "ServiceName": "durable",
@@ -54,14 +53,19 @@ def test_a_killed_server_restarts_with_its_state_and_replicas(server, logistic_m
                 {
                     "InstanceType": "TI.S.SMALL.POST",
                     "Replicas": 2,
-                    "ServiceLimit": {"EnableInstanceRpsLimit": True, "InstanceRpsLimit": 50},
+                    "ServiceLimit": {
+                        "EnableInstanceRpsLimit": True,
+                        "InstanceRpsLimit": 50,
+                        "EnableInstanceReqLimit": False,
+                        "InstanceReqLimit": 0,
+                    },
                     "MlModelInfo": {"ModelPath": str(logistic_model_dir)},
                 }
             ],
         },
-    )["Data"]
+    )
     sid, gid = created["ServiceId"], created["ServiceGroupId"]
-    wait_for_status(wedata, sid, {"Running"})
+    wait_for_status(wedata, sid, {"RUNNING"})
     token = call(tione, "DescribeModelServiceCallInfo", {"ServiceGroupId": gid})["ServiceCallInfoV2"]["AuthToken"]
     before = replica_pids(server.data_dir)
     assert len(before) == 2
@@ -71,8 +75,8 @@ def test_a_killed_server_restarts_with_its_state_and_replicas(server, logistic_m
     assert wait_until(lambda: not (replica_pids(server.data_dir) & before)), "orphaned replicas"
     server.start()
 
-    detail = wait_for_status(wedata, sid, {"Running"})
-    assert detail["ReadyReplicas"] == 2 and detail["AuthorizationEnable"] is True
+    detail = wait_for_status(wedata, sid, {"RUNNING"})
+    assert ready_replicas(detail) == 2 and detail["AuthorizationEnable"] is True
     assert detail["ServiceLimit"]["InstanceRpsLimit"] == 50 and detail["InferenceTablePushEnable"] is True
     info = call(tione, "DescribeModelServiceCallInfo", {"ServiceGroupId": gid})["ServiceCallInfoV2"]
     assert info["AuthToken"] == token
@@ -81,16 +85,15 @@ def test_a_killed_server_restarts_with_its_state_and_replicas(server, logistic_m
 
 def test_a_clean_stop_leaves_no_replica_behind(server, logistic_model_dir):
     wedata = common_client(server, "wedata")
-    created = call(
+    created = create_service(
         wedata,
-        "CreateMLModelServices",
         {
             "WorkspaceId": "default",
             "ServiceName": "stopper",
             "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
         },
-    )["Data"]
-    wait_for_status(wedata, created["ServiceId"], {"Running"})
+    )
+    wait_for_status(wedata, created["ServiceId"], {"RUNNING"})
     assert replica_pids(server.data_dir)
     assert server.stop(signal.SIGTERM) == 0
     assert wait_until(lambda: not replica_pids(server.data_dir), timeout=5)
@@ -126,8 +129,8 @@ def test_a_key_limited_to_a_workspace_sees_nothing_else(tmp_path, logistic_model
                 ],
             }
 
-        theirs = call(admin, "CreateMLModelServices", body("team-b", "b-svc"))["Data"]
-        call(team_a, "CreateMLModelServices", body("team-a", "a-svc"))
+        theirs = create_service(admin, body("team-b", "b-svc"))
+        create_service(team_a, body("team-a", "a-svc"))
         # Acting in another workspace is refused outright...
         for action, params in [
             ("GetMLModelService", {"WorkspaceId": "team-b", "ServiceId": theirs["ServiceId"]}),
@@ -142,7 +145,7 @@ def test_a_key_limited_to_a_workspace_sees_nothing_else(tmp_path, logistic_model
             == "ResourceNotFound"
         )
         listed = call(team_a, "ListMLModelServiceGroups", {"WorkspaceId": "team-a"})["Data"]
-        assert [g["ServiceGroupName"] for g in listed["Groups"]] == ["a-svc"]
+        assert [g["ServiceGroupName"] for g in listed["Rows"]] == ["a-svc"]
         assert (
             call(admin, "GetMLModelService", {"WorkspaceId": "team-b", "ServiceId": theirs["ServiceId"]})["Data"][
                 "ServiceName"

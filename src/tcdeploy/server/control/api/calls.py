@@ -6,24 +6,38 @@ import json
 from typing import Any
 
 from tcdeploy.protocol.errors import InvalidParameterValue
+from tcdeploy.protocol.urls import validate_relative_url
 
-from .context import Context
+from .context import Context, required
 
-CALLABLE_PATHS = ("/predict", "/invocations")
+# What a service serves; any other well-formed path is answered as the service would: a 404.
+SERVED_PATHS = ("/predict", "/invocations")
 
 
 async def call_test(ctx: Context, req: Any) -> dict:
-    path = req.RelativeUrl or "/predict"
-    if path not in CALLABLE_PATHS:
-        raise InvalidParameterValue("RelativeUrl", f"must be one of {', '.join(CALLABLE_PATHS)}")
-    # The seed plugin sends the group id as ServiceId too; only a service id picks one version.
+    """The reply is the real API's `CurlResponseRaw`: a JSON text of the upstream reply's headers
+    plus `status`, and (our extension, see docs/wire.md) its `body`."""
+    try:
+        path = validate_relative_url(required(req.RelativeUrl, "RelativeUrl"))
+    except ValueError as exc:
+        raise InvalidParameterValue("RelativeUrl", str(exc)) from None
+    service_ref = required(req.ServiceId, "ServiceId")
+    # The seed plugin and the console send the group's id as ServiceId too: that calls the group.
+    group_ref = req.ServiceGroupId or service_ref
+    if path not in SERVED_PATHS:
+        ctx.backend.group(ctx.workspace, group_ref)  # an unknown group is still not found
+        return {"Data": {"CurlResponseRaw": _raw(404, {"content-length": "0"}, b"")}}
     reply = await ctx.backend.call(
-        ctx.workspace,
-        req.ServiceGroupId,
-        req.ServiceId,
-        body=req.CurlData.encode(),
-        token=req.AuthTokenValue,
-        path=path,
+        ctx.workspace, group_ref, service_ref, body=(req.CurlData or "").encode(), token=req.AuthTokenValue, path=path
     )
-    raw = json.dumps({"status": reply.status, "body": reply.body.decode("utf-8", "replace")})
-    return {"Data": {"CurlResponseRaw": raw}}
+    return {"Data": {"CurlResponseRaw": _raw(reply.status, reply.headers, reply.body)}}
+
+
+def _raw(status: int, headers: dict[str, str], body: bytes) -> str:
+    shown = {_title(name): value for name, value in headers.items()}
+    shown["X-TiGateway-Upstream-Status"] = str(status)
+    return json.dumps({**shown, "status": status, "body": body.decode("utf-8", "replace")})
+
+
+def _title(header: str) -> str:
+    return "-".join(part[:1].upper() + part[1:] for part in header.split("-"))

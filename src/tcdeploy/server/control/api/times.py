@@ -13,6 +13,13 @@ def iso(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
+def wedata_time(ts: float | None) -> str:
+    """wedata's form: `2025-10-16T14:00:55`, the server's local time with no offset."""
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso_precise(ts: float) -> str:
     return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
 

@@ -3,70 +3,123 @@
 from __future__ import annotations
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
-from tcdeploy.protocol.states import GroupStatus, ServiceStatus
+from tcdeploy.protocol.states import GroupStatus, ServiceStatus, tione_word, wedata_word
 
 from ..backend import GroupSnapshot, ReplicaState, ServiceSnapshot, instance_type
 from .context import Context
-from .times import iso
+from .times import iso, wedata_time
+
+# The server's own replicas listen on this port inside their pod, as TI-ONE's model images do.
+SERVICE_PORT = 8501
+SERVICE_TYPE = "MACHINE_LEARNING"
 
 
-def pod_view(state: ReplicaState) -> dict:
+def wedata_pod(state: ReplicaState) -> dict:
+    """A replica as the schema's `Pod`, its one container as `ContainerInfo`."""
     return {
-        "PodName": state.pod_name,
-        "Phase": state.phase,
-        "Ready": state.ready,
-        "RestartCount": state.restart_count,
-        "StartTime": iso(state.start_time),
-        "Reason": state.reason,
-        "Message": state.message if not state.ready else "",
+        "Name": state.pod_name,
+        "Uid": state.pod_name,
+        "Ip": "127.0.0.1",
+        "Phase": str(state.phase),
+        "Status": str(state.phase),
+        "CreateTime": wedata_time(state.start_time),
+        "ChargeType": "POSTPAID_BY_HOUR",
+        "ContainerInfos": [
+            {
+                "Name": "model",
+                "ContainerId": str(state.pid or ""),
+                "State": str(state.phase),
+                "Ready": state.ready,
+                "RestartCount": state.restart_count,
+                "Reason": state.reason,
+                "Message": "" if state.ready else state.message,
+            }
+        ],
     }
 
 
-def service_detail(ctx: Context, snap: ServiceSnapshot) -> dict:
-    service, group, pods = snap.service, snap.group, snap.pods
+def workload_status(snap: ServiceSnapshot) -> dict:
+    """The replicas' sum, as the schema's `WorkloadStatus` (its Status in TI-ONE's words)."""
+    service, pods = snap.service, snap.pods
+    ready = snap.ready_replicas
+    return {
+        "Replicas": 0 if service.stopped else service.replicas,
+        "ReadyReplicas": ready,
+        "AvailableReplicas": ready,
+        "UnavailableReplicas": len(pods) - ready,
+        "UpdatedReplicas": ready,
+        "Status": tione_word(service.status),
+        "Reason": service.reason,
+        "Conditions": [],
+        "StatefulSetCondition": [],
+    }
+
+
+def wedata_service(ctx: Context, snap: ServiceSnapshot) -> dict:
+    """A service as the schema's `MLModelService` (plus our `BatchConfig`, see docs/wire.md)."""
+    service, group = snap.service, snap.group
     spec = service.spec
     size = instance_type(spec["InstanceType"])
-    detail = {
+    return {
         "ServiceId": service.id,
         "ServiceName": service.name,
         "ServiceGroupId": group.id,
-        "ServiceGroupName": group.name,
         "WorkspaceId": service.workspace,
-        "Status": service.status,
-        "Reason": service.reason,
-        "ServiceDescription": spec.get("ServiceDescription") or "",
+        "Description": spec.get("ServiceDescription") or "",
+        "Status": wedata_word(service.status),
+        "ServiceType": SERVICE_TYPE,
         "InstanceType": spec["InstanceType"],
-        "Cpu": size.cpu_millicores,
-        "Memory": size.memory_mb,
+        "Resources": {"Cpu": size.cpu_millicores, "Memory": size.memory_mb, "Gpu": 0, "GpuType": "", "RealGpu": 0},
         "Replicas": service.replicas,
-        "ReadyReplicas": snap.ready_replicas,
-        "ChargeType": spec.get("ChargeType", "POSTPAID_BY_HOUR"),
-        "ScaleMode": spec.get("ScaleMode", "MANUAL"),
+        "InstancePerReplicas": 1,
+        "WorkloadStatus": workload_status(snap),
+        "PodInfos": [wedata_pod(p) for p in snap.pods],
+        "ChargeType": spec.get("ChargeType") or "POSTPAID_BY_HOUR",
+        "ScaleMode": spec.get("ScaleMode") or "MANUAL",
+        "ScaleStrategy": spec.get("ScaleStrategy") or "FIXED",
         "ServiceLimit": spec.get("ServiceLimit"),
         "ScheduledAction": spec.get("ScheduledAction"),
-        "BatchConfig": spec.get("BatchConfig")
-        or {"MaxBatchSize": DEFAULT_MAX_BATCH_ROWS, "MaxBatchWaitMs": DEFAULT_MAX_BATCH_WAIT_MS},
-        "Weight": service.weight,
-        "Version": str(service.version),
-        "MlModelInfo": spec.get("MlModelInfo") or {},
-        "ModelUri": spec["ModelUri"],
+        "MlModelInfo": {**(spec.get("MlModelInfo") or {}), "ModelPath": spec["ModelUri"]},
+        "ModelSource": spec.get("ModelSource") or "MODEL",
         "CatalogName": spec.get("CatalogName"),
         "SchemaName": spec.get("SchemaName"),
+        "CatalogPath": spec.get("CatalogPath"),
+        "SchemaPath": spec.get("SchemaPath"),
+        "PayloadPath": spec.get("PayloadPath"),
+        "ServicePort": spec.get("ServicePort") or SERVICE_PORT,
+        "Command": spec.get("Command"),
+        "Env": spec.get("Env") or [],
+        "ImageInfo": spec.get("ImageInfo"),
         "AuthorizationEnable": group.auth_enabled,
         "LogEnable": bool(spec.get("LogEnable")),
         "LogConfig": spec.get("LogConfig"),
+        "LogStatus": "RUNNING" if spec.get("LogEnable") else "",
         "InferenceTablePushEnable": bool(spec.get("InferenceTablePushEnable")),
-        "Url": ctx.service_url(service.id),
-        "GroupUrl": ctx.group_url(group.id),
-        "CreateTime": iso(service.created),
-        "UpdateTime": iso(service.updated),
-        "Pods": [pod_view(p) for p in pods],
+        "Weight": service.weight,
+        "Version": service.version,
+        "CreateBy": "",
+        "CreateTime": wedata_time(service.created),
+        "UpdateTime": wedata_time(service.updated),
+        "Region": ctx.region,
+        "BillingStatus": "",
+        "BatchConfig": spec.get("BatchConfig")
+        or {"MaxBatchSize": DEFAULT_MAX_BATCH_ROWS, "MaxBatchWaitMs": DEFAULT_MAX_BATCH_WAIT_MS},
+        **{name: spec[name] for name in SCALING_MEMBERS if name in spec},
     }
-    if snap.events is not None:
-        detail["Events"] = [
-            {"Time": iso(e.time), "Type": e.type, "Reason": e.reason, "Message": e.message} for e in snap.events
-        ]
-    return detail
+
+
+# Members the service keeps as given and shows back (what acts on them: docs/wire.md).
+SCALING_MEMBERS = (
+    "HorizontalPodAutoscaler",
+    "CronScaleJobs",
+    "RollingUpdate",
+    "ModelHotUpdateEnable",
+    "MaxRetryTimes",
+    "SchedulingStrategy",
+    "TerminationGracePeriodSeconds",
+    "InferenceTableCosBucket",
+    "ResourceGroupId",
+)
 
 
 def group_status(snap: GroupSnapshot) -> GroupStatus | ServiceStatus:
@@ -74,17 +127,28 @@ def group_status(snap: GroupSnapshot) -> GroupStatus | ServiceStatus:
 
 
 def wedata_group(ctx: Context, snap: GroupSnapshot) -> dict:
+    """A group as the schema's `MLModelServiceGroup`, its services in full."""
     group = snap.group
+    services = [s.service for s in snap.services]
+    spec = group.spec
     return {
         "ServiceGroupId": group.id,
         "ServiceGroupName": group.name,
         "WorkspaceId": group.workspace,
+        "Description": spec.get("Description") or "",
+        "Status": wedata_word(group_status(snap)),
+        "ServiceType": SERVICE_TYPE,
+        "ServiceCount": len(services),
+        "RunningServiceCount": sum(1 for s in services if s.status is ServiceStatus.RUNNING),
+        "LatestVersion": str(max((s.version for s in services), default=0)),
+        "WeightUpdateStatus": "UPDATED",
         "AuthorizationEnable": group.auth_enabled,
-        "Url": ctx.group_url(group.id),
-        "Status": group_status(snap),
-        "CreateTime": iso(group.created),
-        "UpdateTime": iso(group.updated),
-        "Services": [service_detail(ctx, s) for s in snap.services],
+        "LogEnable": any(s.spec.get("LogEnable") for s in services),
+        "InferenceTablePushEnable": any(s.spec.get("InferenceTablePushEnable") for s in services),
+        "CreateBy": "",
+        "CreateTime": wedata_time(group.created),
+        "UpdateTime": wedata_time(group.updated),
+        "Services": [wedata_service(ctx, s) for s in snap.services],
     }
 
 
