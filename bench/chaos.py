@@ -48,7 +48,7 @@ from tests.resilience.resilience_helpers import (  # noqa: E402
     wait_settled,
 )
 from tests.resilience.resilience_load import Call, Load  # noqa: E402
-from tests.support.cloudapi import call, common_client  # noqa: E402
+from tests.support.cloudapi import call, common_client, pod_facts  # noqa: E402
 from tests.support.models import train_forest, train_logistic  # noqa: E402
 from tests.support.server import BackgroundServer, start_server  # noqa: E402
 
@@ -187,11 +187,11 @@ def roll_version(timeline: Timeline, duration: float, wedata, service_id: str, m
 
 def kill_replica(timeline: Timeline, duration: float, server: BackgroundServer, wedata, service_id: str) -> None:
     timeline.at(SCHEDULE["replica_kill"], duration)
-    victim = service(wedata, service_id)["Pods"][0]["PodName"]
+    victim = pod_facts(service(wedata, service_id))[0]["PodName"]
     os.kill(pod_pid(server.data_dir, victim), signal.SIGKILL)
     killed = time.monotonic()
     while True:
-        pod = next(p for p in service(wedata, service_id)["Pods"] if p["PodName"] == victim)
+        pod = next(p for p in pod_facts(service(wedata, service_id)) if p["PodName"] == victim)
         if pod["Ready"] and pod["RestartCount"] >= 1:
             break
         time.sleep(0.1)
@@ -220,7 +220,7 @@ def kill_server(
         wait_settled(wedata, sid)
     ready = time.monotonic()
     first = min((c.ended for c in load.calls if c.ok and c.started >= healthy), default=None)
-    pods = sum(len(service(wedata, sid)["Pods"]) for sid in ids)
+    pods = sum(len(pod_facts(service(wedata, sid))) for sid in ids)
     timeline.note(
         "SIGKILL server, started again",
         flushed_rows_before=len(timeline.flushed_before_kill),

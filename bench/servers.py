@@ -174,7 +174,7 @@ class ControlApi:
         spec = {"InstanceType": instance_type, "Replicas": 1, "MlModelInfo": {"ModelPath": str(model_dir)}}
         if max_batch_size is not None:
             spec["BatchConfig"] = {"MaxBatchSize": max_batch_size}
-        detail = self.wedata.call_json(
+        group = self.wedata.call_json(
             "CreateMLModelServices",
             {
                 "WorkspaceId": WORKSPACE,
@@ -184,12 +184,13 @@ class ControlApi:
                 "Services": [spec],
             },
         )["Response"]["Data"]
+        detail = group["Services"][0]
         deadline = time.monotonic() + timeout_s
-        while detail["Status"] != "Running":
-            if detail["Status"] in ("CreateFailed", "Abnormal") or time.monotonic() > deadline:
+        while detail["Status"] != "RUNNING":
+            if detail["Status"] in ("CREATE_FAILED", "ABNORMAL") or time.monotonic() > deadline:
+                reason = (detail.get("WorkloadStatus") or {}).get("Reason")
                 raise RuntimeError(
-                    f"service {detail['ServiceId']} is {detail['Status']}: "
-                    f"{detail.get('Reason')}; server log:\n{tail(log_path)}"
+                    f"service {detail['ServiceId']} is {detail['Status']}: {reason}; server log:\n{tail(log_path)}"
                 )
             time.sleep(0.2)
             detail = self.wedata.call_json(
