@@ -64,8 +64,8 @@ Endpoint config (create-endpoint / update-endpoint)
 {endpoint_keys}
 run-local config
 {run_local_keys}
-Names: deployments and endpoints are given by id (svc-..., grp-...) or unique name. predict takes
-either: a deployment (that version only) or an endpoint (traffic weights apply).
+Names: deployments and endpoints are given by id (as the API gives them: a group is a UUID, a
+service <group id>-<n>) or unique name. predict takes either: a deployment (that version only) or an endpoint (traffic weights apply).
 
 Environment
   KERNEL_WEDATA_CLOUD_SDK_SECRET_ID / _SECRET_KEY / _SECRET_TOKEN   credentials (WeData notebooks)

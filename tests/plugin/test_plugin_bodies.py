@@ -82,6 +82,10 @@ def test_registry_properties():
 
 # ---- request bodies -------------------------------------------------------------------------------
 
+# Ids as the real API makes them: a group is a bare UUID, a service <group uuid>-<n>.
+GROUP_ID = "ef16f77c-fd0b-48a9-bc77-da8714f0d31e"
+SVC_A, SVC_B = f"{GROUP_ID}-1", f"{GROUP_ID}-2"
+
 
 def test_create_body_has_the_seeds_shape_with_defaults():
     ref = ModelRef(
@@ -98,11 +102,12 @@ def test_create_body_has_the_seeds_shape_with_defaults():
         CREATE_KEYS,
         "create_deployment",
     )
-    body = build_create_request("iris", ref, values, group_id="grp-1")
+    body = build_create_request("iris", ref, values, group_id=GROUP_ID)
     assert body == {
         "ServiceName": "iris",
         "ServiceAction": "START",
-        "ServiceGroupId": "grp-1",
+        "ServiceGroupId": GROUP_ID,
+        "NewVersion": True,
         "AuthorizationEnable": True,
         "LogEnable": False,
         "InferenceTablePushEnable": False,
@@ -114,7 +119,7 @@ def test_create_body_has_the_seeds_shape_with_defaults():
                 "Replicas": 2,
                 "ChargeType": "POSTPAID_BY_HOUR",
                 "ScaleMode": "MANUAL",
-                "BatchConfig": {"MaxBatchSize": 8, "MaxBatchWaitMs": 2},
+                "BatchConfig": {"MaxBatchSize": 8},  # only what was asked for
                 "CatalogName": "c",
                 "SchemaName": "s",
                 "MlModelInfo": {"Id": "m-1", "Name": "iris", "Version": "3", "ModelPath": "models:/m-1"},
@@ -123,32 +128,74 @@ def test_create_body_has_the_seeds_shape_with_defaults():
     }
 
 
+def test_create_body_sends_batching_only_when_asked_and_a_whole_service_limit():
+    ref = parse_model_uri("runs:/abc/model")
+    values = convert_config(
+        {
+            "instance_type": "TI.S.MICRO.POST",
+            "service_limit": {"enable_instance_rps_limit": True, "InstanceRpsLimit": 5},
+        },
+        CREATE_KEYS,
+        "create_deployment",
+    )
+    body = build_create_request("iris", ref, values)
+    assert "ServiceGroupId" not in body and "NewVersion" not in body
+    (service,) = body["Services"]
+    assert "BatchConfig" not in service  # tcdeploy's extension, and the defaults are the server's
+    assert service["ServiceLimit"] == {  # the schema requires all four members
+        "EnableInstanceRpsLimit": True,
+        "InstanceRpsLimit": 5,
+        "EnableInstanceReqLimit": False,
+        "InstanceReqLimit": 0,
+    }
+
+
+def test_update_keeps_the_service_limit_members_not_named():
+    current = {
+        "ServiceLimit": {
+            "EnableInstanceRpsLimit": True,
+            "InstanceRpsLimit": 50,
+            "EnableInstanceReqLimit": True,
+            "InstanceReqLimit": 4,
+        }
+    }
+    values = convert_config({"service_limit": '{"InstanceRpsLimit": 80}'}, UPDATE_KEYS, "u")
+    assert build_update_request(SVC_A, None, values, current=current)["ServiceLimit"] == {
+        "EnableInstanceRpsLimit": True,
+        "InstanceRpsLimit": 80,
+        "EnableInstanceReqLimit": True,
+        "InstanceReqLimit": 4,
+    }
+    with pytest.raises(MlflowException, match="RpsLimit not one of"):
+        build_update_request(SVC_A, None, {"service_limit": {"RpsLimit": 1}})
+
+
 def test_update_body_is_flat_and_only_what_was_given():
     values = convert_config({"replicas": "3", "service_port": "8080", "wait": "false"}, UPDATE_KEYS, "u")
-    assert build_update_request("svc-1", None, values) == {"ServiceId": "svc-1", "Replicas": 3, "ServicePort": 8080}
+    assert build_update_request(SVC_A, None, values) == {"ServiceId": SVC_A, "Replicas": 3, "ServicePort": 8080}
     ref = parse_model_uri("runs:/abc/model")
-    assert build_update_request("svc-1", ref, {}) == {
-        "ServiceId": "svc-1",
+    assert build_update_request(SVC_A, ref, {}) == {
+        "ServiceId": SVC_A,
         "MlModelInfo": {"ModelPath": "runs:/abc/model"},
     }
 
 
 def test_service_actions():
-    assert build_update_request("svc-1", None, {"service_action": "STOP"}) == {
-        "ServiceId": "svc-1",
+    assert build_update_request(SVC_A, None, {"service_action": "STOP"}) == {
+        "ServiceId": SVC_A,
         "ServiceAction": "STOP",
     }
-    assert build_update_request("svc-1", None, {"service_action": "SCALE", "replicas": 2}) == {
-        "ServiceId": "svc-1",
+    assert build_update_request(SVC_A, None, {"service_action": "SCALE", "replicas": 2}) == {
+        "ServiceId": SVC_A,
         "ServiceAction": "SCALE",
         "Replicas": 2,
     }
     with pytest.raises(MlflowException, match="needs config 'replicas'"):
-        build_update_request("svc-1", None, {"service_action": "SCALE"})
+        build_update_request(SVC_A, None, {"service_action": "SCALE"})
     with pytest.raises(MlflowException, match="cannot be combined with replicas"):
-        build_update_request("svc-1", None, {"service_action": "STOP", "replicas": 2})
+        build_update_request(SVC_A, None, {"service_action": "STOP", "replicas": 2})
     with pytest.raises(MlflowException, match="model_uri"):
-        build_update_request("svc-1", parse_model_uri("runs:/a/m"), {"service_action": "RESUME"})
+        build_update_request(SVC_A, parse_model_uri("runs:/a/m"), {"service_action": "RESUME"})
 
 
 # ---- predict payloads -----------------------------------------------------------------------------
@@ -193,18 +240,18 @@ def test_unsupported_inputs():
 
 GROUP = {
     "ServiceGroupName": "iris",
-    "Services": [{"ServiceId": "svc-a", "ServiceName": "iris-v1"}, {"ServiceId": "svc-b", "ServiceName": "iris-v2"}],
+    "Services": [{"ServiceId": SVC_A, "ServiceName": "iris-v1"}, {"ServiceId": SVC_B, "ServiceName": "iris-v2"}],
 }
 
 
 def test_traffic_by_name_or_id_and_the_rest_gets_zero():
-    assert traffic_weights(GROUP, {"iris-v1": 50, "svc-b": 50.0}) == [
-        {"ServiceId": "svc-a", "Weight": 50},
-        {"ServiceId": "svc-b", "Weight": 50},
+    assert traffic_weights(GROUP, {"iris-v1": 50, SVC_B: 50.0}) == [
+        {"ServiceId": SVC_A, "Weight": 50},
+        {"ServiceId": SVC_B, "Weight": 50},
     ]
-    assert traffic_weights(GROUP, {"svc-a": 100}) == [
-        {"ServiceId": "svc-a", "Weight": 100},
-        {"ServiceId": "svc-b", "Weight": 0},
+    assert traffic_weights(GROUP, {SVC_A: 100}) == [
+        {"ServiceId": SVC_A, "Weight": 100},
+        {"ServiceId": SVC_B, "Weight": 0},
     ]
 
 
@@ -213,9 +260,9 @@ def test_traffic_by_name_or_id_and_the_rest_gets_zero():
     [
         (
             {"iris-v1": 50, "iris-v3": 50},
-            "'iris-v3' is not a deployment of endpoint 'iris' (its deployments: iris-v1 (svc-a), iris-v2 (svc-b))",
+            f"'iris-v3' is not a deployment of endpoint 'iris' (its deployments: iris-v1 ({SVC_A}), iris-v2 ({SVC_B}))",
         ),
-        ({"iris-v1": 50, "svc-a": 50}, "names a deployment already given"),
+        ({"iris-v1": 50, SVC_A: 50}, "names a deployment already given"),
         ({"iris-v1": 60, "iris-v2": 30}, "must sum to 100, not 90"),
         ({"iris-v1": float("nan"), "iris-v2": 50}, "whole percent"),
         ({"iris-v1": float("inf")}, "whole percent"),

@@ -67,12 +67,12 @@ def test_calls_are_scoped_versioned_and_unwrapped():
     assert api.wedata("GetMLModelService", {"ServiceId": "svc-1"}) == {"ServiceId": "svc-1"}
     assert api.wedata("DeleteMLModelService", {"ServiceId": "svc-1"}) == {}  # no Data
     assert api.tione("DescribeModelServiceGroup", {"ServiceGroupId": "grp-1"}) == {"SpecInfos": []}
-    assert api.tione("DescribeInferenceSpecs", scoped=False) == {"SpecInfos": []}
+    assert api.tione("DescribeBillingSpecs", scoped=False) == {"SpecInfos": []}
     assert seen == [
         ("wedata", "2025-10-10", "GetMLModelService", {"WorkspaceId": "ws-7", "ServiceId": "svc-1"}),
         ("wedata", "2025-10-10", "DeleteMLModelService", {"WorkspaceId": "ws-7", "ServiceId": "svc-1"}),
         ("tione", "2021-11-11", "DescribeModelServiceGroup", {"TiProjectId": "ws-7", "ServiceGroupId": "grp-1"}),
-        ("tione", "2021-11-11", "DescribeInferenceSpecs", {}),
+        ("tione", "2021-11-11", "DescribeBillingSpecs", {}),
     ]
 
 

@@ -77,13 +77,13 @@ def cli_deployment(tcdeploy_server, registered_model):
 def test_create_prints_progress_and_the_deployment(cli_deployment):
     name, result = cli_deployment
     assert f"python_function deployment {name} is created" in result.stdout
-    assert f"{name} (svc-" in result.stderr and "Running, 1/1 replicas ready" in result.stderr
+    assert f"{name} (" in result.stderr and "RUNNING, 1/1 replicas ready" in result.stderr
 
 
 def test_get_and_list(tcdeploy_server, cli_deployment):
     name, _ = cli_deployment
     got = mlflow(tcdeploy_server, "get", "--name", name).stdout
-    assert f"name: {name}" in got and "status: Running" in got and "service_id: svc-" in got
+    assert f"name: {name}" in got and "status: RUNNING" in got and "service_id: " in got
     assert "batch_config: {'max_batch_size': 8" in got
     listed = mlflow(tcdeploy_server, "list").stdout
     assert "List of all deployments" in listed and f"'name': '{name}'" in listed

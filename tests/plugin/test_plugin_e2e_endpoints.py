@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 from mlflow.exceptions import MlflowException
@@ -24,7 +26,7 @@ def endpoint(client, registered_model):
             unique("ep-constant"), f"models:/{registered_model}/2", endpoint=created["endpoint_id"]
         )
         for deployment in (logistic, constant):
-            wait_until(lambda d=deployment: client.get_deployment(d["service_id"])["status"] == "Running", timeout=240)
+            wait_until(lambda d=deployment: client.get_deployment(d["service_id"])["status"] == "RUNNING", timeout=240)
         yield {"created": created, "logistic": logistic, "constant": constant}
     finally:
         client.delete_endpoint(created["endpoint_id"])
@@ -32,7 +34,7 @@ def endpoint(client, registered_model):
 
 def test_create_endpoint_returns_an_empty_group(endpoint):
     created = endpoint["created"]
-    assert created["endpoint_id"].startswith("grp-") and created["service_group_id"] == created["endpoint_id"]
+    assert uuid.UUID(created["endpoint_id"]) and created["service_group_id"] == created["endpoint_id"]
     assert created["url"].endswith(f"/groups/{created['endpoint_id']}/predict")
     assert created["auth_enabled"] is False
     assert created["deployments"] == [] and created["traffic"] == {}

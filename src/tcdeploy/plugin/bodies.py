@@ -29,6 +29,13 @@ from tcdeploy.plugin.configkeys import (
 from tcdeploy.protocol.urls import validate_model_uri
 
 INPUT_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+# ServiceLimit's members (all required by the schema) and the value each takes when not given.
+SERVICE_LIMIT_MEMBERS = {
+    "EnableInstanceRpsLimit": False,
+    "InstanceRpsLimit": 0,
+    "EnableInstanceReqLimit": False,
+    "InstanceReqLimit": 0,
+}
 
 
 # ---- model URIs -----------------------------------------------------------------------------------
@@ -123,10 +130,18 @@ def _model_fields(model: ModelRef) -> dict[str, Any]:
 def build_create_request(
     name: str, model: ModelRef, values: Mapping[str, Any], group_id: str | None = None
 ) -> dict[str, Any]:
-    """``CreateMLModelServices`` body; ``values`` as returned by ``convert_config``."""
+    """``CreateMLModelServices`` body; ``values`` as returned by ``convert_config``.
+
+    ``ServiceName`` names the service (and the group made for it when ``group_id`` is not given);
+    with ``group_id`` the service is a new version of that group (``NewVersion``).
+    """
     complete = with_defaults(values, CREATE_KEYS)
     service = _wire_fields(complete, CREATE_KEYS, SERVICE)
-    batch = _wire_fields(complete, CREATE_KEYS, BATCH)
+    if "ServiceLimit" in service:
+        service["ServiceLimit"] = complete_service_limit(service["ServiceLimit"])
+    # Only what the user asked for: BatchConfig is tcdeploy's extension, and the server's
+    # defaults are these same defaults.
+    batch = _wire_fields(values, CREATE_KEYS, BATCH)
     if batch:
         service["BatchConfig"] = batch
     service.update(_model_fields(model))
@@ -137,12 +152,18 @@ def build_create_request(
         "Services": [service],
     }
     if group_id:
-        body["ServiceGroupId"] = group_id
+        body.update(ServiceGroupId=group_id, NewVersion=True)
     return body
 
 
-def build_update_request(service_id: str, model: ModelRef | None, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``UpdateMLModelService`` body (flat): only what was given, so the rest keeps its value."""
+def build_update_request(
+    service_id: str, model: ModelRef | None, values: Mapping[str, Any], current: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``UpdateMLModelService`` body (flat): only what was given, so the rest keeps its value.
+
+    ``current`` is the service as it is (``MLModelService``): a partial ``service_limit`` keeps
+    the members it does not name from there.
+    """
     action = values.get("service_action")
     changes = [n for n in values if UPDATE_KEYS[n].place != CLIENT and n != "service_action"]
     if action:
@@ -158,6 +179,8 @@ def build_update_request(service_id: str, model: ModelRef | None, values: Mappin
     body: dict[str, Any] = {"ServiceId": service_id}
     body.update(_wire_fields(values, UPDATE_KEYS, SERVICE))
     body.update(_wire_fields(values, UPDATE_KEYS, REQUEST))
+    if "ServiceLimit" in body:
+        body["ServiceLimit"] = complete_service_limit(body["ServiceLimit"], (current or {}).get("ServiceLimit"))
     batch = _wire_fields(values, UPDATE_KEYS, BATCH)
     if batch:
         body["BatchConfig"] = batch
@@ -166,8 +189,20 @@ def build_update_request(service_id: str, model: ModelRef | None, values: Mappin
     return body
 
 
+def complete_service_limit(given: Any, current: Any = None) -> dict[str, Any]:
+    """A ``ServiceLimit`` with all four members, as the schema requires: the ones given, then
+    the service's ``current`` ones, then "no limit" (off, 0)."""
+    if not isinstance(given, Mapping):
+        raise invalid('config service_limit must be a JSON object such as {"EnableInstanceRpsLimit": true, ...}')
+    unknown = sorted(set(given) - set(SERVICE_LIMIT_MEMBERS))
+    if unknown:
+        raise invalid(f"config service_limit: {', '.join(unknown)} not one of {', '.join(SERVICE_LIMIT_MEMBERS)}")
+    base = {k: v for k, v in (current or {}).items() if k in SERVICE_LIMIT_MEMBERS and v is not None}
+    return {**SERVICE_LIMIT_MEMBERS, **base, **given}
+
+
 def traffic_weights(group: dict[str, Any], traffic: Any) -> list[dict[str, Any]]:
-    """``ModifyServiceGroupWeights.Weights`` from ``{"<svc id or name>": percent}``; services
+    """``UpdateServiceGroupWeights.WeightEntries`` from ``{"<svc id or name>": percent}``; services
     of the group left out get 0."""
     services = group.get("Services") or []
     listing = ", ".join(f"{s.get('ServiceName')} ({s.get('ServiceId')})" for s in services) or "none"

@@ -1,7 +1,8 @@
-"""MLflow's deployment API on WeData-style model services.
+"""MLflow's deployment API on WeData model services (wedata 2025-10-10).
 
-An MLflow *endpoint* is a service group (``grp-…``: one URL, auth, traffic weights); a
-*deployment* is a service in a group (``svc-…``: one model version with its replicas).
+An MLflow *endpoint* is a service group (one URL, auth, traffic weights); a *deployment* is a
+service in a group (one model version with its replicas). Ids are the API's (a group is a bare
+UUID, a service ``<group uuid>-<n>``); which one a reference names is asked of the API.
 """
 
 from __future__ import annotations
@@ -28,20 +29,30 @@ from tcdeploy.plugin.bodies import (
     traffic_weights,
 )
 from tcdeploy.plugin.casing import snake_keys
-from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError, mlflow_code
+from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError, Send, mlflow_code
 from tcdeploy.plugin.configkeys import (
+    BATCH,
     CREATE_KEYS,
     DELETE_KEYS,
     ENDPOINT_CREATE_KEYS,
     ENDPOINT_UPDATE_KEYS,
     UPDATE_KEYS,
+    ConfigKey,
     convert_config,
     invalid,
 )
-from tcdeploy.plugin.lookup import SERVICE_ID, Directory, is_not_found
+from tcdeploy.plugin.lookup import Directory, Group, is_not_found
 from tcdeploy.plugin.predict import call_and_parse
 from tcdeploy.plugin.settings import Settings
-from tcdeploy.plugin.waiting import RUNNING, STOPPED, wait_for_service
+from tcdeploy.plugin.waiting import (
+    RUNNING,
+    STOPPED,
+    containers,
+    pod_ready,
+    pods,
+    replica_counts,
+    wait_for_service,
+)
 from tcdeploy.protocol import apis
 from tcdeploy.protocol.urls import validate_relative_url
 
@@ -49,6 +60,12 @@ FLAVOR = "python_function"
 NAME_PATTERN = re.compile(apis.NAME_PATTERN)
 TOKEN_TTL = 60.0  # seconds an endpoint's auth token is reused before asking again
 LOG_LINES_ON_FAILURE = 20
+LOG_PAGE, LOG_PAGES = 1000, 10  # the tail of the logs: up to 10 pages of 1000 lines
+EVENT_PAGE, EVENT_PAGES = 100, 10
+INFER = "INFER"  # ListMLServiceLogs/ListModelServiceEvents `Service`: online inference
+BILLING = {"ChargeType": "POSTPAID_BY_HOUR", "TaskType": "INFERENCE"}
+# What a server answers for an action it does not serve.
+UNSERVED = ("InvalidAction", "UnsupportedOperation")
 
 
 def _unsupported(what: str) -> MlflowException:
@@ -71,47 +88,77 @@ def _check_name(name: Any, what: str = "deployment") -> str:
     return name
 
 
-def deployment_view(detail: dict[str, Any], group: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A ``ServiceDetail`` as MLflow shows a deployment: ``name``, ``flavor``, ids, then the rest."""
-    fields = snake_keys(detail)
+def pod_view(pod: dict[str, Any]) -> dict[str, Any]:
+    """A ``Pod`` (``PodInfos[]``) as MLflow shows a replica: ``pod_name``, ``ready``,
+    ``restart_count`` (summed over its containers), then the pod's own fields."""
+    view = {
+        "pod_name": pod.get("Name"),
+        "phase": pod.get("Phase"),
+        "status": pod.get("Status"),
+        "ready": pod_ready(pod),
+        "restart_count": sum(int(c.get("RestartCount") or 0) for c in containers(pod)),
+    }
+    return {**view, **{k: v for k, v in snake_keys(pod).items() if k not in view}}
+
+
+def deployment_view(
+    detail: dict[str, Any],
+    group: dict[str, Any] | None = None,
+    url: str | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An ``MLModelService`` as MLflow shows a deployment: ``name``, ``flavor``, ids, status,
+    URL, replicas, pods (and events when read), then the rest of its fields in snake_case."""
+    ready, wanted = replica_counts(detail)
     view = {
         "name": detail.get("ServiceName"),
         "flavor": FLAVOR,
         "service_id": detail.get("ServiceId"),
         "service_group_id": detail.get("ServiceGroupId") or (group or {}).get("ServiceGroupId"),
-        "endpoint": detail.get("ServiceGroupName") or (group or {}).get("ServiceGroupName"),
+        "endpoint": (group or {}).get("ServiceGroupName"),
         "status": detail.get("Status"),
-        "url": detail.get("Url"),
+        "url": url,
+        "replicas": wanted,
+        "ready_replicas": ready,
+        "service_description": detail.get("Description"),
+        "pods": [pod_view(p) for p in pods(detail)],
     }
-    return {**view, **{k: v for k, v in fields.items() if k not in view}}
+    if events is not None:
+        view["events"] = snake_keys(events)
+    return {**view, **{k: v for k, v in snake_keys(detail).items() if k not in view}}
 
 
-def endpoint_view(group: dict[str, Any]) -> dict[str, Any]:
-    """A group as MLflow shows an endpoint: ``name``, id, URL, auth, traffic, deployments."""
-    services = group.get("Services") or []
+def endpoint_view(group: dict[str, Any], url: str | None = None) -> dict[str, Any]:
+    """An ``MLModelServiceGroup`` as MLflow shows an endpoint: ``name``, id, URL, auth, traffic,
+    deployments."""
+    services = [s for s in group.get("Services") or [] if isinstance(s, dict)]
     return {
         "name": group.get("ServiceGroupName"),
         "endpoint_id": group.get("ServiceGroupId"),
         "service_group_id": group.get("ServiceGroupId"),
-        "url": group.get("Url"),
+        "url": url,
         "auth_enabled": bool(group.get("AuthorizationEnable")),
         "status": group.get("Status"),
+        "description": group.get("Description"),
         "traffic": {s.get("ServiceName"): s.get("Weight") for s in services},
-        "deployments": [
-            {
-                "name": s.get("ServiceName"),
-                "service_id": s.get("ServiceId"),
-                "status": s.get("Status"),
-                "weight": s.get("Weight"),
-                "version": s.get("Version"),
-                "replicas": s.get("Replicas"),
-                "ready_replicas": s.get("ReadyReplicas"),
-                "url": s.get("Url"),
-            }
-            for s in services
-        ],
+        "deployments": [_version_entry(s) for s in services],
         "create_time": group.get("CreateTime"),
         "update_time": group.get("UpdateTime"),
+    }
+
+
+def _version_entry(service: dict[str, Any]) -> dict[str, Any]:
+    """A service as an endpoint lists it."""
+    ready, wanted = replica_counts(service)
+    return {
+        "name": service.get("ServiceName"),
+        "service_id": service.get("ServiceId"),
+        "status": service.get("Status"),
+        "weight": service.get("Weight"),
+        "version": service.get("Version"),
+        "replicas": wanted,
+        "ready_replicas": ready,
+        "ml_model_info": snake_keys(service.get("MlModelInfo")),
     }
 
 
@@ -123,10 +170,11 @@ class TcDeploymentClient(BaseDeploymentClient):
     config keys and environment variables.
     """
 
-    def __init__(self, target_uri: str) -> None:
+    def __init__(self, target_uri: str, *, send: Send | None = None) -> None:
+        """``send``: the seam calls go through (default: the SDK signs and posts; see ``cloudapi``)."""
         super().__init__(target_uri)
         self._settings = Settings.from_target(target_uri)
-        self._api = CloudApi(self._settings)
+        self._api = CloudApi(self._settings, send=send)
         self._directory = Directory(self._api)
         self._tokens: dict[str, tuple[str, float]] = {}
 
@@ -140,21 +188,21 @@ class TcDeploymentClient(BaseDeploymentClient):
 
         ``endpoint``: the id or unique name of a group to add this version to; without it a new
         group named ``name`` is created. Returns ``name``, ``flavor``, ``service_id``,
-        ``service_group_id``, ``status``, ``url`` and the service's other fields.
+        ``service_group_id``, ``status``, ``url``, ``pods`` and the service's other fields.
         """
         _check_flavor(flavor)
         _check_name(name)
         values = convert_config(config, CREATE_KEYS, "create_deployment")
+        self._check_extensions(values, CREATE_KEYS)
         model = self._resolved_model(model_uri)
-        group_id = self._directory.group(endpoint)["ServiceGroupId"] if endpoint else None
+        group = self._directory.group(endpoint) if endpoint else None
         if "instance_type" not in values:
             values["instance_type"] = self._default_instance_type()
-        body = build_create_request(name, model, values, group_id)
-        detail = self._api.wedata("CreateMLModelServices", body)
-        if not detail.get("ServiceId"):
-            raise MlflowException(f"CreateMLModelServices returned no ServiceId for {name!r}")
-        detail = self._maybe_wait(detail, RUNNING, values)
-        return deployment_view(detail)
+        body = build_create_request(name, model, values, group["ServiceGroupId"] if group else None)
+        created = self._api.wedata("CreateMLModelServices", body)
+        service = _new_service(created, group, name)
+        detail = self._maybe_wait(service, RUNNING, values)
+        return self._deployment(detail, created)
 
     def update_deployment(self, name, model_uri=None, flavor=None, config=None, endpoint=None) -> dict:
         """Change a service's model and/or settings; with a new model, block until it serves.
@@ -164,14 +212,15 @@ class TcDeploymentClient(BaseDeploymentClient):
         """
         _check_flavor(flavor)
         values = convert_config(config, UPDATE_KEYS, "update_deployment")
+        self._check_extensions(values, UPDATE_KEYS)
         model = self._resolved_model(model_uri) if model_uri else None
-        _, service = self._directory.service(name, endpoint)
-        body = build_update_request(service["ServiceId"], model, values)
+        group, service = self._directory.service(name, endpoint)
+        body = build_update_request(service["ServiceId"], model, values, current=service)
         if len(body) == 1:  # nothing to change
-            return deployment_view(self._directory.detail(service["ServiceId"]))
+            return self._deployment(self._directory.detail(service["ServiceId"]), group)
         detail = self._api.wedata("UpdateMLModelService", body)
         goal = STOPPED if values.get("service_action") == "STOP" else RUNNING
-        return deployment_view(self._maybe_wait({**service, **detail}, goal, values))
+        return self._deployment(self._maybe_wait({**service, **detail}, goal, values), group)
 
     def delete_deployment(self, name, config=None, endpoint=None) -> None:
         """Delete a service (idempotent). A group created for it (same name) goes when empty."""
@@ -190,27 +239,37 @@ class TcDeploymentClient(BaseDeploymentClient):
     def get_deployment(self, name, endpoint=None) -> dict:
         """The service ``name`` (id or unique name): state, replicas, pods, events, URL."""
         group, service = self._directory.service(name, endpoint)
-        return deployment_view(self._directory.detail(service["ServiceId"]), group)
+        return self._deployment(self._directory.detail(service["ServiceId"]), group)
 
     def list_deployments(self, endpoint=None) -> list[dict]:
-        """Every service (in ``endpoint`` only, if given); each ``name`` works with get_deployment."""
+        """Every service (in ``endpoint`` only, if given); each ``name`` works with get_deployment.
+
+        The list carries no ``url`` (one call per service): get_deployment has it."""
         groups = [self._directory.group(endpoint)] if endpoint else self._directory.groups()
         return [deployment_view(s, g) for g in groups for s in g.get("Services") or []]
 
     # ---- endpoints ----------------------------------------------------------------------------
 
     def create_endpoint(self, name, config=None) -> dict:
-        """Create an empty group; config: ``authorization_enable``."""
+        """Create an empty group; config: ``authorization_enable``.
+
+        WeData has no action for an empty group (its groups come with their first service, as
+        create_deployment makes them): this is ``tcdeploy server``'s own ``CreateModelServiceGroup``.
+        """
         values = convert_config(config, ENDPOINT_CREATE_KEYS, "create_endpoint")
+        _check_name(name, "endpoint")
+        if not self._settings.target.is_self_hosted:
+            raise MlflowException(
+                "create_endpoint: the cloud API has no action that creates an empty service group; "
+                "create_deployment creates one named after the deployment (add versions with endpoint=...)",
+                error_code=mlflow_code("NOT_IMPLEMENTED", "INVALID_PARAMETER_VALUE"),
+            )
         reply = self._api.tione(
             "CreateModelServiceGroup",
-            {
-                "ServiceGroupName": _check_name(name, "endpoint"),
-                "AuthorizationEnable": values.get("authorization_enable", False),
-            },
+            {"ServiceGroupName": name, "AuthorizationEnable": values.get("authorization_enable", False)},
         )
         group_id = (reply.get("ServiceGroup") or {}).get("ServiceGroupId")
-        return endpoint_view(self._directory.group(group_id or name))
+        return self._endpoint(self._directory.group_by_id(group_id) if group_id else self._directory.group(name))
 
     def update_endpoint(self, endpoint, config=None) -> dict:
         """Set traffic weights (``{"traffic": {"<svc id or name>": percent}}``, summing to 100)
@@ -219,15 +278,15 @@ class TcDeploymentClient(BaseDeploymentClient):
         group = self._directory.group(endpoint)
         group_id = group["ServiceGroupId"]
         if "traffic" in values:
-            weights = traffic_weights(group, values["traffic"])
-            self._api.tione("ModifyServiceGroupWeights", {"ServiceGroupId": group_id, "Weights": weights})
+            entries = traffic_weights(group, values["traffic"])
+            self._api.wedata("UpdateServiceGroupWeights", {"ServiceGroupId": group_id, "WeightEntries": entries})
         if "authorization_enable" in values:
             enable = values["authorization_enable"]
-            self._api.tione(
-                "ModifyModelServiceAuthorization", {"ServiceGroupId": group_id, "AuthorizationEnable": enable}
+            self._api.wedata(
+                "UpdateModelServiceAuthorization", {"ServiceGroupId": group_id, "AuthorizationEnable": enable}
             )
             self._tokens.pop(group_id, None)
-        return endpoint_view(self._directory.group(group_id))
+        return self._endpoint(self._directory.group_by_id(group_id))
 
     def delete_endpoint(self, endpoint) -> None:
         """Delete a group and its services (idempotent)."""
@@ -236,9 +295,11 @@ class TcDeploymentClient(BaseDeploymentClient):
             self._delete_group(group["ServiceGroupId"])
 
     def get_endpoint(self, endpoint) -> dict:
-        return endpoint_view(self._directory.group(endpoint))
+        group = self._directory.group(endpoint)
+        return self._endpoint(self._directory.group_by_id(group["ServiceGroupId"]))
 
     def list_endpoints(self) -> list[dict]:
+        """Every group; the list carries no ``url`` (one call per group): get_endpoint has it."""
         return [endpoint_view(g) for g in self._directory.groups()]
 
     # ---- predictions --------------------------------------------------------------------------
@@ -254,12 +315,12 @@ class TcDeploymentClient(BaseDeploymentClient):
         group, service_id = self._scoring_target(target, prefer_group)
         body = {
             "ServiceGroupId": group["ServiceGroupId"],
-            # The seed sends the group id here for the group; the wire accepts both forms.
+            # The schema's own words: for the group, pass the group id as ServiceId.
             "ServiceId": service_id or group["ServiceGroupId"],
             "CurlData": dumps(predict_payload(inputs, params)),
             "RelativeUrl": relative_url,
         }
-        return call_and_parse(self._api, body, group, self._auth_token)
+        return call_and_parse(self._api, body, bool(group.get("AuthorizationEnable")), self._auth_token)
 
     def predict_stream(self, deployment_name=None, inputs=None, endpoint=None):
         raise _unsupported("predict_stream")
@@ -270,10 +331,10 @@ class TcDeploymentClient(BaseDeploymentClient):
     # ---- extras, with the seed plugin's names and shapes ----------------------------------------
 
     def list_instance_types(self, spec_type: str | None = None) -> list[dict]:
-        """Instance specs (``DescribeInferenceSpecs``): spec_name, spec_alias, spec_type,
-        available, available_region, gpu_type, cpu, memory, gpu."""
-        body = {"SpecType": spec_type.upper()} if spec_type else {}
-        specs = self._api.tione("DescribeInferenceSpecs", body, scoped=False).get("SpecInfos") or []
+        """Instance specs for inference (``GetBillingSpecs``; TI-ONE ``DescribeBillingSpecs`` where
+        that is not served): spec_name, spec_alias, spec_type, available, available_region,
+        gpu_type, spec_features (cpu, memory, gpu when the server tells them)."""
+        wanted = spec_type.upper() if spec_type else None
         return [
             {
                 "spec_name": s.get("SpecName"),
@@ -282,12 +343,13 @@ class TcDeploymentClient(BaseDeploymentClient):
                 "available": bool(s.get("Available")),
                 "available_region": list(s.get("AvailableRegion") or []),
                 "gpu_type": s.get("GpuType") or "",
+                "spec_features": list(s.get("SpecFeatures") or []),
                 "cpu": s.get("Cpu"),
                 "memory": s.get("Memory"),
                 "gpu": s.get("Gpu"),
             }
-            for s in specs
-            if not spec_type or s.get("SpecType") == spec_type.upper()
+            for s in self._billing_specs()
+            if not wanted or str(s.get("SpecType") or "").upper() == wanted
         ]
 
     def get_pod_logs(self, service_id, pod_name, limit=None, start_time=None, end_time=None, context=None) -> dict:
@@ -303,20 +365,22 @@ class TcDeploymentClient(BaseDeploymentClient):
         data = self._api.wedata(
             "ListMLServiceLogs",
             {
-                "Service": "INFER",
+                "Service": INFER,
                 "ServiceId": self._directory.service_id(service_id),
                 **{k: v for k, v in optional.items() if v is not None},
             },
         )
+        content = data.get("Content") or []
         return {
-            "logs": snake_keys(data.get("Content") or []),
-            "context": data.get("Context"),
-            "list_over": data.get("ListOver"),
+            "logs": snake_keys(content),
+            "context": data.get("Context") or None,
+            "list_over": _last_page(data, limit),
         }
 
     def get_endpoint_metrics(self, endpoint, start_time=None, end_time=None, step=60) -> list[dict]:
-        """A group's request figures over a window (``DescribeModelServiceMonitoring``): one dict
-        per ``step`` seconds with time, requests, errors, limited, p50/p99 latency ms, inflight."""
+        """A group's request figures over a window (``DescribeModelServiceMonitoring``, tcdeploy
+        server's own): one dict per ``step`` seconds with time, requests, errors, limited,
+        p50/p99 latency ms, inflight."""
         group = self._directory.group(endpoint)
         optional = {"StartTime": start_time, "EndTime": end_time}
         reply = self._api.tione(
@@ -335,10 +399,56 @@ class TcDeploymentClient(BaseDeploymentClient):
         return {"request_id": data.get("TiOneRebuildServiceRequestId")}
 
     def debug_pod_shell(self, service_id, pod_name) -> dict:
-        """A short-lived URL to a page about the replica (``url``, ``expire_time``)."""
+        """A short-lived URL to a page about the replica (``url``, and ``expire_time`` when told)."""
         return snake_keys(self._pod_action("CreateModelServicePodUrl", service_id, pod_name))
 
     # ---- internals ----------------------------------------------------------------------------
+
+    def _deployment(self, detail: dict[str, Any], group: Group | None) -> dict[str, Any]:
+        """The deployment view of ``detail`` with its URL and events, which only their own
+        actions tell."""
+        service_id = detail["ServiceId"]
+        return deployment_view(detail, group, url=self._url(ServiceId=service_id), events=self._events(service_id))
+
+    def _endpoint(self, group: Group) -> dict[str, Any]:
+        return endpoint_view(group, url=self._url(ServiceGroupId=group["ServiceGroupId"]))
+
+    def _call_info(self, **ids: str) -> dict[str, Any]:
+        """``GetModelServiceCallInfo`` (by ``ServiceGroupId`` or ``ServiceId``): ``ServiceCallInfo``."""
+        data = self._api.wedata("GetModelServiceCallInfo", ids)
+        info = data.get("ServiceCallInfo")
+        return info if isinstance(info, dict) else {}
+
+    def _url(self, **ids: str) -> str | None:
+        return self._call_info(**ids).get("InternetEndpoint") or None
+
+    def _events(self, service_id: str) -> list[dict[str, Any]]:
+        """The service's events (``ListModelServiceEvents``), oldest first as the server orders them."""
+        events: list[dict[str, Any]] = []
+        for _ in range(EVENT_PAGES):
+            body = {"Service": INFER, "ServiceId": service_id, "Limit": EVENT_PAGE, "Offset": len(events)}
+            data = self._api.wedata("ListModelServiceEvents", body)
+            page = [e for e in data.get("Events") or [] if isinstance(e, dict)]
+            events.extend(page)
+            if len(page) < EVENT_PAGE or len(events) >= int(data.get("TotalCount") or 0):
+                break
+        return events
+
+    def _billing_specs(self) -> list[dict[str, Any]]:
+        try:
+            return self._api.wedata("GetBillingSpecs", dict(BILLING)).get("SpecInfos") or []
+        except CloudApiError as exc:
+            if not exc.cloud_code.startswith(UNSERVED):
+                raise
+        return self._api.tione("DescribeBillingSpecs", dict(BILLING), scoped=False).get("Specs") or []
+
+    def _check_extensions(self, values: dict[str, Any], keys: dict[str, ConfigKey]) -> None:
+        """Batching is ``tcdeploy server``'s extension: the cloud would refuse the member."""
+        batch = [name for name in values if keys[name].place == BATCH]
+        if batch and not self._settings.target.is_self_hosted:
+            raise invalid(
+                f"config {', '.join(batch)}: request batching is a tcdeploy server extension, not on the cloud"
+            )
 
     def _resolved_model(self, model_uri: str) -> ModelRef:
         model = parse_model_uri(model_uri)
@@ -348,9 +458,14 @@ class TcDeploymentClient(BaseDeploymentClient):
 
     def _registry_lookup(self, model: ModelRef) -> ModelRef:
         """Fill ``Id`` and ``ModelPath`` of ``models:/[C.S.]Model/N`` from ``ListModelVersions``."""
-        body = {"ModelName": model.name, "MaxResults": 1000}
-        if model.catalog:
-            body.update(CatalogName=model.catalog, SchemaName=model.schema)
+        # The schema requires catalog and schema; a plain MLflow name has neither, so they go
+        # empty and the server reads the name as the registry's.
+        body = {
+            "CatalogName": model.catalog or "",
+            "SchemaName": model.schema or "",
+            "ModelName": model.name,
+            "MaxResults": "1000",  # a string in the schema
+        }
         versions: list[str] = []
         while True:
             try:
@@ -365,19 +480,7 @@ class TcDeploymentClient(BaseDeploymentClient):
             for item in data.get("Items") or []:
                 versions.append(str(item.get("Version")))
                 if str(item.get("Version")) == model.version:
-                    props = registry_properties(item)
-                    path = props.get("tclake.mlflow.artifact_path") or None
-                    if path:
-                        parse_model_uri(path)  # the registry's answer passes the same checks
-                    return ModelRef(
-                        uri=model.uri,
-                        name=model.name,
-                        version=model.version,
-                        catalog=model.catalog,
-                        schema=model.schema,
-                        path=path,
-                        model_id=props.get("tclake.mlflow.model_id") or None,
-                    )
+                    return _registered(model, item)
             if not data.get("NextPageToken"):
                 break
             body["PageToken"] = data["NextPageToken"]
@@ -400,7 +503,7 @@ class TcDeploymentClient(BaseDeploymentClient):
 
     def _maybe_wait(self, detail: dict[str, Any], goal: str, values: dict[str, Any]) -> dict[str, Any]:
         if not values.get("wait", True):
-            return detail
+            return self._directory.detail(detail["ServiceId"])
         service_id = detail["ServiceId"]
         return wait_for_service(
             fetch=lambda: self._directory.detail(service_id),
@@ -411,14 +514,14 @@ class TcDeploymentClient(BaseDeploymentClient):
 
     def _last_log_lines(self, service_id: str, count: int = LOG_LINES_ON_FAILURE) -> list[str]:
         lines: deque[str] = deque(maxlen=count)
-        body: dict[str, Any] = {"Service": "INFER", "ServiceId": service_id, "Limit": 1000}
+        body: dict[str, Any] = {"Service": INFER, "ServiceId": service_id, "Limit": LOG_PAGE}
         try:
-            for _ in range(10):  # logs come oldest first: page to the end, keep the tail
+            for _ in range(LOG_PAGES):  # logs come oldest first: page to the end, keep the tail
                 data = self._api.wedata("ListMLServiceLogs", body)
                 lines.extend(
                     f"{e.get('Timestamp')} {e.get('PodName')}: {e.get('Message')}" for e in data.get("Content") or []
                 )
-                if data.get("ListOver") or not data.get("Context"):
+                if _last_page(data, LOG_PAGE):
                     break
                 body["Context"] = data["Context"]
         except MlflowException as exc:  # the failure we report matters more than its logs
@@ -426,12 +529,17 @@ class TcDeploymentClient(BaseDeploymentClient):
         return list(lines)
 
     def _delete_group_if_empty(self, group_id: str) -> None:
-        group = self._directory.find_group(group_id)
-        if group is not None and not group.get("Services"):
+        try:
+            group = self._directory.group_by_id(group_id)
+        except CloudApiError as exc:
+            if exc.is_not_found():
+                return
+            raise
+        if not group.get("Services"):
             self._delete_group(group_id)
 
     def _delete_group(self, group_id: str) -> None:
-        _ignoring_not_found(lambda: self._api.tione("DeleteModelServiceGroup", {"ServiceGroupId": group_id}))
+        _ignoring_not_found(lambda: self._api.wedata("DeleteMLModelServiceGroup", {"ServiceGroupId": group_id}))
         self._tokens.pop(group_id, None)
 
     def _pod_action(self, action: str, service_ref: str, pod_name: str) -> dict[str, Any]:
@@ -439,31 +547,26 @@ class TcDeploymentClient(BaseDeploymentClient):
         return self._api.wedata(action, {"ServiceId": service_id, "PodName": pod_name})
 
     def _scoring_target(self, ref: str, prefer_group: bool) -> tuple[dict[str, Any], str | None]:
-        """(group, service id or None): what ``ref`` names, trying groups or services first."""
-
-        def as_service():
-            found = self._directory.find_service(ref)
-            return (found[0], found[1]["ServiceId"]) if found else None
-
-        def as_group():
-            group = self._directory.find_group(ref)
-            return (group, None) if group else None
-
-        group_first = prefer_group and not SERVICE_ID.match(ref)
-        for attempt in (as_group, as_service) if group_first else (as_service, as_group):
-            found = attempt()
-            if found:
-                return found
+        """(group, service id or None): what ``ref`` names, as the API lists it; a reference
+        that names both a group and a service means the one preferred."""
+        found = self._directory.lookup(ref)
+        service, group = found.service(ref), found.group(ref)
+        if service and not (group and prefer_group):
+            return service[0], service[1]["ServiceId"]
+        if group:
+            return group, None
         raise MlflowException(f"no deployment or endpoint named {ref!r}", error_code=RESOURCE_DOES_NOT_EXIST)
 
     def _auth_token(self, group_id: str, refresh: bool = False) -> str:
+        """A token for the group's URL: ``GetModelServiceCallInfo``'s ``AuthToken``, else the first
+        of the group's ``AuthTokens``."""
         cached = self._tokens.get(group_id)
         if cached and not refresh and cached[1] > time.monotonic():
             return cached[0]
-        info = self._api.tione("DescribeModelServiceCallInfo", {"ServiceGroupId": group_id})
-        call_info = info.get("ServiceCallInfoV2") or {}
-        values = [((t or {}).get("Base") or {}).get("Value") for t in call_info.get("AuthTokens") or []]
-        token = next((v for v in values if v), None) or call_info.get("AuthToken")
+        token = self._call_info(ServiceGroupId=group_id).get("AuthToken")
+        if not token:
+            tokens = self._directory.group_by_id(group_id).get("AuthTokens") or []
+            token = next((v for v in (((t or {}).get("Base") or {}).get("Value") for t in tokens) if v), None)
         if not token:
             raise MlflowException(
                 f"endpoint {group_id} requires a token but has none: create one "
@@ -472,6 +575,39 @@ class TcDeploymentClient(BaseDeploymentClient):
             )
         self._tokens[group_id] = (token, time.monotonic() + TOKEN_TTL)
         return token
+
+
+def _new_service(created: dict[str, Any], before: Group | None, name: str) -> dict[str, Any]:
+    """The service a ``CreateMLModelServices`` made, out of the group it replies with: the one
+    the group did not have before (the newest of those named ``name`` if several are new)."""
+    known = {s.get("ServiceId") for s in (before or {}).get("Services") or []}
+    new = [s for s in created.get("Services") or [] if isinstance(s, dict) and s.get("ServiceId") not in known]
+    named = [s for s in new if s.get("ServiceName") == name] or new
+    if not named:
+        raise MlflowException(f"CreateMLModelServices replied with no new service for {name!r}")
+    return max(named, key=lambda s: int(s.get("Version") or 0))
+
+
+def _registered(model: ModelRef, item: dict[str, Any]) -> ModelRef:
+    props = registry_properties(item)
+    path = props.get("tclake.mlflow.artifact_path") or None
+    if path:
+        parse_model_uri(path)  # the registry's answer passes the same checks
+    return ModelRef(
+        uri=model.uri,
+        name=model.name,
+        version=model.version,
+        catalog=model.catalog,
+        schema=model.schema,
+        path=path,
+        model_id=props.get("tclake.mlflow.model_id") or None,
+    )
+
+
+def _last_page(data: dict[str, Any], limit: int | None) -> bool:
+    """Logs: no cursor to go on with, or fewer lines than asked for."""
+    content = data.get("Content") or []
+    return not data.get("Context") or not content or (limit is not None and len(content) < limit)
 
 
 def _ignoring_not_found(call: Callable[[], Any]) -> None:

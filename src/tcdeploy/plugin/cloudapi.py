@@ -29,6 +29,7 @@ NETWORK_ERRORS = ("ClientNetworkError", "ServerNetworkError")
 NOT_REPEATABLE = frozenset(
     {
         "CreateMLModelServices",
+        "CreateMLModelService",
         "CreateModelServiceGroup",
         "CreateModelServiceAuthToken",
     }

@@ -1,12 +1,15 @@
-"""Names to ids: deployments (services ``svc-…``) and endpoints (groups ``grp-…``).
+"""Names to ids: deployments (services) and endpoints (service groups).
 
-Callers may pass an id or a unique name. Lookups go through ``ListMLModelServiceGroups`` with
-a filter, and the result is matched exactly here (a server may match filters loosely).
+Callers may pass an id or a unique name. Whether a reference is a group or a service is asked of
+the API, never read from its shape: the real ids are a bare UUID (group) and ``<group uuid>-<n>``
+(service), and a name may look like either. Lookups page through ``ListMLModelServiceGroups``
+(every group with its services) and match ids, then names, exactly here: the real API documents
+no filter names, so none are sent.
 """
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -14,9 +17,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_
 
 from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError
 
-SERVICE_ID = re.compile(r"^svc-[A-Za-z0-9]+$")
-GROUP_ID = re.compile(r"^grp-[A-Za-z0-9]+$")
-PAGE_SIZE = 100
+PAGE_SIZE = 100  # the most the real API's PageSize takes
+MAX_PAGES = 1000  # a server that never says "last page" must not keep us here forever
 
 Group = dict[str, Any]
 Service = dict[str, Any]
@@ -26,35 +28,73 @@ def not_found(kind: str, ref: str, where: str = "") -> MlflowException:
     return MlflowException(f"{kind} {ref!r} does not exist{where}", error_code=RESOURCE_DOES_NOT_EXIST)
 
 
+def _ambiguous(kind: str, ref: str, ids: list[str]) -> MlflowException:
+    return MlflowException(
+        f"{kind} name {ref!r} is ambiguous ({', '.join(ids)}); pass the id", error_code=INVALID_PARAMETER_VALUE
+    )
+
+
+@dataclass
+class Matches:
+    """What one reference names among the groups and services listed: by id, else by name."""
+
+    groups: list[Group] = field(default_factory=list)
+    services: list[tuple[Group, Service]] = field(default_factory=list)
+
+    def group(self, ref: str) -> Group | None:
+        if len(self.groups) > 1:
+            raise _ambiguous("endpoint", ref, [g["ServiceGroupId"] for g in self.groups])
+        return self.groups[0] if self.groups else None
+
+    def service(self, ref: str) -> tuple[Group, Service] | None:
+        if len(self.services) > 1:
+            raise _ambiguous("deployment", ref, [s["ServiceId"] for _, s in self.services])
+        return self.services[0] if self.services else None
+
+
+def match(groups: list[Group], ref: str, group_id: str | None = None) -> Matches:
+    """The groups and services ``ref`` names (``group_id`` narrows the services); an id match
+    wins over a name match, so a name that happens to equal an id never shadows it."""
+    pairs = [(g, s) for g in groups for s in g.get("Services") or [] if isinstance(s, dict)]
+    if group_id:
+        pairs = [(g, s) for g, s in pairs if g.get("ServiceGroupId") == group_id]
+    return Matches(
+        groups=[g for g in groups if g.get("ServiceGroupId") == ref]
+        or [g for g in groups if g.get("ServiceGroupName") == ref],
+        services=[(g, s) for g, s in pairs if s.get("ServiceId") == ref]
+        or [(g, s) for g, s in pairs if s.get("ServiceName") == ref],
+    )
+
+
 class Directory:
     def __init__(self, api: CloudApi) -> None:
         self._api = api
 
-    def groups(self, **filters: str) -> list[Group]:
-        """Every group (with its services) matching ``Name=value`` filters, oldest first."""
-        body: dict[str, Any] = {"Filters": [{"Name": k, "Values": [v]} for k, v in filters.items()], "Limit": PAGE_SIZE}
+    def groups(self) -> list[Group]:
+        """Every group (with its services), through every page of ``ListMLModelServiceGroups``.
+
+        The page size is the server's (it may answer fewer rows than asked): paging ends at
+        ``TotalPageNumber``, at ``TotalCount`` rows, or at an empty page, whichever comes first.
+        """
         found: list[Group] = []
-        while True:
-            data = self._api.wedata("ListMLModelServiceGroups", {**body, "Offset": len(found)})
-            page = data.get("Groups") or []
-            found.extend(page)
-            if not page or len(found) >= int(data.get("TotalCount") or 0):
-                return found
+        for number in range(1, MAX_PAGES + 1):
+            data = self._api.wedata("ListMLModelServiceGroups", {"PageNumber": number, "PageSize": PAGE_SIZE})
+            rows = [g for g in data.get("Rows") or [] if isinstance(g, dict)]
+            found.extend(rows)
+            total_pages, total = data.get("TotalPageNumber"), data.get("TotalCount")
+            if not rows or (total_pages is not None and number >= int(total_pages)):
+                break
+            if total is not None and len(found) >= int(total):
+                break
+        return found
+
+    def lookup(self, ref: str, group_id: str | None = None) -> Matches:
+        return match(self.groups(), ref, group_id)
 
     # ---- groups (endpoints) -------------------------------------------------------------------
 
     def find_group(self, ref: str) -> Group | None:
-        if GROUP_ID.match(ref):
-            for group in self.groups(ServiceGroupId=ref):
-                if group.get("ServiceGroupId") == ref:
-                    return group
-        matches = [g for g in self.groups(ServiceGroupName=ref) if g.get("ServiceGroupName") == ref]
-        if len(matches) > 1:
-            ids = ", ".join(g["ServiceGroupId"] for g in matches)
-            raise MlflowException(
-                f"endpoint name {ref!r} is ambiguous ({ids}); pass the id", error_code=INVALID_PARAMETER_VALUE
-            )
-        return matches[0] if matches else None
+        return self.lookup(ref).group(ref)
 
     def group(self, ref: str) -> Group:
         _require_text(ref, "endpoint")
@@ -63,23 +103,15 @@ class Directory:
             raise not_found("endpoint", ref)
         return group
 
+    def group_by_id(self, group_id: str) -> Group:
+        """``GetMLModelServiceGroup``: the group (with its services and tokens) by the id the API gave."""
+        return self._api.wedata("GetMLModelServiceGroup", {"ServiceGroupId": group_id})
+
     # ---- services (deployments) ---------------------------------------------------------------
 
     def find_service(self, ref: str, group_id: str | None = None) -> tuple[Group, Service] | None:
         """The service ``ref`` (id or unique name) and its group; ``group_id`` narrows the search."""
-        matches = []
-        if SERVICE_ID.match(ref):
-            matches = self._services_in(self.groups(ServiceId=ref), "ServiceId", ref)
-        if not matches:
-            matches = self._services_in(self.groups(ServiceName=ref), "ServiceName", ref)
-        if group_id:
-            matches = [(g, s) for g, s in matches if g.get("ServiceGroupId") == group_id]
-        if len(matches) > 1:
-            ids = ", ".join(s["ServiceId"] for _, s in matches)
-            raise MlflowException(
-                f"deployment name {ref!r} is ambiguous ({ids}); pass the id", error_code=INVALID_PARAMETER_VALUE
-            )
-        return matches[0] if matches else None
+        return self.lookup(ref, group_id).service(ref)
 
     def service(self, ref: str, endpoint: str | None = None) -> tuple[Group, Service]:
         _require_text(ref, "deployment name")
@@ -90,17 +122,13 @@ class Directory:
         return found
 
     def service_id(self, ref: str) -> str:
-        """An id as given (no lookup), or the id of the service with that unique name."""
+        """The id of the service ``ref`` names (its id or its unique name)."""
         _require_text(ref, "service_id")
-        return ref if SERVICE_ID.match(ref) else self.service(ref)[1]["ServiceId"]
+        return self.service(ref)[1]["ServiceId"]
 
     def detail(self, service_id: str) -> dict[str, Any]:
-        """``GetMLModelService``: the full ``ServiceDetail`` (pods, events)."""
+        """``GetMLModelService``: the full ``MLModelService`` (``PodInfos``, ``WorkloadStatus``)."""
         return self._api.wedata("GetMLModelService", {"ServiceId": service_id})
-
-    @staticmethod
-    def _services_in(groups: list[Group], field: str, value: str) -> list[tuple[Group, Service]]:
-        return [(g, s) for g in groups for s in g.get("Services") or [] if s.get(field) == value]
 
 
 def _require_text(value: Any, what: str) -> None:

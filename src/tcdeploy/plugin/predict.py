@@ -1,4 +1,8 @@
-"""One prediction through ``ModelServiceInterfaceCallTest``: auth token, call, reply parsing."""
+"""One prediction through ``ModelServiceInterfaceCallTest``: auth token, call, reply parsing.
+
+``Data.CurlResponseRaw`` is a JSON text: the upstream reply's headers plus ``status`` (as the
+published example shows), and ``body``, the model's reply, which a ``tcdeploy server`` adds.
+"""
 
 from __future__ import annotations
 
@@ -25,13 +29,14 @@ _MAX_MESSAGE = 2000
 TokenSource = Callable[..., str]  # (group_id, refresh=False) -> token
 
 
-def call_and_parse(api: CloudApi, body: dict[str, Any], group: dict[str, Any], token: TokenSource):
-    """Send the call (with the group's token when it has auth on); a rejected cached token is
-    refreshed once. Returns a ``PredictionsResponse``; an HTTP error from the model raises."""
-    group_id = group["ServiceGroupId"]
-    auth = bool(group.get("AuthorizationEnable"))
+def call_and_parse(api: CloudApi, body: dict[str, Any], auth: bool, token: TokenSource):
+    """Send the call (with the group's token when ``auth``, the group's ``AuthorizationEnable``);
+    a 401/403 is retried once with a fresh token (a cached one may have been rotated, or auth
+    turned on since the group was read). Returns a ``PredictionsResponse``; an HTTP error from
+    the model raises."""
+    group_id = body["ServiceGroupId"]
     status, text = _send(api, {**body, **({"AuthTokenValue": token(group_id)} if auth else {})})
-    if auth and status in (401, 403):  # the token may have been rotated since we cached it
+    if status in (401, 403):
         status, text = _send(api, {**body, "AuthTokenValue": token(group_id, refresh=True)})
     return _predictions(status, text, body["RelativeUrl"])
 
@@ -41,7 +46,9 @@ def _send(api: CloudApi, body: dict[str, Any]) -> tuple[int, str]:
     raw = data.get("CurlResponseRaw")
     try:
         reply = json.loads(raw) if isinstance(raw, str) else raw
-        return int(reply["status"]), _as_text(reply.get("body"))
+        # The published reply is the upstream's headers plus `status`; the body, when the
+        # server passes one on, is `body`.
+        return int(reply["status"]), _as_text(reply.get("body", ""))
     except (TypeError, ValueError, KeyError) as exc:
         raise MlflowException(
             f"ModelServiceInterfaceCallTest: unreadable CurlResponseRaw ({exc}): {str(raw)[:200]!r}"
