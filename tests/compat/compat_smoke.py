@@ -10,7 +10,7 @@ from mlflow.deployments import get_deploy_client
 target, model_dir = sys.argv[1], sys.argv[2]
 client = get_deploy_client(target)
 created = client.create_deployment("compat-iris", model_dir, config={"replicas": 1})
-assert created["status"] == "Running", created
+assert created["status"] == "RUNNING", created
 row = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}
 reply = client.predict("compat-iris", {"dataframe_records": [row]})
 assert reply["predictions"] == [0], reply

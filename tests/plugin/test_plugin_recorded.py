@@ -83,6 +83,8 @@ class RecordedCloud:
     # ---- the seam -----------------------------------------------------------------------------
 
     def __call__(self, service: str, version: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        if service == "tione":
+            return self.tione(version, action, body)
         assert (service, version) == ("wedata", "2025-10-10"), f"{service} {action}: the plugin left wedata"
         # Exactly the schema's members with its types and required flags: the real API's, without
         # the extensions a tcdeploy server also takes.
@@ -98,6 +100,18 @@ class RecordedCloud:
         assert reply_mismatches(action, data) == [], action
         return {"Response": {"Data": data, "RequestId": str(uuid.uuid4())}}
 
+    def tione(self, version: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """TI-ONE, only where wedata has no answer: ``DescribeBillingSpecs``, checked with the SDK's models."""
+        from tencentcloud.tione.v20211111 import models
+
+        assert (version, action) == ("2021-11-11", "DescribeBillingSpecs"), f"tione {action}: not a fallback"
+        assert {f"_{k}" for k in body} <= vars(models.DescribeBillingSpecsRequest()).keys(), body
+        self.calls.append((action, body))
+        specs = [{**spec, "SpecName": f"{spec['SpecName']}-tione"} for spec in self.GetBillingSpecs(body)["SpecInfos"]]
+        reply = models.DescribeBillingSpecsResponse()
+        reply._deserialize({"Specs": specs, "RequestId": "req-tione"})  # parses with the SDK's model
+        return {"Response": {"Specs": specs, "RequestId": "req-tione"}}
+
     def actions(self) -> list[str]:
         return [action for action, _ in self.calls]
 
@@ -109,8 +123,13 @@ class RecordedCloud:
     def add_group(self, name: str, services: tuple[str, ...] = (), authorization: bool = False) -> dict[str, Any]:
         group = recorded("ListMLModelServiceGroups")["Rows"][0]
         template = group["Services"][0]
-        group.update(ServiceGroupId=str(uuid.uuid4()), ServiceGroupName=name, AuthorizationEnable=authorization,
-                     Services=[], ServiceCount=0)  # fmt: skip
+        group.update(
+            ServiceGroupId=str(uuid.uuid4()),
+            ServiceGroupName=name,
+            AuthorizationEnable=authorization,
+            Services=[],
+            ServiceCount=0,
+        )
         self.groups[group["ServiceGroupId"]] = group
         for service_name in services:
             self.add_service(group, service_name, copy.deepcopy(template), status="RUNNING")
@@ -262,8 +281,17 @@ class RecordedCloud:
         return recorded("RebuildModelServicePod")
 
     def GetBillingSpecs(self, body):
-        spec = {"SpecName": INSTANCE, "SpecAlias": "8C16G", "SpecType": "CPU", "Available": True,
-                "AvailableRegion": [], "SpecFeatures": [], "GpuType": "", "SpecId": "sv_1", "CategoryId": "c1"}  # fmt: skip
+        spec = {
+            "SpecName": INSTANCE,
+            "SpecAlias": "8C16G",
+            "SpecType": "CPU",
+            "Available": True,
+            "AvailableRegion": [],
+            "SpecFeatures": [],
+            "GpuType": "",
+            "SpecId": "sv_1",
+            "CategoryId": "c1",
+        }
         return {"SpecInfos": [spec, {**spec, "SpecName": "TI.GN7.LARGE20.POST", "SpecType": "GPU", "Available": False}]}
 
 
@@ -327,8 +355,12 @@ def test_get_deployment_reads_workload_pods_events_and_the_url(cloud, client):
     assert by_name["workload_status"]["ready_replicas"] == 2
     assert cloud.bodies("GetModelServiceCallInfo")[0] == {"WorkspaceId": WORKSPACE, "ServiceId": service_id}
     assert cloud.bodies("ListModelServiceEvents")[0] == {
-        "WorkspaceId": WORKSPACE, "Service": "INFER", "ServiceId": service_id, "Limit": 100, "Offset": 0,
-    }  # fmt: skip
+        "WorkspaceId": WORKSPACE,
+        "Service": "INFER",
+        "ServiceId": service_id,
+        "Limit": 100,
+        "Offset": 0,
+    }
 
 
 def test_a_group_is_told_from_a_service_by_asking_not_by_its_id(cloud, client):
@@ -343,7 +375,7 @@ def test_a_group_is_told_from_a_service_by_asking_not_by_its_id(cloud, client):
     endpoint = client.get_endpoint(group_id)
     assert endpoint["name"] == "iris" and [d["service_id"] for d in endpoint["deployments"]] == [service_id]
     assert endpoint["url"].startswith("https://ms-")
-    assert cloud.bodies("GetMLModelServiceGroup")[-1] == {"WorkspaceId": WORKSPACE, "ServiceGroupId": group_id}
+    assert cloud.bodies("GetModelServiceCallInfo")[-1] == {"WorkspaceId": WORKSPACE, "ServiceGroupId": group_id}
 
 
 # ---- create ---------------------------------------------------------------------------------------
@@ -396,8 +428,15 @@ def test_a_failed_create_says_why_with_containers_and_logs(cloud, client):
         return reply
 
     cloud.CreateMLModelServices = failing
-    cloud.logs = [{"Id": str(i), "Message": f"line {i}", "PodName": "mock-iris-classifier-0",
-                   "Timestamp": f"2026-04-29T07:27:{i:02d}.000000000Z"} for i in range(30)]  # fmt: skip
+    cloud.logs = [
+        {
+            "Id": str(i),
+            "Message": f"line {i}",
+            "PodName": "mock-iris-classifier-0",
+            "Timestamp": f"2026-04-29T07:27:{i:02d}.000000000Z",
+        }
+        for i in range(30)
+    ]
     with pytest.raises(MlflowException) as info:
         client.create_deployment("iris", "runs:/0123abcd/model", config={"instance_type": INSTANCE})
     message = str(info.value)
@@ -417,9 +456,12 @@ def test_predict_a_service_and_a_group(cloud, client):
     assert client.predict(group_id, [[1, 2, 3, 4]], endpoint="/invocations")["predictions"] == [0, 1]
     service_call, group_call = cloud.bodies("ModelServiceInterfaceCallTest")
     assert service_call == {
-        "WorkspaceId": WORKSPACE, "ServiceGroupId": group_id, "ServiceId": service_id,
-        "CurlData": '{"inputs":[[1,2,3,4]]}', "RelativeUrl": "/predict",
-    }  # fmt: skip
+        "WorkspaceId": WORKSPACE,
+        "ServiceGroupId": group_id,
+        "ServiceId": service_id,
+        "CurlData": '{"inputs":[[1,2,3,4]]}',
+        "RelativeUrl": "/predict",
+    }
     assert (group_call["ServiceId"], group_call["RelativeUrl"]) == (group_id, "/invocations")
 
 
@@ -470,14 +512,21 @@ def test_pod_logs_page_with_the_context(cloud, client):
     cloud.logs = recorded("ListMLServiceLogs")["Content"] * 3
     first = client.get_pod_logs("iris", "ms-cp6rgw9r-1*", limit=2)
     assert len(first["logs"]) == 2 and first["context"] and first["list_over"] is False
-    assert first["logs"][0] == {"id": "77b5d420-73bc-47f2-96ab-3a2b32262ffe", "message": "This is a log",
-                                "pod_name": "ms-cp6rgw9r-1-864587bdb4-p5cv6", "timestamp": "2022-01-11T04:14:36.348499491Z"}  # fmt: skip
+    assert first["logs"][0] == {
+        "id": "77b5d420-73bc-47f2-96ab-3a2b32262ffe",
+        "message": "This is a log",
+        "pod_name": "ms-cp6rgw9r-1-864587bdb4-p5cv6",
+        "timestamp": "2022-01-11T04:14:36.348499491Z",
+    }
     second = client.get_pod_logs(group["Services"][0]["ServiceId"], "ms-cp6rgw9r-1*", limit=2, context=first["context"])
     assert len(second["logs"]) == 1 and second["list_over"] is True and second["context"] is None
     assert cloud.bodies("ListMLServiceLogs")[0] == {
-        "WorkspaceId": WORKSPACE, "Service": "INFER", "ServiceId": group["Services"][0]["ServiceId"],
-        "PodName": "ms-cp6rgw9r-1*", "Limit": 2,
-    }  # fmt: skip
+        "WorkspaceId": WORKSPACE,
+        "Service": "INFER",
+        "ServiceId": group["Services"][0]["ServiceId"],
+        "PodName": "ms-cp6rgw9r-1*",
+        "Limit": 2,
+    }
 
 
 def test_restart_pod(cloud, client):
@@ -493,8 +542,13 @@ def test_update_endpoint_sends_weight_entries_and_authorization(cloud, client):
     cloud.tokens[group["ServiceGroupId"]] = "tok"
     view = client.update_endpoint("iris", config={"traffic": {"iris-v1": 30, b: 70}, "authorization_enable": True})
     assert view["traffic"] == {"iris-v1": 30, "iris-v2": 70} and view["auth_enabled"] is True
-    assert cloud.bodies("UpdateServiceGroupWeights") == [{"WorkspaceId": WORKSPACE, "ServiceGroupId": group["ServiceGroupId"],
-        "WeightEntries": [{"ServiceId": a, "Weight": 30}, {"ServiceId": b, "Weight": 70}]}]  # fmt: skip
+    assert cloud.bodies("UpdateServiceGroupWeights") == [
+        {
+            "WorkspaceId": WORKSPACE,
+            "ServiceGroupId": group["ServiceGroupId"],
+            "WeightEntries": [{"ServiceId": a, "Weight": 30}, {"ServiceId": b, "Weight": 70}],
+        }
+    ]
     assert cloud.bodies("UpdateModelServiceAuthorization")[0]["AuthorizationEnable"] is True
 
 
@@ -507,6 +561,13 @@ def test_instance_types_from_billing_specs(cloud, client):
         "ChargeType": "POSTPAID_BY_HOUR",
         "TaskType": "INFERENCE",
     }
+
+
+def test_instance_types_fall_back_to_tione_where_wedata_has_no_billing_specs(cloud, client):
+    cloud.unserved = {"GetBillingSpecs"}
+    assert [s["spec_name"] for s in client.list_instance_types()] == [f"{INSTANCE}-tione", "TI.GN7.LARGE20.POST-tione"]
+    assert cloud.actions() == ["GetBillingSpecs", "DescribeBillingSpecs"]
+    assert cloud.bodies("DescribeBillingSpecs") == [{"ChargeType": "POSTPAID_BY_HOUR", "TaskType": "INFERENCE"}]
 
 
 def test_the_cloud_refuses_what_it_does_not_have_before_any_call(cloud, client):
@@ -527,5 +588,12 @@ def test_an_unregistered_version_reads_the_recorded_empty_page(cloud, client):
     with pytest.raises(MlflowException, match="no versions registered") as info:
         client.create_deployment("iris", "models:/yb_test05.sc_test05.randyrren1/1", config={"instance_type": INSTANCE})
     assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
-    assert cloud.bodies("ListModelVersions") == [{"WorkspaceId": WORKSPACE, "CatalogName": "yb_test05",
-        "SchemaName": "sc_test05", "ModelName": "randyrren1", "MaxResults": "1000"}]  # fmt: skip
+    assert cloud.bodies("ListModelVersions") == [
+        {
+            "WorkspaceId": WORKSPACE,
+            "CatalogName": "yb_test05",
+            "SchemaName": "sc_test05",
+            "ModelName": "randyrren1",
+            "MaxResults": "1000",
+        }
+    ]

@@ -14,8 +14,14 @@ SERVICE_ID = "ef16f77c-fd0b-48a9-bc77-da8714f0d31e-1"
 
 
 def container(ready=True, restarts=0, state="running", reason="Started", message=""):
-    return {"Name": "inference", "Ready": ready, "RestartCount": restarts, "State": state, "Reason": reason,
-            "Message": message}  # fmt: skip
+    return {
+        "Name": "inference",
+        "Ready": ready,
+        "RestartCount": restarts,
+        "State": state,
+        "Reason": reason,
+        "Message": message,
+    }
 
 
 def pod(name="ms-6mvp5w9v-1-6d49b68644-j8jjs", phase="Running", containers=(container(),)):

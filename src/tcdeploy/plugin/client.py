@@ -295,8 +295,8 @@ class TcDeploymentClient(BaseDeploymentClient):
             self._delete_group(group["ServiceGroupId"])
 
     def get_endpoint(self, endpoint) -> dict:
-        group = self._directory.group(endpoint)
-        return self._endpoint(self._directory.group_by_id(group["ServiceGroupId"]))
+        """The group ``endpoint`` (id or unique name) with its URL, auth, traffic and deployments."""
+        return self._endpoint(self._directory.group(endpoint))
 
     def list_endpoints(self) -> list[dict]:
         """Every group; the list carries no ``url`` (one call per group): get_endpoint has it."""
