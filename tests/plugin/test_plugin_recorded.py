@@ -465,6 +465,15 @@ def test_predict_a_service_and_a_group(cloud, client):
     assert (group_call["ServiceId"], group_call["RelativeUrl"]) == (group_id, "/invocations")
 
 
+def test_a_name_both_use_means_the_service_unless_the_cli_names_the_endpoint(cloud, client):
+    group = cloud.add_group("iris", services=("iris",))  # as create_deployment makes them
+    client.predict("iris", [[1, 2, 3, 4]])
+    client.predict(None, [[1, 2, 3, 4]], endpoint="iris")  # mlflow deployments predict --endpoint iris
+    by_name, by_endpoint = cloud.bodies("ModelServiceInterfaceCallTest")
+    assert by_name["ServiceId"] == group["Services"][0]["ServiceId"]
+    assert by_endpoint["ServiceId"] == group["ServiceGroupId"]
+
+
 def test_predict_with_auth_sends_the_call_infos_token(cloud, client):
     group = cloud.add_group("iris", services=("iris",), authorization=True)
     cloud.tokens[group["ServiceGroupId"]] = "ee62aecbfbad3e5"

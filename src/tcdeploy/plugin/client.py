@@ -550,9 +550,12 @@ class TcDeploymentClient(BaseDeploymentClient):
         """(group, service id or None): what ``ref`` names, as the API lists it; a reference
         that names both a group and a service means the one preferred."""
         found = self._directory.lookup(ref)
-        service, group = found.service(ref), found.group(ref)
-        if service and not (group and prefer_group):
+        if prefer_group and found.groups:
+            return found.group(ref), None
+        service = found.service(ref)
+        if service:
             return service[0], service[1]["ServiceId"]
+        group = found.group(ref)
         if group:
             return group, None
         raise MlflowException(f"no deployment or endpoint named {ref!r}", error_code=RESOURCE_DOES_NOT_EXIST)
