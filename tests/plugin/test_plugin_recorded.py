@@ -78,6 +78,7 @@ class RecordedCloud:
         self.tokens: dict[str, str] = {}
         self.upstream: tuple[int, str | None] = (200, json.dumps({"predictions": [0, 1]}))
         self.unserved: set[str] = set()
+        self.enforced: set[str] = set()  # groups whose URL wants a token whatever they say
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     # ---- the seam -----------------------------------------------------------------------------
@@ -257,7 +258,8 @@ class RecordedCloud:
         if body["ServiceId"] != group["ServiceGroupId"]:
             self.service(body["ServiceId"])
         status, text = self.upstream
-        if group["AuthorizationEnable"] and body.get("AuthTokenValue") != self.tokens.get(group["ServiceGroupId"]):
+        enforced = group["AuthorizationEnable"] or group["ServiceGroupId"] in self.enforced
+        if enforced and body.get("AuthTokenValue") != self.tokens.get(group["ServiceGroupId"]):
             status, text = 401, json.dumps({"message": "unauthorized"})
         raw = json.loads(recorded("ModelServiceInterfaceCallTest")["CurlResponseRaw"])
         raw["status"] = raw["X-TiGateway-Upstream-Status"] = status
@@ -482,6 +484,21 @@ def test_predict_with_auth_sends_the_call_infos_token(cloud, client):
     assert cloud.bodies("GetModelServiceCallInfo") == [
         {"WorkspaceId": WORKSPACE, "ServiceGroupId": group["ServiceGroupId"]}
     ]
+
+
+def test_a_401_with_auth_off_asks_for_a_token_once_and_reports_the_401_when_there_is_none(cloud, client):
+    group = cloud.add_group("iris", services=("iris",))
+    cloud.upstream = (401, json.dumps({"message": "token required"}))
+    with pytest.raises(MlflowException, match="HTTP 401 at /predict: token required"):
+        client.predict("iris", [[1, 2, 3, 4]])
+    assert "AuthTokenValue" not in cloud.bodies("ModelServiceInterfaceCallTest")[-1]
+    # Auth turned on since the group was listed: the 401 fetches a token and the call is sent again.
+    cloud.upstream = (200, json.dumps({"predictions": [2]}))
+    cloud.tokens[group["ServiceGroupId"]] = "fresh"
+    cloud.enforced.add(group["ServiceGroupId"])
+    assert client.predict(group["ServiceGroupId"], [[1, 2, 3, 4]])["predictions"] == [2]
+    tried, retried = cloud.bodies("ModelServiceInterfaceCallTest")[-2:]
+    assert "AuthTokenValue" not in tried and retried["AuthTokenValue"] == "fresh"
 
 
 def test_the_recorded_404_is_an_error_naming_the_status(cloud, client):

@@ -37,8 +37,21 @@ def call_and_parse(api: CloudApi, body: dict[str, Any], auth: bool, token: Token
     group_id = body["ServiceGroupId"]
     status, text = _send(api, {**body, **({"AuthTokenValue": token(group_id)} if auth else {})})
     if status in (401, 403):
-        status, text = _send(api, {**body, "AuthTokenValue": token(group_id, refresh=True)})
+        fresh = _fresh_token(token, group_id, required=auth)
+        if fresh:
+            status, text = _send(api, {**body, "AuthTokenValue": fresh})
     return _predictions(status, text, body["RelativeUrl"])
+
+
+def _fresh_token(token: TokenSource, group_id: str, required: bool) -> str | None:
+    """A token asked for anew; where auth was off as far as we knew, having none is no error of
+    its own (the 401/403 is what gets reported)."""
+    try:
+        return token(group_id, refresh=True)
+    except MlflowException:
+        if required:
+            raise
+        return None
 
 
 def _send(api: CloudApi, body: dict[str, Any]) -> tuple[int, str]:
