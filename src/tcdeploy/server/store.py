@@ -261,6 +261,12 @@ class Store:
             ).fetchall()
         return [_service(r) for r in rows]
 
+    def services_in(self, workspace: str) -> list[ServiceRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM services WHERE workspace = ? ORDER BY created, id", (workspace,)
+        ).fetchall()
+        return [_service(r) for r in rows]
+
     def update_service(self, service_id: str, **changes: Any) -> None:
         """Update some columns of a service (`spec` is given whole, as a dict)."""
         if "spec" in changes:

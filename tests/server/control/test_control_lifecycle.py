@@ -11,6 +11,7 @@ import httpx
 import mlflow.pyfunc
 import pytest
 
+from tcdeploy.protocol.schema import reply_mismatches
 from tests.support.cloudapi import (
     call,
     common_client,
@@ -113,7 +114,7 @@ def test_logs_have_timestamps_wildcards_and_continuation(wedata, running):
             "Limit": 2,
         },
     )["Data"]
-    assert len(first["Content"]) == 2 and first["ListOver"] is False and first["Context"]
+    assert len(first["Content"]) == 2 and first["Context"]  # a Context: more follow
     assert all(line["PodName"] == pod and line["Timestamp"] for line in first["Content"])
     rest = call(
         wedata,
@@ -139,7 +140,38 @@ def test_logs_have_timestamps_wildcards_and_continuation(wedata, running):
             "StartTime": "2099-01-01T00:00:00+00:00",
         },
     )["Data"]
-    assert future["Content"] == [] and future["ListOver"] is True
+    assert future["Content"] == [] and future["Context"] == ""
+    assert reply_mismatches("ListMLServiceLogs", first) == []
+
+
+def test_logs_search_by_keyword_newest_first_and_across_the_workspace(wedata, running):
+    pod = pod_facts(running)[0]["PodName"]
+    oldest_first = call(wedata, "ListMLServiceLogs", {"WorkspaceId": WS, "ServiceId": running["ServiceId"]})["Data"]
+    everything = [line["Message"] for line in oldest_first["Content"]]
+    newest = call(
+        wedata, "ListMLServiceLogs", {"WorkspaceId": WS, "ServiceId": running["ServiceId"], "Order": "DESC", "Limit": 1}
+    )["Data"]
+    assert newest["Content"][0]["Message"] == everything[-1] and newest["Context"]
+    older = call(
+        wedata,
+        "ListMLServiceLogs",
+        {
+            "WorkspaceId": WS,
+            "ServiceId": running["ServiceId"],
+            "Order": "DESC",
+            "Limit": 1,
+            "Context": newest["Context"],
+        },
+    )["Data"]
+    assert older["Content"][0]["Message"] == everything[-2]
+    found = call(wedata, "ListMLServiceLogs", {"WorkspaceId": WS, "ServiceId": running["ServiceId"], "Key": "loaded"})
+    assert found["Data"]["Content"] and all("loaded" in line["Message"] for line in found["Data"]["Content"])
+    skipped = call(wedata, "ListMLServiceLogs", {"WorkspaceId": WS, "ServiceId": running["ServiceId"], "Offset": 1})
+    assert [line["Message"] for line in skipped["Data"]["Content"]] == everything[1:]
+    # As in the published example: no ServiceId, a pod-name wildcard across the workspace.
+    by_pod = call(wedata, "ListMLServiceLogs", {"WorkspaceId": WS, "PodName": pod.rsplit("-", 2)[0] + "*"})["Data"]
+    assert {line["PodName"] for line in by_pod["Content"]} == {pod}
+    assert error_of(wedata, "ListMLServiceLogs", {"WorkspaceId": WS, "Order": "UP"}).code == "InvalidParameterValue"
 
 
 def test_rebuild_restarts_the_pod(wedata, running):
@@ -274,7 +306,7 @@ def test_a_registered_three_part_model_resolves_through_list_model_versions(weda
         },
     )
     try:
-        assert created["ModelUri"] == f"models:/cat.sch.iris3/{version}"
+        assert created["MlModelInfo"]["ModelPath"] == f"models:/cat.sch.iris3/{version}"
         assert wait_for_status(wedata, created["ServiceId"], {"RUNNING", "CREATE_FAILED"})["Status"] == "RUNNING"
     finally:
         call(wedata, "DeleteMLModelService", {"WorkspaceId": WS, "ServiceId": created["ServiceId"]})

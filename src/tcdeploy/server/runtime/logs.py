@@ -166,18 +166,27 @@ def read_logs(
     start: float | None = None,
     end: float | None = None,
     after: Cursor | None = None,
+    before: Cursor | None = None,
+    keyword: str | None = None,
+    newest_first: bool = False,
     limit: int = 100,
 ) -> tuple[list[LogLine], bool]:
-    """Up to `limit` lines of these pods, oldest first, and whether more lines exist.
+    """Up to `limit` lines of these pods, oldest first (or newest first), and whether more exist.
 
-    `start`/`end` bound the timestamps (both inclusive). `after` is the `cursor` of the last line a
-    previous call returned. Reads files, so async callers should run it in a thread.
+    `start`/`end` bound the timestamps (both inclusive); `after`/`before` are cursors of lines a
+    previous call returned (oldest-first and newest-first paging); `keyword` keeps the lines that
+    contain it. Reads files, so async callers should run it in a thread.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit: must be a positive integer, got {limit!r}")
     directory = log_dir(data_dir)
     wanted = _lines(directory, sorted({check_pod_name(n) for n in pod_names}), start, end, after)
-    found = heapq.nsmallest(limit + 1, wanted, key=lambda line: line.cursor)
+    if before is not None:
+        wanted = (line for line in wanted if line.cursor < before)
+    if keyword:
+        wanted = (line for line in wanted if keyword in line.msg)
+    pick = heapq.nlargest if newest_first else heapq.nsmallest
+    found = pick(limit + 1, wanted, key=lambda line: line.cursor)
     return found[:limit], len(found) > limit
 
 

@@ -1,4 +1,5 @@
-"""Replica logs (`ListMLServiceLogs`): pod-name wildcards, a time range, a limit, a continuation."""
+"""Replica logs (`ListMLServiceLogs`): pod-name wildcards, a time range, a keyword, either order,
+an offset, a limit, a continuation."""
 
 from __future__ import annotations
 
@@ -9,51 +10,60 @@ from typing import Any
 from tcdeploy.protocol.errors import InvalidParameterValue
 
 from ..backend import LogLine
-from .context import Context, required
-from .times import iso_precise, parse_time
+from .context import Context
+from .times import parse_time, rfc3339
+
+DEFAULT_LIMIT = 100
+ORDER_FIELDS = ("Timestamp",)
 
 
 async def list_logs(ctx: Context, req: Any) -> dict:
-    required(req.ServiceId, "ServiceId")
     start = parse_time(req.StartTime, "StartTime")
     end = parse_time(req.EndTime, "EndTime")
     if start is not None and end is not None and end < start:
         raise InvalidParameterValue("EndTime", "is before StartTime")
+    if req.Service not in (None, "", "INFER"):
+        raise InvalidParameterValue("Service", "must be INFER (online services)")
+    if req.OrderField and req.OrderField not in ORDER_FIELDS:
+        raise InvalidParameterValue("OrderField", f"must be one of {', '.join(ORDER_FIELDS)}")
+    order = (req.Order or "ASC").upper()
+    if order not in ("ASC", "DESC"):
+        raise InvalidParameterValue("Order", "must be ASC or DESC")
+    cursor = _cursor(req.Context, order)
     lines, more = await ctx.backend.logs(
-        ctx.workspace,
-        req.ServiceId,
-        pod_pattern=req.PodName,
-        start=start,
-        end=end,
-        after=_cursor(req.Context),
-        limit=req.Limit,
-    )
+        ctx.workspace, req.ServiceId or None, pod_pattern=req.PodName, start=start, end=end, cursor=cursor,
+        keyword=req.Key or None, newest_first=order == "DESC", offset=req.Offset or 0,
+        limit=req.Limit or DEFAULT_LIMIT,
+    )  # fmt: skip
     content = [
         {
             "Id": f"{line.pod_name}:{line.id}",
             "Message": line.msg,
             "PodName": line.pod_name,
-            "Timestamp": iso_precise(line.ts),
-            "Stream": line.stream,
+            "Timestamp": rfc3339(line.ts),
         }
         for line in lines
     ]
-    context = _encode_cursor(lines[-1]) if more and lines else ""
-    return {"Data": {"Content": content, "Context": context, "ListOver": not more}}
+    # An empty Context says there is nothing more, as the real API does.
+    context = _encode_cursor(lines[-1], order) if more and lines else ""
+    return {"Data": {"Content": content, "Context": context}}
 
 
-def _encode_cursor(line: LogLine) -> str:
-    raw = json.dumps([line.ts, line.pod_name, line.id]).encode()
+def _encode_cursor(line: LogLine, order: str) -> str:
+    raw = json.dumps([line.ts, line.pod_name, line.id, order]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def _cursor(context: str | None):
+def _cursor(context: str | None, order: str) -> tuple[float, str, int] | None:
     if not context:
         return None
     try:
-        ts, pod, ident = json.loads(base64.urlsafe_b64decode(context.encode()))
-        return float(ts), str(pod), int(ident)
+        ts, pod, ident, given_order = json.loads(base64.urlsafe_b64decode(context.encode()))
+        cursor = float(ts), str(pod), int(ident)
     except (ValueError, TypeError):
         raise InvalidParameterValue(
             "Context", "is not a continuation from a previous ListMLServiceLogs reply"
         ) from None
+    if given_order != order:
+        raise InvalidParameterValue("Context", f"continues an {given_order} listing; ask with Order {given_order}")
+    return cursor

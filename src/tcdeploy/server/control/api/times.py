@@ -20,8 +20,9 @@ def wedata_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def iso_precise(ts: float) -> str:
-    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds")
+def rfc3339(ts: float) -> str:
+    """A log line's time: RFC 3339 in UTC with a `Z` (`2022-01-11T04:14:36.348499Z`)."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(value: str | None, field: str) -> float | None:

@@ -43,7 +43,8 @@ S = ServiceStatus
 MAX_SERVICES_PER_GROUP = 2
 # Changing any of these needs new replicas; the rest apply at once.
 ROLLING_FIELDS = ("InstanceType", "BatchConfig", "ModelUri")
-SERVICE_ACTIONS = ("STOP", "RESUME", "SCALE")
+SERVICE_ACTIONS = ("START", "STOP", "RESUME", "SCALE")
+EVENTS_SHOWN = 10_000  # per service, the newest
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,23 @@ class GroupSnapshot:
 class TokenView:
     record: TokenRecord
     value: str
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    """An event and the k8s-style resource it concerns (kind `Pod` or `Deployment`, and name)."""
+
+    service: ServiceRecord
+    event: EventRecord
+    resource_kind: str
+    resource_name: str
+
+
+@dataclass(frozen=True)
+class ReplicaUsage:
+    pod_name: str
+    cpu_percent: float  # of the instance type's CPU
+    memory_percent: float  # of the instance type's memory
 
 
 class Backend:
@@ -155,8 +173,11 @@ class Backend:
         self.store.delete_group(group.id)
         self.reconciler.publish_group(group.id)
 
-    def set_weights(self, workspace: str, group_ref: str, weights: list[tuple[str, int]]) -> GroupRecord:
-        """Set the weights of some services of a group (by id or name); the rest keep theirs."""
+    def set_weights(
+        self, workspace: str, group_ref: str, weights: list[tuple[str, int]], *, field: str = "Weights"
+    ) -> GroupRecord:
+        """Set the weights of some services of a group (by id or name); the rest keep theirs.
+        `field` names the request's list in refusals (TI-ONE's `Weights`, wedata's `WeightEntries`)."""
         group = self.group(workspace, group_ref)
         services = {s.id: s for s in self.store.services(group.id)}
         by_name = {s.name: s.id for s in services.values()}
@@ -164,10 +185,10 @@ class Backend:
         for i, (ref, weight) in enumerate(weights):
             service_id = ref if ref in services else by_name.get(ref)
             if service_id is None:
-                raise InvalidParameterValue(f"Weights.{i}.ServiceId", f"{ref!r} is not a service of group {group.id}")
+                raise InvalidParameterValue(f"{field}.{i}.ServiceId", f"{ref!r} is not a service of group {group.id}")
             new[service_id] = weight
         if sum(new.values()) <= 0:
-            raise InvalidParameterValue("Weights", "at least one service of the group needs a weight above 0")
+            raise InvalidParameterValue(field, "at least one service of the group needs a weight above 0")
         with self.store.transaction():
             for service_id, weight in new.items():
                 if services[service_id].weight != weight:
@@ -194,7 +215,7 @@ class Backend:
         `spec` holds the service's settings under their wire names; `InstanceType` and `Replicas`
         are required. Refused before anything is written: a taken name, a full group, an unknown
         instance type, a model that does not exist."""
-        instance_type(spec["InstanceType"], f"{field}.InstanceType")
+        instance_type(spec["InstanceType"], _member(field, "InstanceType"))
         if self.store.service_by_name(workspace, name):
             raise ResourceInUse(f"ServiceName: a service named {name!r} already exists")
         group = self.group(workspace, group_ref) if group_ref else None
@@ -209,7 +230,7 @@ class Backend:
                 "delete one before adding another"
             )
         model_uri = await self.registry.resolve(
-            model, spec.get("CatalogName"), spec.get("SchemaName"), f"{field}.MlModelInfo"
+            model, spec.get("CatalogName"), spec.get("SchemaName"), _member(field, "MlModelInfo")
         )
         now = time.time()
         with _name_taken_as("ServiceName"), self.store.transaction():
@@ -296,7 +317,7 @@ class Backend:
         spec = dict(service.spec)
         if action == "STOP":
             spec["Stopped"] = True
-        elif action == "RESUME":
+        elif action in ("START", "RESUME"):
             spec["Stopped"] = False
         elif action == "SCALE":
             if replicas is None:
@@ -363,15 +384,18 @@ class Backend:
     def delete_token(self, workspace: str, group_ref: str, value: str) -> None:
         """Delete the group's token with this value (compared by digest, in constant time)."""
         group = self.group(workspace, group_ref)
+        self.store.delete_token(self._token_by_value(group.id, value).id)
+        self.reconciler.publish_group(group.id)
+
+    def _token_by_value(self, group_id: str, value: str) -> TokenRecord:
         wanted = token_hash(value)
         match = None
-        for token in self.store.tokens(group.id):
+        for token in self.store.tokens(group_id):
             if secrets.compare_digest(token.digest, wanted):
                 match = token
         if match is None:
             raise ResourceNotFound("auth token", "(the given value)")
-        self.store.delete_token(match.id)
-        self.reconciler.publish_group(group.id)
+        return match
 
     def tokens(self, group_id: str) -> list[TokenView]:
         return [TokenView(t, self.secret.token_value(t.id)) for t in self.store.tokens(group_id)]
@@ -401,23 +425,36 @@ class Backend:
     async def logs(
         self,
         workspace: str,
-        service_ref: str,
+        service_ref: str | None,
         *,
         pod_pattern: str | None,
-        start: float | None,
-        end: float | None,
-        after: tuple[float, str, int] | None,
-        limit: int,
+        start: float | None = None,
+        end: float | None = None,
+        cursor: tuple[float, str, int] | None = None,
+        keyword: str | None = None,
+        newest_first: bool = False,
+        offset: int = 0,
+        limit: int = 100,
     ) -> tuple[list[LogLine], bool]:
-        """A service's replica log lines in time order, and whether more follow. The files are read
-        off the event loop: `/predict` is served from the same loop."""
-        service = self.service(workspace, service_ref)
-        prefix = pod_prefix(service.id)
+        """Replica log lines of a service (or of every service of the workspace), in time order
+        (or newest first), and whether more follow. `cursor` is the last line of the previous page.
+        The files are read off the event loop: `/predict` is served from the same loop."""
+        services = [self.service(workspace, service_ref)] if service_ref else self.store.services_in(workspace)
+        prefixes = tuple(pod_prefix(s.id) for s in services)
         pattern = pod_pattern or "*"
 
         def read() -> tuple[list[LogLine], bool]:
-            pods = [p for p in pod_log_names(self.data_dir) if p.startswith(prefix) and fnmatch.fnmatchcase(p, pattern)]
-            return read_logs(self.data_dir, pods, start=start, end=end, after=after, limit=limit)
+            pods = [
+                p for p in pod_log_names(self.data_dir) if p.startswith(prefixes) and fnmatch.fnmatchcase(p, pattern)
+            ]
+            if not pods:
+                return [], False
+            lines, more = read_logs(
+                self.data_dir, pods, start=start, end=end, keyword=keyword, newest_first=newest_first,
+                after=None if newest_first else cursor, before=cursor if newest_first else None,
+                limit=limit + offset,
+            )  # fmt: skip
+            return lines[offset:], more
 
         return await asyncio.to_thread(read)
 
@@ -461,6 +498,109 @@ class Backend:
             path=path,
         )
 
+    # ---- wedata: names, group settings, token edits, events, per-service figures ---------------
+
+    def name_taken(self, workspace: str, name: str) -> bool:
+        """Whether a create under `name` would be refused for the name: a service or a group has it
+        (a new service makes a group of its own name)."""
+        return bool(self.store.service_by_name(workspace, name) or self.store.group_by_name(workspace, name))
+
+    def update_group_settings(self, workspace: str, group_ref: str, changes: dict[str, Any]) -> GroupRecord:
+        """Merge `changes` (wire names) into a group's stored settings."""
+        group = self.group(workspace, group_ref)
+        self.store.update_group(group.id, spec={**group.spec, **changes})
+        return self.store.group(group.id)
+
+    def set_monitor_config(self, workspace: str, group_ref: str, changes: dict[str, Any]) -> GroupRecord:
+        """Store a group's monitor settings; `InferenceTableCollectionEnabled` acts: every service
+        of the group starts (or stops) writing its requests to the inference table."""
+        group = self.group(workspace, group_ref)
+        now = time.time()
+        config = {**group.spec.get("MonitorConfig", {"CreateTime": now}), **changes, "UpdateTime": now}
+        table = changes.get("InferenceTableCollectionEnabled")
+        with self.store.transaction():
+            self.store.update_group(group.id, spec={**group.spec, "MonitorConfig": config})
+            for service in self.store.services(group.id) if table is not None else ():
+                self.store.update_service(service.id, spec={**service.spec, "InferenceTablePushEnable": table})
+        self.reconciler.publish_group(group.id)
+        return self.store.group(group.id)
+
+    def update_token(
+        self,
+        workspace: str,
+        group_ref: str,
+        value: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        reset: bool = False,
+        limits: list[dict] | None = None,
+    ) -> TokenView:
+        """Rename or redescribe the group's token with this value; `reset` gives it a new value
+        (the old one is refused from then on). `limits` are kept in the group's settings
+        (`AuthTokenLimits`, by token id) and act on nothing yet."""
+        group = self.group(workspace, group_ref)
+        old = self._token_by_value(group.id, value)
+        token_id = new_id("tok") if reset else old.id
+        token = TokenRecord(
+            token_id,
+            group.id,
+            name or old.name,
+            old.description if description is None else description,
+            token_hash(self.secret.token_value(token_id)),
+            old.created,
+        )
+        kept = dict(group.spec.get("AuthTokenLimits", {}))
+        previous = kept.pop(old.id, None)
+        kept[token_id] = previous if limits is None else limits
+        if kept[token_id] is None:
+            del kept[token_id]
+        with self.store.transaction():
+            self.store.delete_token(old.id)
+            self.store.insert_token(token)
+            self.store.update_group(group.id, spec={**group.spec, "AuthTokenLimits": kept})
+        self.reconciler.publish_group(group.id)
+        return TokenView(token, self.secret.token_value(token_id))
+
+    def service_events(self, workspace: str, service_ref: str | None = None) -> list[ServiceEvent]:
+        """The events of one service, or of every service in the workspace, each with the k8s-style
+        resource it concerns: the pod its message names, else the service's deployment."""
+        if service_ref:
+            services = [self.service(workspace, service_ref)]
+        else:
+            services = [s for g in self.store.groups(workspace) for s in self.store.services(g.id)]
+        return [
+            ServiceEvent(service, event, *_event_resource(service, event))
+            for service in services
+            for event in self.store.events(service.id, limit=EVENTS_SHOWN)
+        ]
+
+    def service_monitor(self, workspace: str, service_ref: str, start: float, end: float, step: float) -> list[dict]:
+        """The gateway's per-step figures of the requests routed to one service."""
+        service = self.service(workspace, service_ref)
+        try:
+            return self.gateway.monitor(service.group_id, start, end, step, service_id=service.id)
+        except ValueError as exc:
+            raise InvalidParameterValue("Period", str(exc)) from None
+
+    def replica_usage(self, workspace: str, service_ref: str) -> list[ReplicaUsage]:
+        """CPU and memory of each running replica of a service, as shares of its instance type."""
+        service = self.service(workspace, service_ref)
+        size = instance_type(service.spec["InstanceType"])
+        usage = []
+        for pod in self.runtime.states(service.id):
+            sample = self.runtime.usage(pod.pod_name)
+            if sample is not None:
+                cpu_percent, rss = sample
+                usage.append(
+                    ReplicaUsage(
+                        pod.pod_name,
+                        cpu_percent / (size.cpu_millicores / 1000),
+                        100.0 * rss / (size.memory_mb * 2**20),
+                    )
+                )
+        return usage
+
 
 @contextmanager
 def _name_taken_as(field: str) -> Iterator[None]:
@@ -476,3 +616,16 @@ def _describe(action: str | None, replicas: int | None, changes: dict | None, mo
         return f"{action} requested" + (f" to {replicas} replica(s)" if replicas is not None else "")
     fields = sorted((changes or {}).keys() | ({"MlModelInfo"} if model else set()))
     return "update of " + ", ".join(fields)
+
+
+def _member(path: str, name: str) -> str:
+    """A member's name in a refusal: under `path` (`Services.0`) when the request nests it."""
+    return f"{path}.{name}" if path else name
+
+
+def _event_resource(service: ServiceRecord, event: EventRecord) -> tuple[str, str]:
+    prefix = pod_prefix(service.id)
+    first = event.message.split(maxsplit=1)[0].rstrip(":") if event.message else ""
+    if first.startswith(prefix):
+        return "Pod", first
+    return "Deployment", prefix.rstrip("-")
