@@ -56,9 +56,11 @@ class FakeFleet:
     def __init__(self, runtime: FakeRuntime) -> None:
         self.runtime = runtime
         self.applied: list[tuple[str, str, int]] = []
+        self.templates: list = []
 
     async def apply(self, template, replicas: int) -> FleetResult:
         self.applied.append((template.service_id, template.model_uri, replicas))
+        self.templates.append(template)
         if "broken" in template.model_uri:
             return FleetResult(ok=False, reason="LoadFailed", message="the model cannot load")
         await self.remove(template.service_id)
@@ -378,3 +380,28 @@ def test_deleting_is_the_end_and_a_failed_create_only_retries_or_goes():
     assert S.CREATE_FAILED.can_become(S.CREATING) and not S.CREATE_FAILED.can_become(S.RUNNING)
     assert all(status.can_become(S.DELETING) for status in S if status is not S.DELETING)
     assert {s for s in S if s.serves} == {S.RUNNING, S.UPDATING, S.ABNORMAL}
+
+
+def test_env_reaches_the_replicas_and_rolls_them_and_reserved_names_are_refused(world):
+    async def go():
+        service = await world.backend.create_service(
+            WS, "envy", spec={**SPEC, "Env": [{"Name": "MODEL_MODE", "Value": "fast"}]}, model=world.good
+        )
+        await world.reconciler.idle()
+        assert world.fleet.templates[-1].env["MODEL_MODE"] == "fast"
+        assert world.fleet.templates[-1].env["MLFLOW_TRACKING_URI"]  # the server's own stays
+        rolls = len(world.fleet.applied)
+        await world.backend.update_service(WS, service.id, changes={"Env": [{"Name": "MODEL_MODE", "Value": "slow"}]})
+        await world.reconciler.idle()
+        assert len(world.fleet.applied) == rolls + 1 and world.fleet.templates[-1].env["MODEL_MODE"] == "slow"
+        for name in ("LD_PRELOAD", "PYTHONPATH", "TCDEPLOY_SECRET_KEY", "MLFLOW_TRACKING_URI", "1BAD", "A=B"):
+            with pytest.raises(InvalidParameterValue, match=r"Env\.0\.Name"):
+                await world.backend.update_service(WS, service.id, changes={"Env": [{"Name": name, "Value": "x"}]})
+        with pytest.raises(InvalidParameterValue, match=r"Services\.0\.Env\.0\.Name"):
+            await world.backend.create_service(
+                WS, "bad-env", spec={**SPEC, "Env": [{"Name": "PATH", "Value": "/tmp"}]}, model=world.good
+            )
+        assert world.store.service(service.id).spec["Env"] == [{"Name": "MODEL_MODE", "Value": "slow"}]
+        assert world.store.service_by_name(WS, "bad-env") is None
+
+    run(go())

@@ -33,6 +33,7 @@ from tcdeploy.protocol.states import EventType, ServiceStatus
 from ...gateway import Gateway, GatewayReply
 from ...runtime import LocalRuntime, LogLine, ReplicaState, pod_log_names, read_logs, tail_logs
 from ...store import Conflict, EventRecord, GroupRecord, ServiceRecord, Store, TokenRecord
+from .environment import service_env
 from .ids import new_group_id, new_id, pod_prefix, service_id
 from .instance_types import instance_type
 from .reconciler import Reconciler
@@ -42,7 +43,7 @@ from .secrets import ServerSecret, token_hash
 S = ServiceStatus
 MAX_SERVICES_PER_GROUP = 2
 # Changing any of these needs new replicas; the rest apply at once.
-ROLLING_FIELDS = ("InstanceType", "BatchConfig", "ModelUri")
+ROLLING_FIELDS = ("InstanceType", "BatchConfig", "ModelUri", "Env", "EnvVar")
 SERVICE_ACTIONS = ("START", "STOP", "RESUME", "SCALE")
 EVENTS_SHOWN = 10_000  # per service, the newest
 
@@ -216,6 +217,7 @@ class Backend:
         are required. Refused before anything is written: a taken name, a full group, an unknown
         instance type, a model that does not exist."""
         instance_type(spec["InstanceType"], _member(field, "InstanceType"))
+        service_env(spec, _member(field, "Env"))
         if self.store.service_by_name(workspace, name):
             raise ResourceInUse(f"ServiceName: a service named {name!r} already exists")
         group = self.group(workspace, group_ref) if group_ref else None
@@ -336,6 +338,7 @@ class Backend:
         if "InstanceType" in changes:
             instance_type(changes["InstanceType"])
         spec = {**service.spec, **changes}
+        service_env(spec)
         if model is not None:
             spec["ModelUri"] = await self.registry.resolve(
                 model, spec.get("CatalogName"), spec.get("SchemaName"), "MlModelInfo"

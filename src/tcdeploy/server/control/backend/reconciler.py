@@ -17,6 +17,7 @@ from tcdeploy.protocol.states import EventType, PodPhase, ServiceStatus
 from ...gateway import Group, Replica, RouteTable, Version
 from ...runtime import Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
 from ...store import EventRecord, ServiceRecord, Store
+from .environment import service_env
 from .instance_types import instance_type
 
 log = logging.getLogger("tcdeploy.server")
@@ -53,7 +54,7 @@ class Reconciler:
             memory_mb=spec.memory_mb,
             max_batch_size=int(batch.get("MaxBatchSize", DEFAULT_MAX_BATCH_ROWS)),
             max_batch_wait_ms=float(batch.get("MaxBatchWaitMs", DEFAULT_MAX_BATCH_WAIT_MS)),
-            env={"MLFLOW_TRACKING_URI": self._tracking_uri},
+            env={**service_env(service.spec), "MLFLOW_TRACKING_URI": self._tracking_uri},
         )
 
     def apply(self, service_id: str, *, previous_spec: dict | None = None) -> None:
