@@ -55,6 +55,9 @@ _NARROWING: dict[str, dict[str, tuple[Any, ...]]] = {
     "Filter": {"Values": (Field(max_length=100),)},
     "CreateServiceInfos": {"Replicas": (REPLICAS,), "InstanceType": _SERVICE["InstanceType"]},
     "MLWeightEntry": {"Weight": (Field(ge=0, le=100),)},
+    # A replica's size in place of its instance type's: CPU in millicores, memory in MB.
+    "TiResourceInfo": {"Cpu": (Field(ge=100, le=64_000),), "Memory": (Field(ge=128, le=262_144),)},
+    "ResourceInfo": {"Cpu": (Field(ge=100, le=64_000),), "Memory": (Field(ge=128, le=262_144),)},
     # actions
     "CreateMLModelServices": {
         "ServiceName": (NAME,),
@@ -83,7 +86,7 @@ _NARROWING: dict[str, dict[str, tuple[Any, ...]]] = {
     "UpdateModelServiceGroup": {"Description": (TEXT,)},
     "ListModelVersions": {
         "MaxResults": (Field(pattern=r"^[0-9]{1,4}$"),),  # a string in the schema
-        "PageToken": (Field(pattern=r"^[0-9]{0,12}$"),),
+        "PageToken": (Field(max_length=256),),  # opaque: the NextPageToken of a previous reply
     },
 }
 
@@ -107,7 +110,7 @@ REGISTRY_ACTIONS = (
     "SearchModels",
     "UpdateModelVersionAliases",
 )
-ACTIONS = (*wedata().actions_of("model-service"), *REGISTRY_ACTIONS)
+ACTIONS = (*wedata().actions_of("model-service"), *REGISTRY_ACTIONS, "GetBillingSpecs")  # instance types
 
 
 def _build(action: str) -> type[WireModel]:

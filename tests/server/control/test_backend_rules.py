@@ -405,3 +405,14 @@ def test_env_reaches_the_replicas_and_rolls_them_and_reserved_names_are_refused(
         assert world.store.service_by_name(WS, "bad-env") is None
 
     run(go())
+
+
+def test_resources_size_the_replicas_in_place_of_the_instance_type(world):
+    async def go():
+        service = await world.create("sized")
+        assert world.fleet.templates[-1].memory_mb == 2048  # TI.S.SMALL.POST
+        await world.backend.update_service(WS, service.id, changes={"Resources": {"Cpu": 500, "Memory": 768}})
+        await world.reconciler.idle()
+        assert (world.fleet.templates[-1].cpu_millicores, world.fleet.templates[-1].memory_mb) == (500, 768)
+
+    run(go())

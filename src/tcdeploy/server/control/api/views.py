@@ -5,9 +5,9 @@ from __future__ import annotations
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
 from tcdeploy.protocol.states import GroupStatus, ServiceStatus, tione_word, wedata_word
 
-from ..backend import GroupSnapshot, ReplicaState, ServiceSnapshot, instance_type
+from ..backend import GroupSnapshot, ReplicaState, ServiceSnapshot, sized
 from .context import Context
-from .times import iso, wedata_time
+from .times import wedata_time
 
 # The server's own replicas listen on this port inside their pod, as TI-ONE's model images do.
 SERVICE_PORT = 8501
@@ -59,7 +59,7 @@ def wedata_service(ctx: Context, snap: ServiceSnapshot) -> dict:
     """A service as the schema's `MLModelService` (plus our `BatchConfig`, see docs/wire.md)."""
     service, group = snap.service, snap.group
     spec = service.spec
-    size = instance_type(spec["InstanceType"])
+    size = sized(spec)
     return {
         "ServiceId": service.id,
         "ServiceName": service.name,
@@ -149,98 +149,4 @@ def wedata_group(ctx: Context, snap: GroupSnapshot) -> dict:
         "CreateTime": wedata_time(group.created),
         "UpdateTime": wedata_time(group.updated),
         "Services": [wedata_service(ctx, s) for s in snap.services],
-    }
-
-
-def sdk_service(snap: ServiceSnapshot, latest: int) -> dict:
-    """A service as `tencentcloud.tione.v20211111.models.Service`."""
-    service, group, pods = snap.service, snap.group, snap.pods
-    spec = service.spec
-    size = instance_type(spec["InstanceType"])
-    ready = snap.ready_replicas
-    model = spec.get("MlModelInfo") or {}
-    return {
-        "ServiceGroupId": group.id,
-        "ServiceId": service.id,
-        "ServiceGroupName": group.name,
-        "ServiceDescription": spec.get("ServiceDescription") or "",
-        "Status": service.status,
-        "CreateFailedReason": service.reason if service.status is ServiceStatus.CREATE_FAILED else "CREATE_SUCCEED",
-        "Weight": service.weight,
-        "Version": str(service.version),
-        "LatestVersion": str(latest),
-        "ChargeType": spec.get("ChargeType", "POSTPAID_BY_HOUR"),
-        "CreateTime": iso(service.created),
-        "UpdateTime": iso(service.updated),
-        "ProjectId": service.workspace,
-        "Region": "local",
-        "ServiceInfo": {
-            "Replicas": 0 if service.stopped else service.replicas,
-            "InstanceType": spec["InstanceType"],
-            "ScaleMode": spec.get("ScaleMode", "MANUAL"),
-            "Weight": service.weight,
-            "LogEnable": bool(spec.get("LogEnable")),
-            "AuthorizationEnable": group.auth_enabled,
-            "ServiceLimit": spec.get("ServiceLimit"),
-            "ModelInfo": {
-                "ModelId": model.get("Id") or "",
-                "ModelName": model.get("Name") or "",
-                "ModelVersion": model.get("Version") or "",
-                "ModelSource": spec.get("ModelSource", "MODEL"),
-            },
-            "Resources": {"Cpu": size.cpu_millicores, "Memory": size.memory_mb},
-            "Status": {
-                "Replicas": len(pods),
-                "ReadyReplicas": ready,
-                "AvailableReplicas": ready,
-                "UnavailableReplicas": len(pods) - ready,
-                "Status": service.status,
-                "Reason": service.reason,
-            },
-            "PodInfos": [
-                {
-                    "Name": p.pod_name,
-                    "Phase": p.phase,
-                    "CreateTime": iso(p.start_time),
-                    "Status": p.phase,
-                    "Message": p.message if not p.ready else "",
-                    "ContainerInfos": [
-                        {
-                            "Name": "model",
-                            "Status": {
-                                "RestartCount": p.restart_count,
-                                "State": p.phase,
-                                "Ready": p.ready,
-                                "Reason": p.reason,
-                                "Message": "",
-                            },
-                        }
-                    ],
-                }
-                for p in pods
-            ],
-        },
-    }
-
-
-def sdk_group(snap: GroupSnapshot) -> dict:
-    """A group as `tencentcloud.tione.v20211111.models.ServiceGroup`."""
-    group = snap.group
-    services = [s.service for s in snap.services]
-    latest = max((s.version for s in services), default=0)
-    all_pods = [p for s in snap.services for p in s.pods]
-    return {
-        "ServiceGroupId": group.id,
-        "ServiceGroupName": group.name,
-        "CreateTime": iso(group.created),
-        "UpdateTime": iso(group.updated),
-        "ServiceCount": len(services),
-        "RunningServiceCount": sum(1 for s in services if s.status is ServiceStatus.RUNNING),
-        "Status": group_status(snap),
-        "LatestVersion": str(latest),
-        "ReplicasCount": sum(1 for p in all_pods if p.ready),
-        "AvailableReplicasCount": sum(0 if s.stopped else s.replicas for s in services),
-        "AuthorizationEnable": group.auth_enabled,
-        "WeightUpdateStatus": "UPDATED",
-        "Services": [sdk_service(s, latest) for s in snap.services],
     }

@@ -2,15 +2,18 @@
 reconciler that turns the store's desired state into replicas, instance types, the model registry."""
 
 from ...runtime import LogLine, ReplicaState
+from ...store import GroupRecord
 from .backend import (
     MAX_SERVICES_PER_GROUP,
     Backend,
     GroupSnapshot,
+    ReplicaUsage,
+    ServiceEvent,
     ServiceSnapshot,
     TokenView,
 )
 from .ids import new_id, new_pod_name, pod_prefix
-from .instance_types import INSTANCE_TYPES, InstanceType, instance_type
+from .instance_types import INSTANCE_TYPES, InstanceType, instance_type, sized
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
 from .secrets import ServerSecret
@@ -21,7 +24,10 @@ __all__ = [
     "ReplicaState",
     "MAX_SERVICES_PER_GROUP",
     "Backend",
+    "GroupRecord",
     "GroupSnapshot",
+    "ReplicaUsage",
+    "ServiceEvent",
     "InstanceType",
     "ModelRef",
     "ModelRegistry",
@@ -29,6 +35,7 @@ __all__ = [
     "ServerSecret",
     "ServiceSnapshot",
     "pod_prefix",
+    "sized",
     "TokenView",
     "instance_type",
     "new_id",

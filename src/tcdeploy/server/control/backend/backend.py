@@ -43,7 +43,7 @@ from .secrets import ServerSecret, token_hash
 S = ServiceStatus
 MAX_SERVICES_PER_GROUP = 2
 # Changing any of these needs new replicas; the rest apply at once.
-ROLLING_FIELDS = ("InstanceType", "BatchConfig", "ModelUri", "Env", "EnvVar")
+ROLLING_FIELDS = ("InstanceType", "Resources", "BatchConfig", "ModelUri", "Env", "EnvVar")
 SERVICE_ACTIONS = ("START", "STOP", "RESUME", "SCALE")
 EVENTS_SHOWN = 10_000  # per service, the newest
 

@@ -25,6 +25,19 @@ INSTANCE_TYPES = (
 _BY_NAME = {spec.name: spec for spec in INSTANCE_TYPES}
 
 
+def sized(spec: dict) -> InstanceType:
+    """The size a service's replicas get: its instance type, with `Resources.Cpu` (millicores)
+    and `Resources.Memory` (MB) in place of the type's when the service sets them."""
+    size = instance_type(spec["InstanceType"])
+    resources = spec.get("Resources") or spec.get("TioneResourceInfo") or {}
+    return InstanceType(
+        size.name,
+        size.alias,
+        int(resources.get("Cpu") or size.cpu_millicores),
+        int(resources.get("Memory") or size.memory_mb),
+    )
+
+
 def instance_type(name: str, field: str = "InstanceType") -> InstanceType:
     """The instance type called `name`; refused naming `field` and the known types."""
     try:

@@ -18,7 +18,7 @@ from ...gateway import Group, Replica, RouteTable, Version
 from ...runtime import Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
 from ...store import EventRecord, ServiceRecord, Store
 from .environment import service_env
-from .instance_types import instance_type
+from .instance_types import sized
 
 log = logging.getLogger("tcdeploy.server")
 
@@ -45,7 +45,7 @@ class Reconciler:
     # ---- desired state → replicas ----------------------------------------------------------------
 
     def template(self, service: ServiceRecord) -> ReplicaTemplate:
-        spec = instance_type(service.spec["InstanceType"])
+        spec = sized(service.spec)
         batch = service.spec.get("BatchConfig") or {}
         return ReplicaTemplate(
             service_id=service.id,
