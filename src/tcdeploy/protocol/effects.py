@@ -1,18 +1,21 @@
-"""What the server does with the members it accepts, where that is less than the real API does.
+"""What the server does with the wedata members it accepts, where that is less than the real API does.
 
 One home for two lists docs/wire.md shows (its action table is generated from them and from the
-schema by `tcdeploy.protocol.wiredoc`, and a test fails when the committed table differs):
+schema by `tcdeploy.server.wiredoc`, and a test fails when the committed table differs):
 
 - `NO_EFFECT[action][member]`: accepted, stored and shown back, but acting on nothing here, with
-  why. A member of a struct is named `Struct.Member` path-wise as the request nests it
-  (`Services.ChargeType`). The list only shrinks: a member is made to act, or stays named here.
+  why. A member of a struct is named path-wise as the request nests it (`Services.ChargeType`,
+  `ServiceLimit.InstanceReqLimit`). The list only shrinks: a member is made to act, or stays here.
 - `REPLY_EXTENSIONS[struct][member]`: members of our own a reply carries beside the schema's
   (never in place of one), with what they are.
 
-Request extensions and narrowed members are read from `tcdeploy.protocol.wedata`.
+Request extensions and narrowed members are read from `tcdeploy.protocol.wedata`; TI-ONE's own list
+is `tcdeploy.protocol.tione.NO_EFFECT`.
 """
 
 from __future__ import annotations
+
+from .schema import wedata
 
 _NO_BILLING = "there is no billing on one machine"
 _NO_AUTOSCALING = "replicas are fixed at `Replicas`; autoscaling is not built yet"
@@ -20,40 +23,96 @@ _NO_SCHEDULE = "the scheduled stop is not built yet"
 _ONLY_RPS = "only the per-replica RPS limit acts"
 _NO_CLS = "logs are kept per pod on this machine; there is no CLS to ship them to"
 _BY_PATH = "the model is found by `ModelPath` or `Name`/`Version`"
-_OWN_SOCKETS = "replicas listen on their own sockets"
+_OWN_RUNTIME = "replicas run the server's own MLflow model server, not an image of yours"
+_OWN_PLACEMENT = "replicas run as processes of this machine: no resource groups, regions or networks"
+_OWN_ROLLING = "updates roll one replica at a time, always"
 _SEED = "kept and shown back, as the seed plugin sends them"
 _STATE = "the server decides the state; `ServiceAction` changes it"
+_ONE_KIND = "every service here is an online inference service"
+_NO_OWNERS = "there are no permissions or owners here"
 
+# The settings of a service, wherever a request carries them (the top of CreateMLModelService and
+# UpdateMLModelService, each of CreateMLModelServices' `Services`); each action gets those its
+# schema has.
 _SERVICE_SETTINGS: dict[str, str] = {
     "ChargeType": _NO_BILLING,
     "ScaleMode": _NO_AUTOSCALING,
+    "ScaleStrategy": _NO_AUTOSCALING,
+    "HorizontalPodAutoscaler": _NO_AUTOSCALING,
+    "CronScaleJobs": _NO_AUTOSCALING,
     "ScheduledAction": _NO_SCHEDULE,
     "ServiceLimit.EnableInstanceReqLimit": _ONLY_RPS,
     "ServiceLimit.InstanceReqLimit": _ONLY_RPS,
     "LogConfig": _NO_CLS,
     "ModelSource": _BY_PATH,
     "MlModelInfo.Id": _BY_PATH,
-    "ServicePort": _OWN_SOCKETS,
+    "ImageInfo": _OWN_RUNTIME,
+    "Command": _OWN_RUNTIME,
+    "ServicePort": _OWN_RUNTIME,
+    "ModelHotUpdateEnable": _OWN_RUNTIME,
+    "MaxRetryTimes": _OWN_RUNTIME,
+    "InstancePerReplicas": "a replica is one process on one machine",
+    "RollingUpdate": _OWN_ROLLING,
+    "ResourceGroupId": _OWN_PLACEMENT,
+    "SchedulingStrategy": _OWN_PLACEMENT,
+    "ServiceEIPInfo": _OWN_PLACEMENT,
+    "WeDataRegion": _OWN_PLACEMENT,
+    "CosRegion": _OWN_PLACEMENT,
+    "InferenceTableCosBucket": "the inference table is written in the server's data dir",
+    "CatalogPath": _SEED,
+    "SchemaPath": _SEED,
+    "PayloadPath": _SEED,
+    "Status": _STATE,
 }
+
+
+def _settings(owner: str, prefix: str = "") -> dict[str, str]:
+    """The service settings `owner` (an action or a struct) has, named path-wise under `prefix`."""
+    schema = wedata()
+    members = {m.name: m for m in (schema.actions[owner].input if owner in schema.actions else schema.struct(owner))}
+    found = {}
+    for path, why in _SERVICE_SETTINGS.items():
+        head, _, rest = path.partition(".")
+        member = members.get(head)
+        if member is None:
+            continue
+        if rest and not (member.struct and any(m.name == rest for m in schema.struct(member.struct))):
+            continue
+        found[f"{prefix}{path}"] = why
+    return found
+
 
 NO_EFFECT: dict[str, dict[str, str]] = {
     "CreateMLModelServices": {
-        # Per service, as `Services[]` nests them; the group's log and model settings at the top.
-        **{f"Services.{m}": why for m, why in _SERVICE_SETTINGS.items() if m not in ("ModelSource", "LogConfig")},
-        "ModelSource": _BY_PATH,
-        "LogConfig": _NO_CLS,
-        "CatalogPath": _SEED,
-        "SchemaPath": _SEED,
-        "PayloadPath": _SEED,
-        "Status": _STATE,
+        **_settings("CreateServiceInfos", "Services."),
+        **_settings("CreateMLModelServices"),
         "ServiceAction": "a created service starts; `START` is what the seed plugin sends",
     },
-    "CreateMLModelService": dict(_SERVICE_SETTINGS),
+    "CreateMLModelService": {
+        **_settings("CreateMLModelService"),
+        "ServiceAction": "a created service starts",
+    },
     "UpdateMLModelService": {
-        **_SERVICE_SETTINGS,
-        "Status": _STATE,
+        **_settings("UpdateMLModelService"),
         "ServiceAction": "with it, every other member but `Replicas` is ignored: the action alone decides",
     },
+    "UpdateModelServiceAuthToken": {"AuthToken.Limits": "kept; the group's tokens are not rate-limited apart"},
+    "UpdateServiceGroupMonitorConfig": {
+        "ClsDeliveryEnabled": _NO_CLS,
+        "LogConfig": _NO_CLS,
+        "CatalogPath": "the inference table is written in the server's data dir",
+        "SchemaPath": "the inference table is written in the server's data dir",
+        "PayloadPath": "the inference table is written in the server's data dir",
+    },
+    "GetModelServiceMonitorData": {
+        "Instances": "each metric has its one dimension (`ServiceId` or `PodName`)",
+        "ServiceGroupId": "`ServiceId` names the service",
+    },
+    "ListModelServiceEvents": {"JobCategory": _ONE_KIND},
+    "ListMLServiceLogs": {"JobCategory": _ONE_KIND},
+    "ListModels": {"FetchOption": _NO_OWNERS},
+    "GetModel": {"FetchOption": _NO_OWNERS},
+    "SearchModels": {"Owner": _NO_OWNERS},
 }
 
 REPLY_EXTENSIONS: dict[str, dict[str, str]] = {
