@@ -43,11 +43,13 @@ UNSENT_TRIES = 3
 
 
 class _GroupStats:
-    __slots__ = ("monitor", "inflight")
+    __slots__ = ("monitor", "inflight", "versions")
 
     def __init__(self) -> None:
         self.monitor = GroupMonitor()
         self.inflight = 0
+        # The same figures per version (service), for wedata's per-service monitor data.
+        self.versions: dict[str, GroupMonitor] = {}
 
 
 class Gateway:
@@ -76,6 +78,7 @@ class Gateway:
         self._stats: dict[str, _GroupStats] = {}
         routes.on_group_removed(self._forget_group)
         routes.on_service_removed(self._limiter.forget)
+        routes.on_service_removed(self._forget_service)
 
     async def start(self) -> None:
         self.table.start()
@@ -85,13 +88,19 @@ class Gateway:
         await self.table.close()
         await self.transport.aclose()
 
-    def monitor(self, group_id: str, start: float, end: float, step: float = 60.0) -> list[dict]:
-        """Per-step figures of one group over [start, end) in epoch seconds (the last hour is
-        kept): time (the step's start), requests, errors (4xx and 5xx but 429), limited (429),
-        p50_latency_ms and p99_latency_ms of the requests sent to a replica (None if none),
-        inflight (the most at once). Raises ValueError for a bad window."""
+    def monitor(
+        self, group_id: str, start: float, end: float, step: float = 60.0, *, service_id: str | None = None
+    ) -> list[dict]:
+        """Per-step figures of one group (or of one of its services, the requests routed to it)
+        over [start, end) in epoch seconds (the last hour is kept): time (the step's start),
+        requests, errors (4xx and 5xx but 429), limited (429), p50_latency_ms and p99_latency_ms
+        of the requests sent to a replica (None if none), inflight (the group's most at once).
+        Raises ValueError for a bad window."""
         stats = self._stats.get(group_id)
-        return (stats.monitor if stats else GroupMonitor()).steps(start, end, step)
+        monitor = None
+        if stats is not None:
+            monitor = stats.versions.get(service_id) if service_id else stats.monitor
+        return (monitor or GroupMonitor()).steps(start, end, step)
 
     async def call(
         self,
@@ -294,7 +303,12 @@ class Gateway:
         one, in the inference table. A request turned away before a version was chosen (401,
         503) has no table row: and a 401's body comes from someone without a key."""
         self.metrics.series(group.group_id, version.service_id if version else "").count(reply.status)
-        self._group_stats(group.group_id).monitor.record(wall, reply.status, latency_ms, inflight)
+        stats = self._group_stats(group.group_id)
+        stats.monitor.record(wall, reply.status, latency_ms, inflight)
+        if version is not None:
+            stats.versions.setdefault(version.service_id, GroupMonitor()).record(
+                wall, reply.status, latency_ms, inflight
+            )
         if version is not None and version.inference_table:
             self.table.append(
                 Row(
@@ -316,6 +330,10 @@ class Gateway:
         if stats is None:
             stats = self._stats[group_id] = _GroupStats()
         return stats
+
+    def _forget_service(self, service_id: str) -> None:
+        for stats in self._stats.values():
+            stats.versions.pop(service_id, None)
 
     def _forget_group(self, group_id: str) -> None:
         self._stats.pop(group_id, None)
