@@ -11,7 +11,22 @@ from typing import Any
 from tcdeploy.protocol.actions import CATALOGUE, Model
 from tcdeploy.protocol.apis import TIONE, WEDATA
 
-from . import calls, groups, instance_types, logs, monitoring, pods, registry, services, tokens
+from . import (
+    auth,
+    billing,
+    calls,
+    events,
+    groups,
+    groups_wedata,
+    instance_types,
+    logs,
+    monitor,
+    monitoring,
+    pods,
+    registry,
+    services,
+    tokens,
+)
 from .context import Context
 
 Handler = Callable[[Context, Any], Awaitable[dict]]
@@ -28,6 +43,27 @@ _HANDLERS: dict[str, dict[str, Handler]] = {
         "RebuildModelServicePod": pods.rebuild_pod,
         "ListMLServiceLogs": logs.list_logs,
         "ListModelVersions": registry.list_model_versions,
+        "GetModelVersion": registry.get_model_version,
+        "UpdateModelVersionAliases": registry.update_aliases,
+        "ListModels": registry.list_models,
+        "GetModel": registry.get_model,
+        "SearchModels": registry.search_models,
+        "CreateMLModelService": groups_wedata.create_service,
+        "CheckDuplicateServiceName": groups_wedata.check_duplicate_name,
+        "GetMLModelServiceGroup": groups_wedata.get_group,
+        "DeleteMLModelServiceGroup": groups_wedata.delete_group,
+        "UpdateModelServiceGroup": groups_wedata.update_group,
+        "UpdateServiceGroupWeights": groups_wedata.update_weights,
+        "CreateModelServiceAuthToken": auth.create_token,
+        "DeleteModelServiceAuthToken": auth.delete_token,
+        "UpdateModelServiceAuthToken": auth.update_token,
+        "UpdateModelServiceAuthorization": auth.update_authorization,
+        "GetModelServiceCallInfo": auth.call_info,
+        "ListModelServiceEvents": events.list_events,
+        "GetModelServiceMonitorData": monitor.monitor_data,
+        "GetServiceGroupMonitorConfig": monitor.get_monitor_config,
+        "UpdateServiceGroupMonitorConfig": monitor.update_monitor_config,
+        "GetBillingSpecs": billing.billing_specs,
     },
     TIONE: {
         "DescribeInferenceSpecs": instance_types.describe_inference_specs,

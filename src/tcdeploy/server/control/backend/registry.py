@@ -90,28 +90,108 @@ class ModelRegistry:
             return False
 
     def _versions(self, names: list[str]) -> list[dict] | None:
+        name = self._first_registered(names)
+        if name is None:
+            return None
+        versions = self._client.search_model_versions(f"name = '{_quote(name)}'")
+        versions.sort(key=lambda v: int(v.version))
+        return [_version(v) for v in versions]
+
+    def _first_registered(self, names: list[str]) -> str | None:
         from mlflow.exceptions import MlflowException
 
         for name in names:
             try:
                 self._client.get_registered_model(name)
+                return name
             except MlflowException:
                 continue
-            versions = self._client.search_model_versions(f"name = '{_quote(name)}'")
-            versions.sort(key=lambda v: int(v.version))
-            return [
-                {
-                    "Name": name,
-                    "Version": str(v.version),
-                    "Status": v.status,
-                    "CreateTime": str(v.creation_timestamp),
-                    "Description": v.description or "",
-                    "ModelId": getattr(v, "model_id", None) or v.run_id or "",
-                    "Source": v.source or "",
-                }
-                for v in versions
-            ]
         return None
+
+    # ---- models and aliases, for wedata's registry actions --------------------------------------
+
+    async def version(self, names: list[str], version: str) -> dict | None:
+        """One version of the first of `names` that is registered; None if there is none."""
+        return await asyncio.to_thread(self._version, names, version)
+
+    async def models(self, prefix: str = "", contains: str = "") -> list[dict]:
+        """Every registered model whose name starts with `prefix` and contains `contains`, by name."""
+        return await asyncio.to_thread(self._models, prefix, contains)
+
+    async def model(self, names: list[str]) -> dict | None:
+        return await asyncio.to_thread(self._model, names)
+
+    async def update_aliases(self, names: list[str], version: str, added: list[str], removed: list[str]) -> dict | None:
+        """Point `added` at this version (moving them from another) and drop `removed` from it.
+        An alias to remove must be on this version: refused naming `RemovedAliases`, nothing changed."""
+        return await asyncio.to_thread(self._update_aliases, names, version, added, removed)
+
+    def _version(self, names: list[str], version: str) -> dict | None:
+        from mlflow.exceptions import MlflowException
+
+        name = self._first_registered(names)
+        if name is None:
+            return None
+        try:
+            return _version(self._client.get_model_version(name, str(version)))
+        except MlflowException:
+            return None
+
+    def _models(self, prefix: str, contains: str) -> list[dict]:
+        found, token = [], None
+        while True:
+            page = self._client.search_registered_models(max_results=1000, page_token=token)
+            found.extend(m for m in page if m.name.startswith(prefix) and contains in m.name)
+            token = page.token
+            if not token:
+                break
+        return [_model(m) for m in sorted(found, key=lambda m: m.name)]
+
+    def _model(self, names: list[str]) -> dict | None:
+        name = self._first_registered(names)
+        return None if name is None else _model(self._client.get_registered_model(name))
+
+    def _update_aliases(self, names: list[str], version: str, added: list[str], removed: list[str]) -> dict | None:
+        current = self._version(names, version)
+        if current is None:
+            return None
+        for i, alias in enumerate(removed):
+            if alias not in current["Aliases"]:
+                raise InvalidParameterValue(f"RemovedAliases.{i}", f"{alias!r} is not an alias of version {version}")
+        for alias in removed:
+            self._client.delete_registered_model_alias(current["Name"], alias)
+        for alias in added:
+            self._client.set_registered_model_alias(current["Name"], alias, str(version))
+        return self._version([current["Name"]], version)
+
+
+def _version(v) -> dict:
+    return {
+        "Name": v.name,
+        "Version": str(v.version),
+        "Status": v.status,
+        "CreateTime": str(v.creation_timestamp),
+        "UpdateTime": str(v.last_updated_timestamp or v.creation_timestamp),
+        "Description": v.description or "",
+        "ModelId": getattr(v, "model_id", None) or v.run_id or "",
+        "RunId": v.run_id or "",
+        "Source": v.source or "",
+        "UserId": v.user_id or "",
+        "Aliases": sorted(v.aliases or ()),
+        "Tags": dict(v.tags or {}),
+    }
+
+
+def _model(m) -> dict:
+    latest = max((int(v.version) for v in m.latest_versions or ()), default=0)
+    return {
+        "Name": m.name,
+        "Description": m.description or "",
+        "CreateTime": str(m.creation_timestamp),
+        "UpdateTime": str(m.last_updated_timestamp or m.creation_timestamp),
+        "LatestVersion": str(latest) if latest else "",
+        "Tags": dict(m.tags or {}),
+    }
 
 
 def _quote(name: str) -> str:

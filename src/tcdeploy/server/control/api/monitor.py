@@ -1,0 +1,128 @@
+"""A service's monitor data (`GetModelServiceMonitorData`) and a group's monitor settings
+(`Get`/`UpdateServiceGroupMonitorConfig`).
+
+The schema names no metric; these are the ones the server can back (docs/wire.md lists them):
+the gateway's per-step figures of the requests routed to the service, and each replica's CPU and
+memory now (one point per pod, at the sample's time, named by a `PodName` dimension).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tcdeploy.protocol.errors import InvalidParameterValue
+
+from ..backend import GroupRecord
+from .context import Context, required
+from .times import parse_time, wedata_time
+
+# Metric name → the gateway's figure for a step (requests, latencies in ms, the most in flight).
+GATEWAY_METRICS = {
+    "Requests": "requests",
+    "Errors": "errors",
+    "Limited": "limited",
+    "LatencyP50": "p50_latency_ms",
+    "LatencyP99": "p99_latency_ms",
+    "Inflight": "inflight",
+}
+# Metric name → the replica's figure, percent of its instance type (the names TI-ONE uses for these).
+REPLICA_METRICS = {"InstanceCpuUtil": "cpu_percent", "InstanceMemUtil": "memory_percent"}
+METRICS = (*GATEWAY_METRICS, *REPLICA_METRICS)
+DEFAULT_PERIOD = 60
+DEFAULT_WINDOW = 3600
+
+
+async def monitor_data(ctx: Context, req: Any) -> dict:
+    metric = req.MetricName
+    if metric not in METRICS:
+        raise InvalidParameterValue("MetricName", f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    period = req.Period or DEFAULT_PERIOD
+    end = parse_time(req.EndTime, "EndTime") or time.time()
+    start = parse_time(req.StartTime, "StartTime") or end - DEFAULT_WINDOW
+    if end <= start:
+        raise InvalidParameterValue("EndTime", "must be after StartTime")
+    service = ctx.backend.service(ctx.workspace, req.ServiceId)
+    if metric in GATEWAY_METRICS:
+        steps = ctx.backend.service_monitor(ctx.workspace, service.id, start, end, float(period))
+        points = [_series(steps, GATEWAY_METRICS[metric], [{"Name": "ServiceId", "Value": service.id}])]
+    else:
+        points = [
+            {
+                "Timestamps": [str(int(time.time()))],
+                "Values": [round(getattr(usage, REPLICA_METRICS[metric]), 3)],
+                "Dimensions": [{"Name": "PodName", "Value": usage.pod_name}],
+            }
+            for usage in ctx.backend.replica_usage(ctx.workspace, service.id)
+        ]
+    return {
+        "Data": {
+            "MetricName": metric,
+            "Period": period,
+            "StartTime": wedata_time(start),
+            "EndTime": wedata_time(end),
+            "Msg": "",
+            "DataPoints": points,
+        }
+    }
+
+
+def _series(steps: list[dict], key: str, dimensions: list[dict]) -> dict:
+    # A step with no figure (no request reached a replica: no latency) has no point.
+    kept = [s for s in steps if s[key] is not None]
+    return {
+        "Timestamps": [str(int(s["time"])) for s in kept],
+        "Values": [float(s[key]) for s in kept],
+        "Dimensions": dimensions,
+    }
+
+
+# ---- monitor settings of a group ------------------------------------------------------------
+
+# Codes of `ServiceGroupMonitorConfigRsp`: 0 not enabled, 1 enabling (on), 2 closed, 3 abnormal.
+NOT_ENABLED, ENABLED, CLOSED = 0, 1, 2
+CONFIG_MEMBERS = ("ClsDeliveryEnabled", "InferenceTableCollectionEnabled", "CatalogPath", "SchemaPath", "PayloadPath")
+
+
+async def get_monitor_config(ctx: Context, req: Any) -> dict:
+    group = ctx.backend.group(ctx.workspace, required(req.ServiceGroupId, "ServiceGroupId"))
+    return {"Data": _config_view(ctx, group)}
+
+
+async def update_monitor_config(ctx: Context, req: Any) -> dict:
+    changes = req.model_dump(exclude_none=True, include=set(CONFIG_MEMBERS))
+    if req.LogConfig is not None:
+        changes["LogConfig"] = req.LogConfig.model_dump(exclude_none=True)
+    ctx.backend.set_monitor_config(ctx.workspace, required(req.ServiceGroupId, "ServiceGroupId"), changes)
+    return {"Data": {"Status": True}}
+
+
+def _config_view(ctx: Context, group: GroupRecord) -> dict:
+    config = group.spec.get("MonitorConfig", {})
+    services = ctx.backend.services(group.id)
+    # The inference table's state is what the services do, however it was switched.
+    table_on = any(s.spec.get("InferenceTablePushEnable") for s in services)
+    table = ENABLED if table_on else _code(config.get("InferenceTableCollectionEnabled"))
+    return {
+        "ServiceGroupId": group.id,
+        "ClsDeliveryEnabled": _code(config.get("ClsDeliveryEnabled")),
+        "InferenceTableCollectionEnabled": table,
+        "CatalogPath": config.get("CatalogPath", ""),
+        "SchemaPath": config.get("SchemaPath", ""),
+        "PayloadPath": config.get("PayloadPath", ""),
+        "CreateTime": _millis(config.get("CreateTime")),
+        "UpdateTime": _millis(config.get("UpdateTime")),
+        "TaskId": "",
+        "ErrorMessage": "",
+        "ClsConfig": config.get("LogConfig"),
+    }
+
+
+def _code(flag: bool | None) -> int:
+    if flag is None:
+        return NOT_ENABLED
+    return ENABLED if flag else CLOSED
+
+
+def _millis(ts: float | None) -> str:
+    return str(int(ts * 1000)) if ts else ""
