@@ -113,6 +113,7 @@ NO_EFFECT: dict[str, dict[str, str]] = {
     "ListModels": {"FetchOption": _NO_OWNERS},
     "GetModel": {"FetchOption": _NO_OWNERS},
     "SearchModels": {"Owner": _NO_OWNERS},
+    "GetBillingSpecs": {"TaskType": "every spec here is an inference spec, whatever the task"},
 }
 
 REPLY_EXTENSIONS: dict[str, dict[str, str]] = {
