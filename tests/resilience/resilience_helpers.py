@@ -108,14 +108,14 @@ def wait_settled(wedata, service_id: str, ready: int | None = None, timeout: flo
         detail = wait_for_status(
             wedata,
             service_id,
-            {"Running", "Abnormal", "Stopped", "CreateFailed"},
+            {"RUNNING", "ABNORMAL", "STOPPED", "CREATE_FAILED"},
             timeout=max(1.0, deadline - time.monotonic()),
         )
         assert detail["Status"] == "RUNNING", detail
         if ready is None or ready_replicas(detail) == ready:
             return detail
         if time.monotonic() > deadline:
-            raise AssertionError(f"{service_id}: {detail['ReadyReplicas']} ready, not {ready}")
+            raise AssertionError(f"{service_id}: {ready_replicas(detail)} ready, not {ready}")
         time.sleep(0.2)
 
 

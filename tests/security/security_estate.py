@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from tencentcloud.common.sign import Sign
 
-from tests.support.cloudapi import VERSIONS, call, common_client, create_service, pod_facts, wait_for_status
+from tests.support.cloudapi import VERSIONS, call, common_client, create_service, pod_facts, reason, wait_for_status
 from tests.support.server import BackgroundServer, start_server
 
 WORKSPACE_A = "team-a"
@@ -126,14 +126,14 @@ def _make_side(server: BackgroundServer, workspace: str, key: Key, name: str, mo
     if replicas:
         detail = wait_for_status(wedata, created["ServiceId"], {"RUNNING", "CREATE_FAILED"}, workspace=workspace)
         if detail["Status"] != "RUNNING":
-            raise RuntimeError(f"the {workspace} service did not start: {detail.get('Reason')}")
+            raise RuntimeError(f"the {workspace} service did not start: {reason(detail)}")
         pod_name = pod_facts(detail)[0]["PodName"]
     token = token_values(tione, workspace, created["ServiceGroupId"])[0]
     return Side(
         workspace,
         key,
         created["ServiceGroupId"],
-        created["ServiceGroupName"],
+        name,  # its group is named after it
         created["ServiceId"],
         name,
         token,
@@ -182,7 +182,8 @@ def side_state(estate: Estate, side: Side) -> tuple:
     return store_rows(estate.data_dir, side.workspace), pods, pod_pids(estate.data_dir)
 
 
-TRANSITIONAL = ("NEW", "UPDATING", "STOPPING", "DELETING")
+# The store's own words (ServiceStatus values), not the wire's.
+TRANSITIONAL = ("Creating", "Updating", "Stopping", "Deleting")
 
 
 def settled_rows(data_dir: Path, timeout: float = 15.0, quiet: float = 0.05) -> dict[str, list[tuple]]:

@@ -32,7 +32,7 @@ def fuzz_pool(estate: Estate, registered_model: str) -> Pool:
     listed = call(
         wedata, "ListMLModelServiceGroups", {**ws, "Filters": [{"Name": "ServiceName", "Values": [SERVICE_NAME]}]}
     )
-    if not listed["Data"]["Groups"]:
+    if not listed["Data"]["Rows"]:
         for group in call(tione, "DescribeModelServiceGroups", {"TiProjectId": WORKSPACE_FUZZ, "Limit": 100})[
             "ServiceGroups"
         ]:
@@ -56,7 +56,7 @@ def fuzz_pool(estate: Estate, registered_model: str) -> Pool:
     tokens = token_values(tione, WORKSPACE_FUZZ, group_id)
     settled_rows(estate.data_dir)
     services = (detail["ServiceId"], SERVICE_NAME)
-    groups = (group_id, detail["ServiceGroupName"])
+    groups = (group_id, SERVICE_NAME)  # the group is named after its first service
     return Pool(
         workspace=WORKSPACE_FUZZ,
         references={

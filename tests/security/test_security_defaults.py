@@ -141,7 +141,7 @@ def failing_session(estate: Estate) -> tuple[list[str], set[str]]:
             "ServiceId": b.group_id,
             "CurlData": PREDICT_BODY,
             "AuthTokenValue": b.token,
-            "RelativeUrl": "/admin",
+            "RelativeUrl": "/predict/../admin",  # refused: a path that climbs out
         },
     )
     called = control(

@@ -58,7 +58,19 @@ def bodies_aimed_at_b(e: Estate) -> dict[str, dict]:
         "DeleteModelServiceAuthToken": {**group, "AuthTokenValue": b.token},
         "ModifyModelServiceAuthorization": {**group, "AuthorizationEnable": False},
         "DescribeModelServiceMonitoring": group,
+        "CreateModelService": {**group, "InstanceType": "TI.S.SMALL.POST", "Replicas": 0, **tione_model(e)},
+        "ModifyModelService": {"ServiceId": b.service_id, "ServiceAction": "STOP"},
+        "DescribeModelService": {"ServiceId": b.service_id},
+        "DeleteModelService": {"ServiceId": b.service_id},
+        "ModifyModelServiceAuthToken": {**group, "AuthToken": {"Base": {"Value": b.token, "Name": "sneaky"}}},
+        "DescribeEvents": {"Service": "INFER", "ServiceId": b.service_id},
+        "DescribeLogs": {"Service": "INFER", "ServiceId": b.service_id},
+        "DescribeBillingSpecs": {"ChargeType": "POSTPAID_BY_HOUR"},
     }
+
+
+def tione_model(e: Estate) -> dict:
+    return {"ModelInfo": {"CosPathInfo": {"Paths": [str(e.model_dir)]}}}
 
 
 def b_refs_from_a(e: Estate) -> dict[str, list[dict]]:
@@ -99,13 +111,24 @@ def b_refs_from_a(e: Estate) -> dict[str, list[dict]]:
         + [{"ServiceGroupId": a.group_id, "AuthTokenValue": b.token}],
         "ModifyModelServiceAuthorization": [{**g, "AuthorizationEnable": False} for g in by_group],
         "DescribeModelServiceMonitoring": by_group,
+        "CreateModelService": [
+            {"ServiceGroupId": g, "InstanceType": "TI.S.SMALL.POST", "Replicas": 0, **tione_model(e)} for g in groups
+        ],
+        "ModifyModelService": [{"ServiceId": s, "ServiceAction": "STOP"} for s in services]
+        + [{"ServiceId": s, "Replicas": 0} for s in services],
+        "DescribeModelService": [{"ServiceId": s} for s in services],
+        "DeleteModelService": [{"ServiceId": s} for s in services],
+        "ModifyModelServiceAuthToken": [{**g, "AuthToken": {"Base": {"Value": b.token}}} for g in by_group]
+        + [{"ServiceGroupId": a.group_id, "AuthToken": {"Base": {"Value": b.token}}}],
+        "DescribeEvents": [{"Service": "INFER", "ServiceId": s} for s in services],
+        "DescribeLogs": [{"Service": "INFER", "ServiceId": s} for s in services],
     }
 
 
 # Actions that name no resource of a workspace: what they show from A is checked below instead.
 LISTINGS = {"ListMLModelServiceGroups", "DescribeModelServiceGroups", "ListMLServiceLogs", "CreateModelServiceGroup"}
 # The instance types and the MLflow registry are the server's, not a workspace's.
-SERVER_WIDE = {"DescribeInferenceSpecs", "ListModelVersions"}
+SERVER_WIDE = {"DescribeInferenceSpecs", "ListModelVersions", "DescribeBillingSpecs"}
 
 
 def in_workspace(service: str, body: dict, workspace: str | None) -> dict:
@@ -148,7 +171,7 @@ def test_listings_from_a_show_nothing_of_b(estate):
     a, b = estate.a, estate.b
     wedata, tione = estate.client(a.key, "wedata"), estate.client(a.key, "tione")
     listed = call(wedata, "ListMLModelServiceGroups", {"WorkspaceId": a.workspace, "Limit": 100})["Data"]
-    assert [g["ServiceGroupId"] for g in listed["Groups"]] == [a.group_id]
+    assert [g["ServiceGroupId"] for g in listed["Rows"]] == [a.group_id]
     for f in ({"Name": "ServiceGroupId", "Values": [b.group_id]}, {"Name": "ServiceName", "Values": [b.service_name]}):
         assert (
             call(wedata, "ListMLModelServiceGroups", {"WorkspaceId": a.workspace, "Filters": [f]})["Data"]["TotalCount"]

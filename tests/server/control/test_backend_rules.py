@@ -416,3 +416,16 @@ def test_resources_size_the_replicas_in_place_of_the_instance_type(world):
         assert (world.fleet.templates[-1].cpu_millicores, world.fleet.templates[-1].memory_mb) == (500, 768)
 
     run(go())
+
+
+def test_replicas_out_of_range_are_refused_whatever_api_asked(world):
+    async def go():
+        service = await world.create("counted")
+        for bad in (-1, 17, True, "2"):
+            with pytest.raises(InvalidParameterValue, match="Replicas"):
+                await world.backend.update_service(WS, service.id, action="SCALE", replicas=bad)
+            with pytest.raises(InvalidParameterValue, match="Replicas"):
+                await world.backend.update_service(WS, service.id, changes={"Replicas": bad})
+        assert world.store.service(service.id).replicas == 1
+
+    run(go())

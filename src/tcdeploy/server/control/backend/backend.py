@@ -42,6 +42,7 @@ from .secrets import ServerSecret, token_hash
 
 S = ServiceStatus
 MAX_SERVICES_PER_GROUP = 2
+MAX_REPLICAS = 16
 # Changing any of these needs new replicas; the rest apply at once.
 ROLLING_FIELDS = ("InstanceType", "Resources", "BatchConfig", "ModelUri", "Env", "EnvVar")
 SERVICE_ACTIONS = ("START", "STOP", "RESUME", "SCALE")
@@ -216,8 +217,7 @@ class Backend:
         `spec` holds the service's settings under their wire names; `InstanceType` and `Replicas`
         are required. Refused before anything is written: a taken name, a full group, an unknown
         instance type, a model that does not exist."""
-        instance_type(spec["InstanceType"], _member(field, "InstanceType"))
-        service_env(spec, _member(field, "Env"))
+        _check_spec(spec, field)
         if self.store.service_by_name(workspace, name):
             raise ResourceInUse(f"ServiceName: a service named {name!r} already exists")
         group = self.group(workspace, group_ref) if group_ref else None
@@ -283,7 +283,7 @@ class Backend:
         if service.status is S.CREATE_FAILED and action is None and model is None:
             raise FailedOperation(f"service {service.id} failed to create; update its model or delete it")
         if action is not None:
-            spec = self._spec_after_action(service, action, replicas)
+            spec = _check_spec(self._spec_after_action(service, action, replicas))
         else:
             spec = await self._spec_after_changes(service, changes or {}, model)
         needs_replicas = (
@@ -335,10 +335,7 @@ class Backend:
         changes: dict[str, Any],
         model: ModelRef | None,
     ) -> dict[str, Any]:
-        if "InstanceType" in changes:
-            instance_type(changes["InstanceType"])
-        spec = {**service.spec, **changes}
-        service_env(spec)
+        spec = _check_spec({**service.spec, **changes})
         if model is not None:
             spec["ModelUri"] = await self.registry.resolve(
                 model, spec.get("CatalogName"), spec.get("SchemaName"), "MlModelInfo"
@@ -619,6 +616,17 @@ def _describe(action: str | None, replicas: int | None, changes: dict | None, mo
         return f"{action} requested" + (f" to {replicas} replica(s)" if replicas is not None else "")
     fields = sorted((changes or {}).keys() | ({"MlModelInfo"} if model else set()))
     return "update of " + ", ".join(fields)
+
+
+def _check_spec(spec: dict[str, Any], field: str = "") -> dict[str, Any]:
+    """Whatever API asked: a service's settings the replicas can run with, else refused naming
+    the member (under `field` when the request nests them)."""
+    instance_type(spec["InstanceType"], _member(field, "InstanceType"))
+    replicas = spec.get("Replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
+        raise InvalidParameterValue(_member(field, "Replicas"), f"must be an integer from 0 to {MAX_REPLICAS}")
+    service_env(spec, _member(field, "Env"))
+    return spec
 
 
 def _member(path: str, name: str) -> str:
