@@ -117,6 +117,11 @@ def test_the_flat_create_refuses_a_new_version_without_its_group(wedata, logisti
     assert err.code == "InvalidParameterValue" and "NewVersion" in err.message
     err = error_of(wedata, "CreateMLModelService", {"WorkspaceId": WS, "ServiceName": "wg-orphan"})
     assert err.code == "MissingParameter" and "InstanceType" in err.message
+    # Refusals name the member at the top of the request, where the flat create carries it.
+    err = error_of(wedata, "CreateMLModelService", {**body, "Env": [{"Name": "PATH", "Value": "/x"}]})
+    assert err.code == "InvalidParameterValue" and err.message.startswith("Env.0.Name")
+    err = error_of(wedata, "CreateMLModelService", {**body, "InstanceType": "TI.HUGE"})
+    assert err.code == "InvalidParameterValue" and err.message.startswith("InstanceType")
     assert (
         checked(wedata, "CheckDuplicateServiceName", {"WorkspaceId": WS, "ServiceName": "wg-orphan"})["Status"] is False
     )
