@@ -87,6 +87,7 @@ NO_EFFECT: dict[str, dict[str, str]] = {
         **_settings("CreateServiceInfos", "Services."),
         **_settings("CreateMLModelServices"),
         "ServiceAction": "a created service starts; `START` is what the seed plugin sends",
+        "NewVersion": "with `ServiceGroupId` a service is always a new version of that group",
     },
     "CreateMLModelService": {
         **_settings("CreateMLModelService"),
