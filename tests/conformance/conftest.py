@@ -139,10 +139,11 @@ def estate(tcdeploy_server, logistic_model_dir):
     ids = Ids(WS, "", "", "", "", CATALOG, SCHEMA, MODEL, version, str(logistic_model_dir))
     found = Estate(client, tione, ids)
     ids.names = found.name
+    model = {"Name": MODEL, "Version": str(version), "ModelPath": ids.model_path}
     request = {
         "WorkspaceId": WS,
         "ServiceName": "conformance-estate",
-        "Services": [{"InstanceType": INSTANCE, "Replicas": 1, "MlModelInfo": {"ModelPath": ids.model_path}}],
+        "Services": [{"InstanceType": INSTANCE, "Replicas": 1, "MlModelInfo": model}],
     }
     ids.group, ids.service = created_ids(data_of(client, "CreateMLModelServices", request))
     found.settle()
@@ -157,3 +158,47 @@ def estate(tcdeploy_server, logistic_model_dir):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "conformance: the wire against the real schema (tests/conformance)")
+
+
+# ---- a per-action summary at the end of the run ------------------------------------------------
+
+_RESULTS: dict[str, dict[str, str]] = {}  # action → {kind of check: "ok" or why it failed}
+_KINDS = {
+    "minimal_request": "minimal",
+    "every_member": "full",
+    "published_example": "example",
+    "any_request": "any",
+    "malformed_request": "malformed",
+}
+
+
+def pytest_runtest_logreport(report):
+    if "[" not in report.nodeid or "conformance" not in report.nodeid:
+        return
+    if report.when != "call" and not (report.failed or report.skipped):
+        return
+    kind = next((k for part, k in _KINDS.items() if part in report.nodeid), None)
+    if kind is None:
+        return
+    action = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+    if report.passed:
+        outcome = "ok"
+    elif report.skipped:
+        outcome = "skipped"
+    else:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        outcome = (crash.message if crash else str(report.longrepr)).splitlines()[0][:160]
+    _RESULTS.setdefault(action, {})[kind] = outcome
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _RESULTS:
+        return
+    terminalreporter.section("conformance, action by action")
+    for action in sorted(_RESULTS):
+        checks = _RESULTS[action]
+        failed = {k: v.removeprefix("Failed: ") for k, v in checks.items() if v not in ("ok", "skipped")}
+        passed = ", ".join(f"{k} {v}" for k, v in checks.items() if k not in failed)
+        terminalreporter.write_line(f"{'FAIL' if failed else 'ok  '} {action}: {passed}")
+        for kind, why in failed.items():
+            terminalreporter.write_line(f"       {kind}: {why}")
