@@ -37,6 +37,12 @@ def predict(url: str, token: str | None = None) -> int:
     return httpx.post(url, content=body, headers=headers, timeout=30).status_code
 
 
+def group_tokens(wedata, group_id) -> dict[str, dict]:
+    """The group's `AuthTokens`, by name."""
+    group = checked(wedata, "GetMLModelServiceGroup", {"WorkspaceId": WS, "ServiceGroupId": group_id})
+    return {t["Base"]["Name"]: t for t in group["AuthTokens"]}
+
+
 def switch_auth(wedata, group_id, on: bool) -> None:
     data = checked(
         wedata,
@@ -79,6 +85,11 @@ def test_a_deleted_token_is_refused_and_a_created_one_let_in(wedata, group_id):
     checked(wedata, "DeleteModelServiceAuthToken", params)
     assert predict(first["InternetEndpoint"], first["AuthToken"]) == 401
     assert error_of(wedata, "DeleteModelServiceAuthToken", params).code == "ResourceNotFound"
+    # The group shows the created token with its value, which the data plane takes.
+    ci = group_tokens(wedata, group_id)["ci"]
+    assert ci["Base"]["Description"] == "for CI" and ci["Limits"] == []
+    assert predict(first["InternetEndpoint"], ci["Base"]["Value"]) == 200
+    assert first["AuthToken"] not in {t["Base"]["Value"] for t in group_tokens(wedata, group_id).values()}
     # The created token is now the group's only one: the call info hands it out, and it works.
     second = call_info(wedata, ServiceGroupId=group_id)
     assert second["AuthToken"] not in ("", first["AuthToken"])
@@ -100,6 +111,8 @@ def test_a_reset_token_changes_value_and_the_old_one_is_refused(wedata, group_id
     assert data["TiOneRequestId"]
     after = call_info(wedata, ServiceGroupId=group_id)
     assert after["AuthToken"] and after["AuthToken"] != before["AuthToken"]
+    [shown] = [t for t in group_tokens(wedata, group_id).values() if t["Base"]["Value"] == after["AuthToken"]]
+    assert shown["Base"]["Description"] == "rotated" and shown["Limits"] == [{"Strategy": "QPS", "Max": 5}]
     assert predict(after["InternetEndpoint"], before["AuthToken"]) == 401
     assert predict(after["InternetEndpoint"], after["AuthToken"]) == 200
     err = error_of(

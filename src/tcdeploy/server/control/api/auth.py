@@ -13,6 +13,26 @@ from tcdeploy.protocol.errors import MissingParameter, ResourceNotFound
 
 from ..backend import GroupRecord
 from .context import Context, required
+from .times import wedata_time
+
+
+def ml_auth_tokens(ctx: Context, group: GroupRecord) -> list[dict]:
+    """A group's tokens as the schema's `MLAuthToken`s (`MLModelServiceGroup.AuthTokens`): where a
+    client reads the value of a token it created, and the `Limits` it set."""
+    limits = group.spec.get("AuthTokenLimits", {})
+    return [
+        {
+            "Base": {
+                "Name": token.record.name,
+                "Value": token.value,
+                "Description": token.record.description,
+                "Status": "Normal",  # TI-ONE's word for a token in force; a deleted one is gone
+                "CreateTime": wedata_time(token.record.created),
+            },
+            "Limits": limits.get(token.record.id, []),
+        }
+        for token in ctx.backend.tokens(group.id)
+    ]
 
 
 def _accepted(ctx: Context) -> dict:

@@ -6,6 +6,7 @@ from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAI
 from tcdeploy.protocol.states import GroupStatus, ServiceStatus, tione_word, wedata_word
 
 from ..backend import GroupSnapshot, ReplicaState, ServiceSnapshot, sized
+from .auth import ml_auth_tokens
 from .context import Context
 from .times import wedata_time
 
@@ -143,6 +144,7 @@ def wedata_group(ctx: Context, snap: GroupSnapshot) -> dict:
         "LatestVersion": str(max((s.version for s in services), default=0)),
         "WeightUpdateStatus": "UPDATED",
         "AuthorizationEnable": group.auth_enabled,
+        "AuthTokens": ml_auth_tokens(ctx, group),
         "LogEnable": any(s.spec.get("LogEnable") for s in services),
         "InferenceTablePushEnable": any(s.spec.get("InferenceTablePushEnable") for s in services),
         "CreateBy": "",
