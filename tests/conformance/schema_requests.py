@@ -19,11 +19,15 @@ from typing import Any
 from hypothesis import strategies as st
 
 from tcdeploy.protocol import wedata as wedata_models
+from tcdeploy.protocol.effects import REPLY_EXTENSIONS
 from tcdeploy.protocol.schema import Member, wedata
 
 # Every action the conformance suite drives: the reference's model-service group, the registry
 # actions the server serves, and GetBillingSpecs (the issue names it; the plugin reads it).
 ACTIONS: tuple[str, ...] = (*wedata().actions_of("model-service"), *wedata_models.REGISTRY_ACTIONS, "GetBillingSpecs")
+
+# Reply members of our own, as docs/wire.md documents them (generated from protocol/effects).
+EXTENSIONS = {struct: set(members) for struct, members in REPLY_EXTENSIONS.items()}
 
 # Actions that destroy what they name: they get throwaway resources, never the estate's.
 DESTRUCTIVE = {"DeleteMLModelService", "DeleteMLModelServiceGroup", "DeleteModelServiceAuthToken"}

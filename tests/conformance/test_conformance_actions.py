@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tcdeploy.protocol.effects import REPLY_EXTENSIONS
 from tcdeploy.protocol.schema import reply_mismatches, wedata
 
 from .conftest import Estate, send
@@ -18,6 +17,7 @@ from .schema_requests import (
     CREATING,
     DESTRUCTIVE,
     EXAMPLES_DIR,
+    EXTENSIONS,
     Ids,
     example_request,
     full_request,
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.conformance
 # Changed by the call in a way the estate must not be (replicas, model): a throwaway service instead.
 # Creating calls too: they would add a version to the estate's group.
 RESHAPING = {"UpdateMLModelService", *CREATING}
-EXTENSIONS = {struct: set(members) for struct, members in REPLY_EXTENSIONS.items()}
 
 
 def ids_for(action: str, estate: Estate) -> Ids:

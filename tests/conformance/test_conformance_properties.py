@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
+from tcdeploy.protocol.schema import reply_mismatches
+
 from .conftest import WS, Estate, created_ids, send
-from .schema_requests import ACTIONS, CREATING, Ids, any_request, refused_request
+from .schema_requests import ACTIONS, CREATING, EXTENSIONS, Ids, any_request, refused_request
 
 pytestmark = pytest.mark.conformance
 
@@ -61,7 +63,7 @@ def snapshot(estate: Estate, decoy: Ids) -> str:
 def answer(estate: Estate, action: str, request: dict) -> dict:
     """The reply's `Response`: an envelope, HTTP 200, never an InternalError or a trace."""
     try:
-        return estate.client.call_json(action, request)["Response"]
+        reply = estate.client.call_json(action, request)["Response"]
     except TencentCloudSDKException as exc:
         assert exc.code not in (None, "ServerNetworkError", "ClientNetworkError", "ClientParamsError"), (
             f"{action}: not a Tencent error reply ({exc.code}: {exc.message[:300]}) for {_short(request)}"
@@ -69,7 +71,12 @@ def answer(estate: Estate, action: str, request: dict) -> dict:
         assert exc.code != "InternalError", f"{action}: InternalError {exc.message[:300]} for {_short(request)}"
         assert exc.message, f"{action}: {exc.code} with no message"
         assert not any(mark in exc.message for mark in TRACE_MARKS), f"{action}: a trace in {exc.message[:600]}"
+        assert exc.requestId, f"{action}: an error reply without RequestId"
         return {"Error": {"Code": exc.code, "Message": exc.message}}
+    assert reply.get("RequestId"), f"{action}: a reply without RequestId"
+    problems = reply_mismatches(action, reply.get("Data"), extensions=EXTENSIONS)
+    assert not problems, f"{action} accepted {_short(request)}; its reply: " + "; ".join(problems[:8])
+    return reply
 
 
 def _short(request: dict) -> str:
@@ -94,8 +101,6 @@ def test_any_request_gets_an_envelope_and_a_refusal_changes_nothing(estate, deco
     _remember(estate, action, reply)
     if "Error" in reply:
         _unchanged(before, snapshot(estate, decoy), action, request)
-    else:
-        assert "Data" in reply or "RequestId" in reply, f"{action}: no Data in {_short(reply)}"
 
 
 @pytest.mark.parametrize("action", ACTIONS)
