@@ -106,7 +106,6 @@ NO_EFFECT: dict[str, dict[str, str]] = {
         "PayloadPath": "the inference table is written in the server's data dir",
     },
     "GetModelServiceMonitorData": {
-        "Instances": "each metric has its one dimension (`ServiceId` or `PodName`)",
         "ServiceGroupId": "`ServiceId` names the service",
     },
     "ListModelServiceEvents": {"JobCategory": _ONE_KIND},

@@ -108,6 +108,22 @@ def test_replica_cpu_and_memory_are_shown_per_pod(wedata, running):
     [point] = points
     assert point["Dimensions"] == [{"Name": "PodName", "Value": running["PodInfos"][0]["Name"]}]
     assert 0 < point["Values"][0] < 100
+    pod = [{"Dimensions": [{"Name": "PodName", "Value": running["PodInfos"][0]["Name"]}]}]
+    assert len(monitor(wedata, running["ServiceId"], "InstanceMemUtil", Instances=pod)["DataPoints"]) == 1
+    other = [{"Dimensions": [{"Name": "PodName", "Value": "ms-nobody-1-0-0"}]}]
+    assert monitor(wedata, running["ServiceId"], "InstanceMemUtil", Instances=other)["DataPoints"] == []
+    assert monitor(wedata, running["ServiceId"], "Requests", Instances=other)["DataPoints"] == []
+    err = error_of(
+        wedata,
+        "GetModelServiceMonitorData",
+        {
+            "WorkspaceId": WS,
+            "ServiceId": running["ServiceId"],
+            "MetricName": "Requests",
+            "Instances": [{"Dimensions": [{"Name": "Region", "Value": "x"}]}],
+        },
+    )
+    assert err.code == "InvalidParameterValue" and "Instances.0.Dimensions.0.Name" in err.message
     assert all(
         v >= 0 for p in monitor(wedata, running["ServiceId"], "InstanceCpuUtil")["DataPoints"] for v in p["Values"]
     )

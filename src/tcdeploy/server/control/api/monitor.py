@@ -2,8 +2,9 @@
 (`Get`/`UpdateServiceGroupMonitorConfig`).
 
 The schema names no metric; these are the ones the server can back (docs/wire.md lists them):
-the gateway's per-step figures of the requests routed to the service, and each replica's CPU and
-memory now (one point per pod, at the sample's time, named by a `PodName` dimension).
+the gateway's per-step figures of the requests routed to the service (dimension `ServiceId`), and
+each replica's CPU and memory now (one point per pod, at the sample's time, dimension `PodName`).
+`Instances` picks series by their dimensions.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ GATEWAY_METRICS = {
 # Metric name → the replica's figure, percent of its instance type (the names TI-ONE uses for these).
 REPLICA_METRICS = {"InstanceCpuUtil": "cpu_percent", "InstanceMemUtil": "memory_percent"}
 METRICS = (*GATEWAY_METRICS, *REPLICA_METRICS)
+DIMENSIONS = ("ServiceId", "PodName")  # of the gateway's series, and of a replica's
 DEFAULT_PERIOD = 60
 DEFAULT_WINDOW = 3600
 
@@ -42,6 +44,7 @@ async def monitor_data(ctx: Context, req: Any) -> dict:
     start = parse_time(req.StartTime, "StartTime") or end - DEFAULT_WINDOW
     if end <= start:
         raise InvalidParameterValue("EndTime", "must be after StartTime")
+    wanted = _instances(req.Instances)
     service = ctx.backend.service(ctx.workspace, req.ServiceId)
     if metric in GATEWAY_METRICS:
         steps = ctx.backend.service_monitor(ctx.workspace, service.id, start, end, float(period))
@@ -55,6 +58,8 @@ async def monitor_data(ctx: Context, req: Any) -> dict:
             }
             for usage in ctx.backend.replica_usage(ctx.workspace, service.id)
         ]
+    if wanted:
+        points = [p for p in points if any(w <= {(d["Name"], d["Value"]) for d in p["Dimensions"]} for w in wanted)]
     return {
         "Data": {
             "MetricName": metric,
@@ -65,6 +70,23 @@ async def monitor_data(ctx: Context, req: Any) -> dict:
             "DataPoints": points,
         }
     }
+
+
+def _instances(instances: list | None) -> list[set[tuple[str, str]]]:
+    """`Instances` as sets of (dimension, value): a series is shown when it has every dimension of
+    one of them (none given: every series)."""
+    wanted = []
+    for i, instance in enumerate(instances or ()):
+        dims = set()
+        for j, dim in enumerate(instance.Dimensions or ()):
+            if dim.Name not in DIMENSIONS:
+                raise InvalidParameterValue(
+                    f"Instances.{i}.Dimensions.{j}.Name",
+                    f"{dim.Name!r} is not a dimension; use {' or '.join(DIMENSIONS)}",
+                )
+            dims.add((dim.Name, dim.Value or ""))
+        wanted.append(dims)
+    return wanted
 
 
 def _series(steps: list[dict], key: str, dimensions: list[dict]) -> dict:
