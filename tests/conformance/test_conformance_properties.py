@@ -50,11 +50,17 @@ def decoy(estate: Estate) -> Ids:
 
 
 def snapshot(estate: Estate, decoy: Ids) -> str:
-    """The state a refused request must not change: the workspace's groups and both services."""
+    """The state a refused request must not change: the workspace's groups, both services, the
+    groups' tokens and the registered version (aliases)."""
+    ids = estate.ids
+    version = {"CatalogName": ids.catalog, "SchemaName": ids.schema, "ModelName": ids.model}
     parts = [
         send(estate.client, "ListMLModelServiceGroups", {"WorkspaceId": WS}),
-        send(estate.client, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": estate.ids.service}),
+        send(estate.client, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": ids.service}),
         send(estate.client, "GetMLModelService", {"WorkspaceId": WS, "ServiceId": decoy.service}),
+        send(estate.client, "GetModelVersion", {**version, "WorkspaceId": WS, "ModelVersion": ids.version}),
+        estate.token_values(ids.group),
+        estate.token_values(decoy.group),
     ]
     # An error's message carries its RequestId: the same refusal twice reads the same here.
     return _REQUEST_ID.sub("RequestId …", json.dumps(parts, sort_keys=True, default=str))
