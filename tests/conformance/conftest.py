@@ -131,7 +131,7 @@ class Estate:
                     break
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its replica and groups go when the package is done
 def estate(tcdeploy_server, logistic_model_dir):
     client = common_client(tcdeploy_server, "wedata")
     tione = common_client(tcdeploy_server, "tione")
