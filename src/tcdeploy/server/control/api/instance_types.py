@@ -1,12 +1,15 @@
-"""Instance types of the local service on the wire (`DescribeInferenceSpecs`)."""
+"""Instance types of the local service on the wire (`DescribeInferenceSpecs`, `DescribeBillingSpecs`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import psutil
 
 from tcdeploy.protocol.tione import DescribeInferenceSpecs
 
 from ..backend import INSTANCE_TYPES
+from . import billing
 from .context import Context
 
 
@@ -28,3 +31,10 @@ async def describe_inference_specs(ctx: Context, req: DescribeInferenceSpecs) ->
         if req.SpecType in (None, "CPU")
     ]
     return {"SpecInfos": infos}
+
+
+async def describe_billing_specs(ctx: Context, req: Any) -> dict:
+    """TI-ONE's `DescribeBillingSpecs`: the specs wedata's `GetBillingSpecs` lists (TI-ONE's
+    `Spec` and wedata's `MLSpec` have the same members), on the same rules."""
+    reply = await billing.billing_specs(ctx, req)
+    return {"Specs": reply["Data"]["SpecInfos"]}

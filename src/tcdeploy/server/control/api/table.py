@@ -25,6 +25,7 @@ from . import (
     pods,
     registry,
     services,
+    tione_services,
     tokens,
 )
 from .context import Context
@@ -77,6 +78,14 @@ _HANDLERS: dict[str, dict[str, Handler]] = {
         "DeleteModelServiceAuthToken": tokens.delete_auth_token,
         "ModifyModelServiceAuthorization": tokens.modify_authorization,
         "DescribeModelServiceMonitoring": monitoring.describe_monitoring,
+        "CreateModelService": tione_services.create_service,
+        "ModifyModelService": tione_services.modify_service,
+        "DescribeModelService": tione_services.describe_service,
+        "DeleteModelService": tione_services.delete_service,
+        "ModifyModelServiceAuthToken": tokens.modify_auth_token,
+        "DescribeEvents": tione_services.describe_events,
+        "DescribeLogs": tione_services.describe_logs,
+        "DescribeBillingSpecs": instance_types.describe_billing_specs,
     },
 }
 

@@ -1,50 +1,44 @@
-"""Group auth tokens, as TI-ONE names them: create, delete, switch auth on and off, show call info."""
+"""Group auth tokens, as TI-ONE names them: create, delete, change, switch auth on and off, and
+the call info (where to call a group and with which tokens)."""
 
 from __future__ import annotations
 
-from tcdeploy.protocol.tione import (
-    CreateModelServiceAuthToken,
-    DeleteModelServiceAuthToken,
-    DescribeModelServiceCallInfo,
-    ModifyModelServiceAuthorization,
-)
+from typing import Any
 
-from .context import Context
-from .times import iso
+from . import auth
+from .context import Context, required
+from .tione_views import tione_token
 
 
-async def create_auth_token(ctx: Context, req: CreateModelServiceAuthToken) -> dict:
-    ctx.backend.create_token(ctx.workspace, req.ServiceGroupId, req.Name, req.Description or "")
+async def create_auth_token(ctx: Context, req: Any) -> dict:
+    group = required(req.ServiceGroupId, "ServiceGroupId")
+    ctx.backend.create_token(ctx.workspace, group, req.Name or "default", req.Description or "")
     return {}
 
 
-async def delete_auth_token(ctx: Context, req: DeleteModelServiceAuthToken) -> dict:
-    ctx.backend.delete_token(ctx.workspace, req.ServiceGroupId, req.AuthTokenValue)
+async def delete_auth_token(ctx: Context, req: Any) -> dict:
+    group = required(req.ServiceGroupId, "ServiceGroupId")
+    ctx.backend.delete_token(ctx.workspace, group, required(req.AuthTokenValue, "AuthTokenValue"))
     return {}
 
 
-async def modify_authorization(ctx: Context, req: ModifyModelServiceAuthorization) -> dict:
-    ctx.backend.set_auth(ctx.workspace, req.ServiceGroupId, bool(req.AuthorizationEnable))
+async def modify_auth_token(ctx: Context, req: Any) -> dict:
+    # The same request as wedata's UpdateModelServiceAuthToken, and the same rules.
+    required(req.ServiceGroupId, "ServiceGroupId")
+    await auth.update_token(ctx, req)
     return {}
 
 
-async def describe_call_info(ctx: Context, req: DescribeModelServiceCallInfo) -> dict:
+async def modify_authorization(ctx: Context, req: Any) -> dict:
+    group = required(req.ServiceGroupId, "ServiceGroupId")
+    ctx.backend.set_auth(ctx.workspace, group, bool(required(req.AuthorizationEnable, "AuthorizationEnable")))
+    return {}
+
+
+async def describe_call_info(ctx: Context, req: Any) -> dict:
     backend = ctx.backend
-    group = backend.group(ctx.workspace, req.ServiceGroupId)
-    tokens = [
-        {
-            "Base": {
-                "Id": t.record.id,
-                "Value": t.value,
-                "Name": t.record.name,
-                "Description": t.record.description,
-                "CreateTime": iso(t.record.created),
-                "Status": "Normal",
-            },
-            "Limits": [],
-        }
-        for t in backend.tokens(group.id)
-    ]
+    group = backend.group(ctx.workspace, required(req.ServiceGroupId, "ServiceGroupId"))
+    tokens = [tione_token(t) for t in backend.tokens(group.id)]
     url = ctx.group_url(group.id)
     limited = any((s.spec.get("ServiceLimit") or {}).get("EnableInstanceRpsLimit") for s in backend.services(group.id))
     return {
