@@ -79,6 +79,22 @@ def test_every_member_we_know_is_filled(lifecycle):
     }  # fmt: skip
     empty = {m.name for m in members("Service") if getattr(running, m.name) is None}
     assert empty <= unknown_here, empty - unknown_here
+    # In ServiceInfo: what the request did not set, and what has no meaning on one machine.
+    not_set = {"ImageInfo", "LogConfig", "HorizontalPodAutoscaler", "HybridBillingPrepaidReplicas", "ScaleStrategy",
+               "ModelTurboEnable", "VolumeMount", "Command", "ServiceEIP", "TerminationGracePeriodSeconds",
+               "PreStopCommand", "GrpcEnable", "SchedulingStrategy", "InferTemplateId"}  # fmt: skip
+    meaningless = {"OldReplicas", "OldHybridBillingPrepaidReplicas", "Pods", "InferCodeInfo", "NodeCount"}
+    empty = {m.name for m in members("ServiceInfo") if getattr(running.ServiceInfo, m.name) is None}
+    assert empty <= not_set | meaningless, empty - not_set - meaningless
+
+
+def test_every_group_member_we_know_is_filled(tcdeploy_server, lifecycle):
+    created, _, _ = lifecycle
+    group = sdk_call(tcdeploy_server, "DescribeModelServiceGroup", {"ServiceGroupId": created.ServiceGroupId})
+    unknown_here = {"CreatedBy", "Uin", "SubUin", "AppId", "BillingInfo", "CreateSource", "MonitorSource",
+                    "SubUinName", "GatewayLogConfig", "GatewayConfig", "Changer", "ChangerName", "SmartRouter"}  # fmt: skip
+    empty = {m.name for m in members("ServiceGroup") if getattr(group.ServiceGroup, m.name) is None}
+    assert empty <= unknown_here, empty - unknown_here
 
 
 def test_groups_list_and_describe(tcdeploy_server, lifecycle):
@@ -204,3 +220,18 @@ def test_made_through_tione_seen_and_changed_through_wedata(tcdeploy_server, log
         call(wedata, "DeleteMLModelService", {"ServiceId": made.ServiceId})
     err = error_of(common_client(tcdeploy_server, "tione"), "DescribeModelService", {"ServiceId": made.ServiceId})
     assert err.code == "ResourceNotFound"
+
+
+def test_logs_come_newest_first_and_page_on(tcdeploy_server, lifecycle):
+    created, _, _ = lifecycle
+    ask = {"Service": "INFER", "ServiceId": created.ServiceId, "Limit": 2}
+    first = sdk_call(tcdeploy_server, "DescribeLogs", ask)
+    assert len(first.Content) == 2 and first.Content[0].Timestamp >= first.Content[1].Timestamp
+    assert first.Context  # more lines follow
+    second = sdk_call(tcdeploy_server, "DescribeLogs", {**ask, "Context": first.Context})
+    assert second.Content and second.Content[0].Timestamp <= first.Content[1].Timestamp
+    assert not {line.Id for line in first.Content} & {line.Id for line in second.Content}
+    oldest = sdk_call(tcdeploy_server, "DescribeLogs", {**ask, "Order": "ASC", "Limit": 1}).Content[0]
+    assert oldest.Timestamp <= second.Content[-1].Timestamp
+    keyed = {**ask, "Limit": 100, "Filters": [{"Name": "Key", "Values": ["model loaded"]}]}
+    assert all("model loaded" in line.Message for line in sdk_call(tcdeploy_server, "DescribeLogs", keyed).Content)
