@@ -26,6 +26,7 @@ def bodies_aimed_at_b(e: Estate) -> dict[str, dict]:
     b = e.b
     group = {"ServiceGroupId": b.group_id}
     pod = {"ServiceId": b.service_id, "PodName": b.pod_name}
+    registry = {"CatalogName": "default", "SchemaName": "default"}
     return {
         "CreateMLModelServices": {
             "ServiceName": "sneaky",
@@ -46,7 +47,26 @@ def bodies_aimed_at_b(e: Estate) -> dict[str, dict]:
         "CreateModelServicePodUrl": pod,
         "RebuildModelServicePod": pod,
         "ListMLServiceLogs": {"ServiceId": b.service_id},
-        "ListModelVersions": {"ModelName": "b-model"},
+        "ListModelVersions": {**registry, "ModelName": "b-model"},
+        "GetModelVersion": {**registry, "ModelName": "b-model", "ModelVersion": 1},
+        "UpdateModelVersionAliases": {**registry, "ModelName": "b-model", "ModelVersion": 1, "AddedAliases": ["x"]},
+        "ListModels": {**registry, "MaxResults": 10},
+        "GetModel": {**registry, "ModelName": "b-model"},
+        "SearchModels": {"MaxResults": 10},
+        "GetBillingSpecs": {"ChargeType": "POSTPAID_BY_HOUR"},
+        "CheckDuplicateServiceName": {"ServiceName": b.service_name},
+        "CreateMLModelService": {"ServiceName": "sneaky-flat", "ServiceGroupId": b.group_id, **flat_service(e)},
+        "GetMLModelServiceGroup": group,
+        "DeleteMLModelServiceGroup": group,
+        "UpdateModelServiceGroup": {**group, "Description": "sneaky"},
+        "UpdateServiceGroupWeights": {**group, "WeightEntries": [{"ServiceId": b.service_id, "Weight": 0}]},
+        "GetModelServiceCallInfo": group,
+        "UpdateModelServiceAuthToken": {**group, "AuthToken": {"Base": {"Value": b.token, "Name": "sneaky"}}},
+        "UpdateModelServiceAuthorization": {**group, "AuthorizationEnable": False},
+        "ListModelServiceEvents": {"ServiceId": b.service_id},
+        "GetModelServiceMonitorData": {"MetricName": "Requests", "ServiceId": b.service_id},
+        "GetServiceGroupMonitorConfig": group,
+        "UpdateServiceGroupMonitorConfig": {**group, "InferenceTableCollectionEnabled": False},
         "DescribeInferenceSpecs": {},
         "CreateModelServiceGroup": {"ServiceGroupName": "sneaky"},
         "DescribeModelServiceGroup": group,
@@ -67,6 +87,11 @@ def bodies_aimed_at_b(e: Estate) -> dict[str, dict]:
         "DescribeLogs": {"Service": "INFER", "ServiceId": b.service_id},
         "DescribeBillingSpecs": {"ChargeType": "POSTPAID_BY_HOUR"},
     }
+
+
+def flat_service(e: Estate) -> dict:
+    """The service members of the flat CreateMLModelService (no replicas: nothing to start)."""
+    return {"InstanceType": "TI.S.SMALL.POST", "Replicas": 0, "MlModelInfo": {"ModelPath": str(e.model_dir)}}
 
 
 def tione_model(e: Estate) -> dict:
@@ -98,7 +123,10 @@ def b_refs_from_a(e: Estate) -> dict[str, list[dict]]:
             }
             for g in by_group
         ]
-        + [{"ServiceGroupId": a.group_id, "ServiceId": s, "CurlData": PREDICT_BODY} for s in services],
+        + [
+            {"ServiceGroupId": a.group_id, "ServiceId": s, "RelativeUrl": "/predict", "CurlData": PREDICT_BODY}
+            for s in services
+        ],
         "CreateModelServicePodUrl": pods,
         "RebuildModelServicePod": pods,
         "ListMLServiceLogs": [{"ServiceId": s} for s in services],
@@ -121,14 +149,36 @@ def b_refs_from_a(e: Estate) -> dict[str, list[dict]]:
         "ModifyModelServiceAuthToken": [{**g, "AuthToken": {"Base": {"Value": b.token}}} for g in by_group]
         + [{"ServiceGroupId": a.group_id, "AuthToken": {"Base": {"Value": b.token}}}],
         "DescribeEvents": [{"Service": "INFER", "ServiceId": s} for s in services],
+        "CreateMLModelService": [
+            {"ServiceName": "sneaky-flat", "ServiceGroupId": g, **flat_service(e)} for g in groups
+        ],
+        "GetMLModelServiceGroup": by_group,
+        "DeleteMLModelServiceGroup": by_group,
+        "UpdateModelServiceGroup": [{**g, "Description": "sneaky"} for g in by_group],
+        "UpdateServiceGroupWeights": [
+            {**g, "WeightEntries": [{"ServiceId": b.service_id, "Weight": 0}]} for g in by_group
+        ],
+        "GetModelServiceCallInfo": by_group + [{"ServiceId": s} for s in services],
+        "UpdateModelServiceAuthToken": [{**g, "AuthToken": {"Base": {"Value": b.token}}} for g in by_group],
+        "UpdateModelServiceAuthorization": [{**g, "AuthorizationEnable": False} for g in by_group],
+        "ListModelServiceEvents": [{"ServiceId": s} for s in services],
+        "GetModelServiceMonitorData": [{"MetricName": "Requests", "ServiceId": s} for s in services],
+        "GetServiceGroupMonitorConfig": by_group,
+        "UpdateServiceGroupMonitorConfig": [{**g, "InferenceTableCollectionEnabled": False} for g in by_group],
         "DescribeLogs": [{"Service": "INFER", "ServiceId": s} for s in services],
     }
 
 
 # Actions that name no resource of a workspace: what they show from A is checked below instead.
-LISTINGS = {"ListMLModelServiceGroups", "DescribeModelServiceGroups", "ListMLServiceLogs", "CreateModelServiceGroup"}
+LISTINGS = {
+    "ListMLModelServiceGroups", "DescribeModelServiceGroups", "ListMLServiceLogs", "CreateModelServiceGroup",
+    "CheckDuplicateServiceName",
+}  # fmt: skip
 # The instance types and the MLflow registry are the server's, not a workspace's.
-SERVER_WIDE = {"DescribeInferenceSpecs", "ListModelVersions", "DescribeBillingSpecs"}
+SERVER_WIDE = {
+    "DescribeInferenceSpecs", "DescribeBillingSpecs", "GetBillingSpecs", "ListModelVersions", "GetModelVersion",
+    "UpdateModelVersionAliases", "ListModels", "GetModel", "SearchModels",
+}  # fmt: skip
 
 
 def in_workspace(service: str, body: dict, workspace: str | None) -> dict:
@@ -182,6 +232,11 @@ def test_listings_from_a_show_nothing_of_b(estate):
         )
     described = call(tione, "DescribeModelServiceGroups", {"TiProjectId": a.workspace, "Limit": 100})
     assert [g["ServiceGroupId"] for g in described["ServiceGroups"]] == [a.group_id]
+    for name in (b.service_name, b.group_name):  # B's names are free in A
+        checked = call(wedata, "CheckDuplicateServiceName", {"WorkspaceId": a.workspace, "ServiceName": name})
+        assert checked["Data"]["Status"] is False, name
+    events = call(wedata, "ListModelServiceEvents", {"WorkspaceId": a.workspace, "Limit": 1000})["Data"]["Events"]
+    assert events and all(b.service_id not in (e["ResourceName"] or "") for e in events)
 
 
 def test_logs_from_a_never_include_the_pods_of_b(estate):

@@ -33,10 +33,9 @@ from tencentcloud.tione.v20211111 import models as sdk
 
 from .apis import NAME_PATTERN
 from .schema import WireModel
-from .schema import _scalar_ok as schema_scalar_ok
+from .schema import scalar_ok as schema_scalar_ok
 from .times import IsoTime
-from .wedata import _SERVICE as SERVICE_NARROWING
-from .wedata import NAME, OFFSET, RATE, TEXT, TIME
+from .wedata import NAME, OFFSET, RATE, SERVICE_NARROWING, TEXT, TIME
 
 SCALARS: dict[str, type] = {"str": str, "int": int, "bool": bool, "float": float}
 _TYPE_LINE = re.compile(r":type (\w+): (.+)")

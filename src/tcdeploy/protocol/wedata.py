@@ -41,7 +41,7 @@ RATE = Field(ge=0, le=100_000)
 TIME = AfterValidator(iso_time)
 PAGE_LIMIT = Field(ge=1, le=1000)
 OFFSET = Field(ge=0)
-_SERVICE = {
+SERVICE_NARROWING = {
     "Replicas": (REPLICAS,),
     "ServiceDescription": (TEXT,),
     "ServicePort": (Field(ge=1, le=65535),),
@@ -53,7 +53,7 @@ _NARROWING: dict[str, dict[str, tuple[Any, ...]]] = {
     "MLModelInfo": {"ModelPath": (Field(max_length=4096),), "Version": (BeforeValidator(_text),)},
     "ServiceLimit": {"InstanceRpsLimit": (RATE,), "InstanceReqLimit": (RATE,)},
     "Filter": {"Values": (Field(max_length=100),)},
-    "CreateServiceInfos": {"Replicas": (REPLICAS,), "InstanceType": _SERVICE["InstanceType"]},
+    "CreateServiceInfos": {"Replicas": (REPLICAS,), "InstanceType": SERVICE_NARROWING["InstanceType"]},
     "MLWeightEntry": {"Weight": (Field(ge=0, le=100),)},
     # A replica's size in place of its instance type's: CPU in millicores, memory in MB.
     "TiResourceInfo": {"Cpu": (Field(ge=100, le=64_000),), "Memory": (Field(ge=128, le=262_144),)},
@@ -64,8 +64,8 @@ _NARROWING: dict[str, dict[str, tuple[Any, ...]]] = {
         "ServiceDescription": (TEXT,),
         "Services": (Field(min_length=1, max_length=1),),
     },
-    "CreateMLModelService": {"ServiceName": (NAME,), **_SERVICE},
-    "UpdateMLModelService": dict(_SERVICE),
+    "CreateMLModelService": {"ServiceName": (NAME,), **SERVICE_NARROWING},
+    "UpdateMLModelService": dict(SERVICE_NARROWING),
     "CheckDuplicateServiceName": {"ServiceName": (Field(max_length=256),)},
     "ListMLModelServiceGroups": {
         "PageNumber": (Field(ge=1),),

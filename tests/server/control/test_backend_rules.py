@@ -429,3 +429,14 @@ def test_replicas_out_of_range_are_refused_whatever_api_asked(world):
         assert world.store.service(service.id).replicas == 1
 
     run(go())
+
+
+def test_resources_out_of_range_are_refused_whatever_api_asked(world):
+    async def go():
+        service = await world.create("small")
+        for bad in ({"Cpu": -1}, {"Cpu": 10**6}, {"Memory": 1}, {"Memory": "lots"}):
+            with pytest.raises(InvalidParameterValue, match="Resources"):
+                await world.backend.update_service(WS, service.id, changes={"Resources": bad})
+        assert "Resources" not in world.store.service(service.id).spec
+
+    run(go())

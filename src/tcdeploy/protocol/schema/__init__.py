@@ -237,13 +237,13 @@ def _check_member(schema: Schema, member: Member, value: Any, path: str, extra, 
         for i, item in enumerate(value):
             if member.struct:
                 _check_struct(schema, member.struct, item, f"{path}.{i}", extra, out)
-            elif not _scalar_ok(member.item or "string", item):
+            elif not scalar_ok(member.item or "string", item):
                 out.append(f"{path}.{i}: {member.item} expected, got {type(item).__name__}")
-    elif not _scalar_ok(member.type, value):
+    elif not scalar_ok(member.type, value):
         out.append(f"{path}: {member.type} expected, got {type(value).__name__} {value!r:.40}")
 
 
-def _scalar_ok(kind: str, value: Any) -> bool:
+def scalar_ok(kind: str, value: Any) -> bool:
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "int":

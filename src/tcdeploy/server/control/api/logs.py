@@ -29,32 +29,35 @@ async def list_logs(ctx: Context, req: Any) -> dict:
     order = (req.Order or "ASC").upper()
     if order not in ("ASC", "DESC"):
         raise InvalidParameterValue("Order", "must be ASC or DESC")
-    cursor = _cursor(req.Context, order)
+    cursor = read_cursor(req.Context, order)
     lines, more = await ctx.backend.logs(
         ctx.workspace, req.ServiceId or None, pod_pattern=req.PodName, start=start, end=end, cursor=cursor,
         keyword=req.Key or None, newest_first=order == "DESC", offset=req.Offset or 0,
         limit=req.Limit or DEFAULT_LIMIT,
     )  # fmt: skip
-    content = [
-        {
-            "Id": f"{line.pod_name}:{line.id}",
-            "Message": line.msg,
-            "PodName": line.pod_name,
-            "Timestamp": rfc3339(line.ts),
-        }
-        for line in lines
-    ]
     # An empty Context says there is nothing more, as the real API does.
-    context = _encode_cursor(lines[-1], order) if more and lines else ""
-    return {"Data": {"Content": content, "Context": context}}
+    context = continuation(lines[-1], order) if more and lines else ""
+    return {"Data": {"Content": [log_line(line) for line in lines], "Context": context}}
 
 
-def _encode_cursor(line: LogLine, order: str) -> str:
+def log_line(line: LogLine) -> dict:
+    """A log line as both APIs show it (`MlModelServiceLogIdentity`, TI-ONE's `LogIdentity`)."""
+    return {
+        "Id": f"{line.pod_name}:{line.id}",
+        "Message": line.msg,
+        "PodName": line.pod_name,
+        "Timestamp": rfc3339(line.ts),
+    }
+
+
+def continuation(line: LogLine, order: str) -> str:
+    """The opaque `Context` that continues a listing after `line`, in the same order."""
     raw = json.dumps([line.ts, line.pod_name, line.id, order]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def _cursor(context: str | None, order: str) -> tuple[float, str, int] | None:
+def read_cursor(context: str | None, order: str) -> tuple[float, str, int] | None:
+    """The line a `Context` continues after; refused unless it came from a listing in `order`."""
     if not context:
         return None
     try:

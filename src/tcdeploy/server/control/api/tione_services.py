@@ -16,8 +16,8 @@ from tcdeploy.protocol.urls import validate_model_uri
 
 from ..backend import ModelRef
 from .context import Context, required
-from .logs import _cursor, _encode_cursor
-from .times import parse_time, rfc3339
+from .logs import continuation, log_line, read_cursor
+from .times import parse_time
 from .tione_views import tione_service, tione_time
 
 # Request members that are not settings of the service: the handler reads them itself.
@@ -245,18 +245,13 @@ async def describe_logs(ctx: Context, req: Any) -> dict:
     order = req.Order or "DESC"
     lines, more = await ctx.backend.logs(
         ctx.workspace, req.ServiceId or None, pod_pattern=req.PodName, start=start, end=end,
-        cursor=_cursor(req.Context, order), keyword=keys[0] if keys else None, newest_first=order == "DESC",
+        cursor=read_cursor(req.Context, order), keyword=keys[0] if keys else None, newest_first=order == "DESC",
         offset=req.Offset or 0, limit=req.Limit or 100,
     )  # fmt: skip
     # The continuation is the last line read, shown or not, so the next page starts after it.
-    context = _encode_cursor(lines[-1], order) if more and lines else ""
+    context = continuation(lines[-1], order) if more and lines else ""
     content = [
-        {
-            "Id": f"{line.pod_name}:{line.id}",
-            "Message": line.msg,
-            "PodName": line.pod_name,
-            "Timestamp": rfc3339(line.ts),
-        }
+        log_line(line)
         for line in lines
         if all(k in line.msg for k in keys[1:]) and (not req.LogStream or line.stream == req.LogStream)
     ]

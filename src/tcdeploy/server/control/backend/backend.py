@@ -626,7 +626,22 @@ def _check_spec(spec: dict[str, Any], field: str = "") -> dict[str, Any]:
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
         raise InvalidParameterValue(_member(field, "Replicas"), f"must be an integer from 0 to {MAX_REPLICAS}")
     service_env(spec, _member(field, "Env"))
+    for name in ("Resources", "TioneResourceInfo"):
+        _check_resources(spec.get(name) or {}, _member(field, name))
     return spec
+
+
+# A replica's size when a service sets its own: CPU in millicores, memory in MB.
+CPU_RANGE, MEMORY_RANGE = (100, 64_000), (128, 262_144)
+
+
+def _check_resources(resources: dict[str, Any], field: str) -> None:
+    for member, (low, high) in (("Cpu", CPU_RANGE), ("Memory", MEMORY_RANGE)):
+        value = resources.get(member)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidParameterValue(f"{field}.{member}", f"must be an integer from {low} to {high}")
 
 
 def _member(path: str, name: str) -> str:
