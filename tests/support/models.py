@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow.sklearn
@@ -49,6 +50,7 @@ def register_model(tracking_uri: str, name: str, kind: str = "logistic") -> str:
     else:
         model, trusted = LogisticRegression(max_iter=200).fit(X, y), None
     previous = mlflow.get_tracking_uri()
+    previous_experiment = os.environ.get("MLFLOW_EXPERIMENT_ID")
     mlflow.set_tracking_uri(tracking_uri)
     try:
         # Artifacts beside the registry's database, not in ./mlruns of whatever directory runs tests.
@@ -64,6 +66,12 @@ def register_model(tracking_uri: str, name: str, kind: str = "logistic") -> str:
         return str(info.registered_model_version)
     finally:
         mlflow.set_tracking_uri(previous)
+        # set_experiment exports MLFLOW_EXPERIMENT_ID; a later child process (the docs test's
+        # quickstart) with another registry must not inherit it.
+        if previous_experiment is None:
+            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        else:
+            os.environ["MLFLOW_EXPERIMENT_ID"] = previous_experiment
 
 
 def _experiment_beside(tracking_uri: str) -> str:

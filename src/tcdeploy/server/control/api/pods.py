@@ -23,7 +23,7 @@ async def create_pod_url(ctx: Context, req: Any) -> dict:
     expires = int(time.time()) + POD_URL_TTL
     token = ctx.backend.secret.pod_token(state.pod_name, expires)
     url = f"{ctx.public_url}/pods/{state.pod_name}?token={token}"
-    return {"Data": {"Url": url, "ExpireTime": iso(expires), "PodName": state.pod_name}}
+    return {"Data": {"Url": url}}  # the schema's one member; the link's token says when it expires
 
 
 def pod_page(state: ReplicaState, tail: list[LogLine]) -> str:

@@ -70,7 +70,15 @@ def wedata_service(ctx: Context, snap: ServiceSnapshot) -> dict:
         "Status": wedata_word(service.status),
         "ServiceType": SERVICE_TYPE,
         "InstanceType": spec["InstanceType"],
-        "Resources": {"Cpu": size.cpu_millicores, "Memory": size.memory_mb, "Gpu": 0, "GpuType": "", "RealGpu": 0},
+        "Resources": {
+            "Cpu": size.cpu_millicores,
+            "Memory": size.memory_mb,
+            "Gpu": 0,
+            "GpuType": "",
+            "RealGpu": 0,
+            "RealGpuDetailSet": [],
+            "EnableRDMA": False,
+        },  # fmt: skip
         "Replicas": service.replicas,
         "InstancePerReplicas": 1,
         "WorkloadStatus": workload_status(snap),
@@ -80,7 +88,7 @@ def wedata_service(ctx: Context, snap: ServiceSnapshot) -> dict:
         "ScaleStrategy": spec.get("ScaleStrategy") or "FIXED",
         "ServiceLimit": spec.get("ServiceLimit"),
         "ScheduledAction": spec.get("ScheduledAction"),
-        "MlModelInfo": {**(spec.get("MlModelInfo") or {}), "ModelPath": spec["ModelUri"]},
+        "MlModelInfo": {"Id": "", **(spec.get("MlModelInfo") or {}), "ModelPath": spec["ModelUri"]},
         "ModelSource": spec.get("ModelSource") or "MODEL",
         "CatalogName": spec.get("CatalogName"),
         "SchemaName": spec.get("SchemaName"),
@@ -103,24 +111,25 @@ def wedata_service(ctx: Context, snap: ServiceSnapshot) -> dict:
         "UpdateTime": wedata_time(service.updated),
         "Region": ctx.region,
         "BillingStatus": "",
+        "BillingInfo": "",
+        "BillingUnits": [],
+        # A twin has no TI-ONE beneath it: the ids it would name are the service's own.
+        "TiOneServiceId": service.id,
+        "TiOneServiceGroupId": group.id,
+        "ResourceGroupId": spec.get("ResourceGroupId") or "",
+        "ResourceGroupName": "",
+        "ServiceEIPInfo": spec.get("ServiceEIPInfo"),
+        "InferenceTableCosBucket": spec.get("InferenceTableCosBucket") or "",
+        "HorizontalPodAutoscaler": spec.get("HorizontalPodAutoscaler"),
+        "CronScaleJobs": spec.get("CronScaleJobs") or [],
+        "RollingUpdate": spec.get("RollingUpdate"),
+        "ModelHotUpdateEnable": bool(spec.get("ModelHotUpdateEnable")),
+        "MaxRetryTimes": spec.get("MaxRetryTimes") or 0,
+        "SchedulingStrategy": spec.get("SchedulingStrategy") or "",
+        "TerminationGracePeriodSeconds": spec.get("TerminationGracePeriodSeconds") or 30,
         "BatchConfig": spec.get("BatchConfig")
         or {"MaxBatchSize": DEFAULT_MAX_BATCH_ROWS, "MaxBatchWaitMs": DEFAULT_MAX_BATCH_WAIT_MS},
-        **{name: spec[name] for name in SCALING_MEMBERS if name in spec},
     }
-
-
-# Members the service keeps as given and shows back (what acts on them: docs/wire.md).
-SCALING_MEMBERS = (
-    "HorizontalPodAutoscaler",
-    "CronScaleJobs",
-    "RollingUpdate",
-    "ModelHotUpdateEnable",
-    "MaxRetryTimes",
-    "SchedulingStrategy",
-    "TerminationGracePeriodSeconds",
-    "InferenceTableCosBucket",
-    "ResourceGroupId",
-)
 
 
 def group_status(snap: GroupSnapshot) -> GroupStatus | ServiceStatus:
@@ -147,6 +156,8 @@ def wedata_group(ctx: Context, snap: GroupSnapshot) -> dict:
         "AuthTokens": ml_auth_tokens(ctx, group),
         "LogEnable": any(s.spec.get("LogEnable") for s in services),
         "InferenceTablePushEnable": any(s.spec.get("InferenceTablePushEnable") for s in services),
+        "InferenceTableCosBucket": "",
+        "LogConfig": (group.spec.get("MonitorConfig") or {}).get("LogConfig"),
         "CreateBy": "",
         "CreateTime": wedata_time(group.created),
         "UpdateTime": wedata_time(group.updated),
