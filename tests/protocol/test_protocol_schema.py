@@ -10,9 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from tcdeploy.protocol import schema
+from tests.support.reference import WEDATA_EXAMPLES, WEDATA_REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "wedata-2025-10-10"
-EXAMPLES = sorted((REFERENCE / "examples").glob("*.json"))
+REFERENCE = WEDATA_REFERENCE
+EXAMPLES = sorted(WEDATA_EXAMPLES.glob("*.json"))
 
 
 def test_the_vendored_schema_is_the_reference():
