@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tcdeploy.protocol import wedata as wedata_models
 from tcdeploy.protocol.effects import REPLY_EXTENSIONS
 from tcdeploy.protocol.schema import Member, wedata
+from tests.support.reference import WEDATA_EXAMPLES
 
 # Every action the conformance suite drives: the reference's model-service group, the registry
 # actions the server serves, and GetBillingSpecs (the issue names it; the plugin reads it).
@@ -275,7 +276,7 @@ def _request(action: str, ids: Ids, keep: Callable[[Member], bool]) -> dict[str,
 
 # ---- examples ------------------------------------------------------------------------------
 
-EXAMPLES_DIR = "/work/shared/reference/wedata-2025-10-10/examples"
+EXAMPLES_DIR = WEDATA_EXAMPLES  # beside the repository, as CI lays shared/
 
 
 def example_request(action: str, request: dict[str, Any], ids: Ids) -> dict[str, Any]:

@@ -10,6 +10,7 @@ estate's real ids, which must be refused and leave the estate as it was.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 
@@ -146,8 +147,8 @@ def test_a_malformed_request_with_real_ids_is_refused_and_changes_nothing(estate
 
 def _unchanged(before: str, after: str, action: str, request: dict) -> None:
     if before != after:
-        at = next(i for i, (a, b) in enumerate(zip(before, after)) if a != b) if len(before) == len(after) else 0
+        at = len(os.path.commonprefix([before, after]))
         pytest.fail(
-            f"{action} refused {_short(request)} but changed the state near …{before[max(0, at - 80) : at + 80]}… "
-            f"→ …{after[max(0, at - 80) : at + 80]}…"
+            f"{action} refused {_short(request)} but changed the state near …{before[max(0, at - 150) : at + 100]}… "
+            f"→ …{after[max(0, at - 150) : at + 100]}…"
         )
