@@ -70,7 +70,21 @@ def snapshot(estate: Estate, decoy: Ids) -> str:
         estate.token_values(decoy.group),
     ]
     # An error's message carries its RequestId: the same refusal twice reads the same here.
-    return _REQUEST_ID.sub("RequestId …", json.dumps(parts, sort_keys=True, default=str))
+    return _REQUEST_ID.sub("RequestId …", json.dumps(_at_rest(parts), sort_keys=True, default=str))
+
+
+# What moves on its own after an earlier accepted call (a service settling, its replicas starting,
+# a group's status following): not the work of a refused one. What exists, its settings, weights,
+# tokens and aliases are what a refusal must leave alone.
+_MOVES_ON_ITS_OWN = frozenset({"Status", "WorkloadStatus", "PodInfos", "UpdateTime", "RunningServiceCount"})
+
+
+def _at_rest(value):
+    if isinstance(value, dict):
+        return {k: _at_rest(v) for k, v in value.items() if k not in _MOVES_ON_ITS_OWN}
+    if isinstance(value, list):
+        return [_at_rest(v) for v in value]
+    return value
 
 
 def answer(estate: Estate, action: str, request: dict) -> dict:
