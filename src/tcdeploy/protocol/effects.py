@@ -17,52 +17,53 @@ from __future__ import annotations
 
 from .schema import wedata
 
-_NO_BILLING = "there is no billing on one machine"
-_NO_AUTOSCALING = "replicas are fixed at `Replicas`; autoscaling is not built yet"
-_NO_SCHEDULE = "the scheduled stop is not built yet"
-_ONLY_RPS = "only the per-replica RPS limit acts"
-_NO_CLS = "logs are kept per pod on this machine; there is no CLS to ship them to"
-_BY_PATH = "the model is found by `ModelPath` or `Name`/`Version`"
-_OWN_RUNTIME = "replicas run the server's own MLflow model server, not an image of yours"
-_OWN_PLACEMENT = "replicas run as processes of this machine: no resource groups, regions or networks"
-_OWN_ROLLING = "updates roll one replica at a time, always"
-_SEED = "kept and shown back, as the seed plugin sends them"
-_STATE = "the server decides the state; `ServiceAction` changes it"
-_ONE_KIND = "every service here is an online inference service"
-_NO_OWNERS = "there are no permissions or owners here"
+# Why a member acts on nothing here: one wording for both APIs (tione.py reads these too).
+NO_BILLING = "there is no billing on one machine"
+NO_AUTOSCALING = "replicas are fixed at `Replicas`; autoscaling is not built yet"
+NO_SCHEDULE = "the scheduled stop is not built yet"
+ONLY_RPS = "only the per-replica RPS limit acts"
+NO_CLS = "logs are kept per pod on this machine; there is no CLS to ship them to"
+BY_PATH = "the model is found by `ModelPath` or `Name`/`Version`"
+OWN_RUNTIME = "replicas run the server's own MLflow model server, not an image of yours"
+OWN_PLACEMENT = "replicas run as processes of this machine: no resource groups, regions or networks"
+OWN_ROLLING = "updates roll one replica at a time, always"
+SEED = "kept and shown back, as the seed plugin sends them"
+STATE = "the server decides the state; `ServiceAction` changes it"
+ONE_KIND = "every service here is an online inference service"
+NO_OWNERS = "there are no permissions or owners here"
 
 # The settings of a service, wherever a request carries them (the top of CreateMLModelService and
 # UpdateMLModelService, each of CreateMLModelServices' `Services`); each action gets those its
 # schema has.
 _SERVICE_SETTINGS: dict[str, str] = {
-    "ChargeType": _NO_BILLING,
-    "ScaleMode": _NO_AUTOSCALING,
-    "ScaleStrategy": _NO_AUTOSCALING,
-    "HorizontalPodAutoscaler": _NO_AUTOSCALING,
-    "CronScaleJobs": _NO_AUTOSCALING,
-    "ScheduledAction": _NO_SCHEDULE,
-    "ServiceLimit.EnableInstanceReqLimit": _ONLY_RPS,
-    "ServiceLimit.InstanceReqLimit": _ONLY_RPS,
-    "LogConfig": _NO_CLS,
-    "ModelSource": _BY_PATH,
-    "MlModelInfo.Id": _BY_PATH,
-    "ImageInfo": _OWN_RUNTIME,
-    "Command": _OWN_RUNTIME,
-    "ServicePort": _OWN_RUNTIME,
-    "ModelHotUpdateEnable": _OWN_RUNTIME,
-    "MaxRetryTimes": _OWN_RUNTIME,
+    "ChargeType": NO_BILLING,
+    "ScaleMode": NO_AUTOSCALING,
+    "ScaleStrategy": NO_AUTOSCALING,
+    "HorizontalPodAutoscaler": NO_AUTOSCALING,
+    "CronScaleJobs": NO_AUTOSCALING,
+    "ScheduledAction": NO_SCHEDULE,
+    "ServiceLimit.EnableInstanceReqLimit": ONLY_RPS,
+    "ServiceLimit.InstanceReqLimit": ONLY_RPS,
+    "LogConfig": NO_CLS,
+    "ModelSource": BY_PATH,
+    "MlModelInfo.Id": BY_PATH,
+    "ImageInfo": OWN_RUNTIME,
+    "Command": OWN_RUNTIME,
+    "ServicePort": OWN_RUNTIME,
+    "ModelHotUpdateEnable": OWN_RUNTIME,
+    "MaxRetryTimes": OWN_RUNTIME,
     "InstancePerReplicas": "a replica is one process on one machine",
-    "RollingUpdate": _OWN_ROLLING,
-    "ResourceGroupId": _OWN_PLACEMENT,
-    "SchedulingStrategy": _OWN_PLACEMENT,
-    "ServiceEIPInfo": _OWN_PLACEMENT,
-    "WeDataRegion": _OWN_PLACEMENT,
-    "CosRegion": _OWN_PLACEMENT,
+    "RollingUpdate": OWN_ROLLING,
+    "ResourceGroupId": OWN_PLACEMENT,
+    "SchedulingStrategy": OWN_PLACEMENT,
+    "ServiceEIPInfo": OWN_PLACEMENT,
+    "WeDataRegion": OWN_PLACEMENT,
+    "CosRegion": OWN_PLACEMENT,
     "InferenceTableCosBucket": "the inference table is written in the server's data dir",
-    "CatalogPath": _SEED,
-    "SchemaPath": _SEED,
-    "PayloadPath": _SEED,
-    "Status": _STATE,
+    "CatalogPath": SEED,
+    "SchemaPath": SEED,
+    "PayloadPath": SEED,
+    "Status": STATE,
 }
 
 
@@ -99,8 +100,8 @@ NO_EFFECT: dict[str, dict[str, str]] = {
     },
     "UpdateModelServiceAuthToken": {"AuthToken.Limits": "kept; the group's tokens are not rate-limited apart"},
     "UpdateServiceGroupMonitorConfig": {
-        "ClsDeliveryEnabled": _NO_CLS,
-        "LogConfig": _NO_CLS,
+        "ClsDeliveryEnabled": NO_CLS,
+        "LogConfig": NO_CLS,
         "CatalogPath": "the inference table is written in the server's data dir",
         "SchemaPath": "the inference table is written in the server's data dir",
         "PayloadPath": "the inference table is written in the server's data dir",
@@ -108,11 +109,11 @@ NO_EFFECT: dict[str, dict[str, str]] = {
     "GetModelServiceMonitorData": {
         "ServiceGroupId": "`ServiceId` names the service",
     },
-    "ListModelServiceEvents": {"JobCategory": _ONE_KIND},
-    "ListMLServiceLogs": {"JobCategory": _ONE_KIND},
-    "ListModels": {"FetchOption": _NO_OWNERS},
-    "GetModel": {"FetchOption": _NO_OWNERS},
-    "SearchModels": {"Owner": _NO_OWNERS},
+    "ListModelServiceEvents": {"JobCategory": ONE_KIND},
+    "ListMLServiceLogs": {"JobCategory": ONE_KIND},
+    "ListModels": {"FetchOption": NO_OWNERS},
+    "GetModel": {"FetchOption": NO_OWNERS},
+    "SearchModels": {"Owner": NO_OWNERS},
     "GetBillingSpecs": {"TaskType": "every spec here is an inference spec, whatever the task"},
 }
 

@@ -32,6 +32,7 @@ from pydantic import Field, create_model
 from tencentcloud.tione.v20211111 import models as sdk
 
 from .apis import NAME_PATTERN
+from .effects import NO_AUTOSCALING, NO_BILLING, NO_CLS, NO_SCHEDULE, OWN_ROLLING, OWN_RUNTIME
 from .schema import WireModel
 from .schema import scalar_ok as schema_scalar_ok
 from .times import IsoTime
@@ -170,15 +171,9 @@ def request_model(action: str) -> type[WireModel]:
 
 # ---- what the members do here ----------------------------------------------------------------
 
-_NO_BILLING = "there is no billing on one machine"
-_NO_AUTOSCALING = "replicas are fixed at `Replicas`; autoscaling is not built yet"
-_NO_SCHEDULE = "the scheduled stop is not built yet"
-_NO_CLS = "logs are kept per pod on this machine; there is no CLS to ship them to"
 _BY_MODEL = "the model is found by `CosPathInfo.Paths` or `ModelName`/`ModelVersion`"
-_OWN_RUNTIME = "replicas run the server's own MLflow model server, not an image of yours"
 _OWN_PLACEMENT = "replicas run as processes of this machine: no resource groups, volumes or networks"
 _OWN_PROBES = "the server probes its replicas its own way (readiness, restart with backoff)"
-_OWN_ROLLING = "updates roll one replica at a time, always"
 _ONE_CATEGORY = "there is one kind of service here"
 _NO_TAGS = "there are no tags here"
 
@@ -186,28 +181,28 @@ _NO_TAGS = "there are no tags here"
 # here, with why (a struct's member path-wise: `ServiceLimit.InstanceReqLimit`). The list only
 # shrinks. docs/wire.md shows it; a test keeps the two the same.
 _SERVICE_SETTINGS: dict[str, str] = {
-    "ChargeType": _NO_BILLING,
-    "HybridBillingPrepaidReplicas": _NO_BILLING,
+    "ChargeType": NO_BILLING,
+    "HybridBillingPrepaidReplicas": NO_BILLING,
     "ResourceGroupId": _OWN_PLACEMENT,
-    "ImageInfo": _OWN_RUNTIME,
-    "Command": _OWN_RUNTIME,
-    "CommandBase64": _OWN_RUNTIME,
-    "PreStopCommand": _OWN_RUNTIME,
-    "ServicePort": _OWN_RUNTIME,
-    "GrpcEnable": _OWN_RUNTIME,
-    "Sidecar": _OWN_RUNTIME,
-    "InferTemplateId": _OWN_RUNTIME,
-    "ModelHotUpdateEnable": _OWN_RUNTIME,
-    "ModelTurboEnable": _OWN_RUNTIME,
+    "ImageInfo": OWN_RUNTIME,
+    "Command": OWN_RUNTIME,
+    "CommandBase64": OWN_RUNTIME,
+    "PreStopCommand": OWN_RUNTIME,
+    "ServicePort": OWN_RUNTIME,
+    "GrpcEnable": OWN_RUNTIME,
+    "Sidecar": OWN_RUNTIME,
+    "InferTemplateId": OWN_RUNTIME,
+    "ModelHotUpdateEnable": OWN_RUNTIME,
+    "ModelTurboEnable": OWN_RUNTIME,
     "InstancePerReplicas": "a replica is one process on one machine",
-    "ScaleMode": _NO_AUTOSCALING,
-    "ScaleStrategy": _NO_AUTOSCALING,
-    "HorizontalPodAutoscaler": _NO_AUTOSCALING,
-    "CronScaleJobs": _NO_AUTOSCALING,
-    "ScheduledAction": _NO_SCHEDULE,
+    "ScaleMode": NO_AUTOSCALING,
+    "ScaleStrategy": NO_AUTOSCALING,
+    "HorizontalPodAutoscaler": NO_AUTOSCALING,
+    "CronScaleJobs": NO_AUTOSCALING,
+    "ScheduledAction": NO_SCHEDULE,
     "ServiceLimit.EnableInstanceReqLimit": "only the per-replica RPS limit acts",
     "ServiceLimit.InstanceReqLimit": "only the per-replica RPS limit acts",
-    "LogConfig": _NO_CLS,
+    "LogConfig": NO_CLS,
     "VolumeMount": _OWN_PLACEMENT,
     "VolumeMounts": _OWN_PLACEMENT,
     "ServiceEIP": _OWN_PLACEMENT,
@@ -215,7 +210,7 @@ _SERVICE_SETTINGS: dict[str, str] = {
     "Priority": _OWN_PLACEMENT,
     "TerminationGracePeriodSeconds": "a stopping replica drains its requests, then stops",
     "HealthProbe": _OWN_PROBES,
-    "RollingUpdate": _OWN_ROLLING,
+    "RollingUpdate": OWN_ROLLING,
     "ModelInfo.ModelId": _BY_MODEL,
     "ModelInfo.ModelVersionId": _BY_MODEL,
     "ModelInfo.ModelSource": _BY_MODEL,
@@ -237,7 +232,7 @@ NO_EFFECT: dict[str, dict[str, str]] = {
         "CallbackUrl": "the server calls nobody back; poll `DescribeModelService`",
         "ServiceCategory": _ONE_CATEGORY,
         "DeployType": "every service is a standard deployment here",
-        "GatewayLogConfig": _NO_CLS,
+        "GatewayLogConfig": NO_CLS,
         "GatewayConfig": "the server's own gateway routes by weight",
         "ResourceSupplyAttribute": _OWN_PLACEMENT,
     },
