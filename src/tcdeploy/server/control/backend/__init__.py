@@ -3,20 +3,14 @@ reconciler that turns the store's desired state into replicas, instance types, t
 
 from ...runtime import LogLine, ReplicaState
 from ...store import GroupRecord
-from .backend import (
-    MAX_SERVICES_PER_GROUP,
-    Backend,
-    GroupSnapshot,
-    ReplicaUsage,
-    ServiceEvent,
-    ServiceSnapshot,
-    TokenView,
-)
+from .backend import MAX_SERVICES_PER_GROUP, Backend, GroupSnapshot, ServiceSnapshot
 from .ids import new_id, new_pod_name, pod_prefix
 from .instance_types import INSTANCE_TYPES, InstanceType, instance_type, sized
+from .observing import ReplicaUsage, ServiceEvent
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
 from .secrets import ServerSecret
+from .tokens import TokenView
 
 __all__ = [
     "INSTANCE_TYPES",

@@ -6,13 +6,14 @@ at most per group, the survivor's weight after a delete, "auth on means a token 
 whose model fails to load keeps the previous spec" — so each can be tested without a request or a
 replica process. Errors are `tcdeploy.protocol.errors` classes; the pipeline turns them into
 envelopes.
+
+`Backend` holds the lookups, groups and services here; its tokens (`tokens.py`) and what a service
+shows of itself (`observing.py`) are mixins of their own, and `service_specs.py` is the one check of
+a service's settings.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fnmatch
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,23 +31,22 @@ from tcdeploy.protocol.errors import (
 )
 from tcdeploy.protocol.states import EventType, ServiceStatus
 
-from ...gateway import Gateway, GatewayReply
-from ...runtime import LocalRuntime, LogLine, ReplicaState, pod_log_names, read_logs, tail_logs
-from ...store import Conflict, EventRecord, GroupRecord, ServiceRecord, Store, TokenRecord
-from .environment import service_env
-from .ids import new_group_id, new_id, pod_prefix, service_id
-from .instance_types import instance_type
+from ...gateway import Gateway
+from ...runtime import LocalRuntime, ReplicaState
+from ...store import Conflict, EventRecord, GroupRecord, ServiceRecord, Store
+from .ids import new_group_id, service_id
+from .observing import ObservingRules
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
-from .secrets import ServerSecret, token_hash
+from .secrets import ServerSecret
+from .service_specs import check_spec, member
+from .tokens import TokenRules
 
 S = ServiceStatus
 MAX_SERVICES_PER_GROUP = 2
-MAX_REPLICAS = 16
 # Changing any of these needs new replicas; the rest apply at once.
 ROLLING_FIELDS = ("InstanceType", "Resources", "BatchConfig", "ModelUri", "Env", "EnvVar")
 SERVICE_ACTIONS = ("START", "STOP", "RESUME", "SCALE")
-EVENTS_SHOWN = 10_000  # per service, the newest
 
 
 @dataclass(frozen=True)
@@ -69,30 +69,7 @@ class GroupSnapshot:
     services: list[ServiceSnapshot]
 
 
-@dataclass(frozen=True)
-class TokenView:
-    record: TokenRecord
-    value: str
-
-
-@dataclass(frozen=True)
-class ServiceEvent:
-    """An event and the k8s-style resource it concerns (kind `Pod` or `Deployment`, and name)."""
-
-    service: ServiceRecord
-    event: EventRecord
-    resource_kind: str
-    resource_name: str
-
-
-@dataclass(frozen=True)
-class ReplicaUsage:
-    pod_name: str
-    cpu_percent: float  # of the instance type's CPU
-    memory_percent: float  # of the instance type's memory
-
-
-class Backend:
+class Backend(TokenRules, ObservingRules):
     def __init__(
         self,
         *,
@@ -217,7 +194,7 @@ class Backend:
         `spec` holds the service's settings under their wire names; `InstanceType` and `Replicas`
         are required. Refused before anything is written: a taken name, a full group, an unknown
         instance type, a model that does not exist."""
-        _check_spec(spec, field)
+        check_spec(spec, field)
         if self.store.service_by_name(workspace, name):
             raise ResourceInUse(f"ServiceName: a service named {name!r} already exists")
         group = self.group(workspace, group_ref) if group_ref else None
@@ -232,7 +209,7 @@ class Backend:
                 "delete one before adding another"
             )
         model_uri = await self.registry.resolve(
-            model, spec.get("CatalogName"), spec.get("SchemaName"), _member(field, "MlModelInfo")
+            model, spec.get("CatalogName"), spec.get("SchemaName"), member(field, "MlModelInfo")
         )
         now = time.time()
         with _name_taken_as("ServiceName"), self.store.transaction():
@@ -283,7 +260,7 @@ class Backend:
         if service.status is S.CREATE_FAILED and action is None and model is None:
             raise FailedOperation(f"service {service.id} failed to create; update its model or delete it")
         if action is not None:
-            spec = _check_spec(self._spec_after_action(service, action, replicas))
+            spec = check_spec(self._spec_after_action(service, action, replicas))
         else:
             spec = await self._spec_after_changes(service, changes or {}, model)
         needs_replicas = (
@@ -335,7 +312,7 @@ class Backend:
         changes: dict[str, Any],
         model: ModelRef | None,
     ) -> dict[str, Any]:
-        spec = _check_spec({**service.spec, **changes})
+        spec = check_spec({**service.spec, **changes})
         if model is not None:
             spec["ModelUri"] = await self.registry.resolve(
                 model, spec.get("CatalogName"), spec.get("SchemaName"), "MlModelInfo"
@@ -356,149 +333,7 @@ class Backend:
             self.store.touch_group(service.group_id)
         self.reconciler.publish_group(service.group_id)
 
-    # ---- auth and tokens ----------------------------------------------------------------------
-
-    def enable_auth(self, group_id: str) -> None:
-        """Switch auth on; a group with auth on and no token would lock everyone out, so make one."""
-        with self.store.transaction():
-            self.store.set_group_auth(group_id, True)
-            if not self.store.tokens(group_id):
-                self._insert_token(group_id, "default", "")
-        self.reconciler.publish_group(group_id)
-
-    def set_auth(self, workspace: str, group_ref: str, enabled: bool) -> GroupRecord:
-        group = self.group(workspace, group_ref)
-        if enabled:
-            self.enable_auth(group.id)
-        else:
-            self.store.set_group_auth(group.id, False)
-            self.reconciler.publish_group(group.id)
-        return self.store.group(group.id)
-
-    def create_token(self, workspace: str, group_ref: str, name: str, description: str = "") -> TokenView:
-        group = self.group(workspace, group_ref)
-        token = self._insert_token(group.id, name, description)
-        self.reconciler.publish_group(group.id)
-        return TokenView(token, self.secret.token_value(token.id))
-
-    def delete_token(self, workspace: str, group_ref: str, value: str) -> None:
-        """Delete the group's token with this value (compared by digest, in constant time)."""
-        group = self.group(workspace, group_ref)
-        self.store.delete_token(self._token_by_value(group.id, value).id)
-        self.reconciler.publish_group(group.id)
-
-    def _token_by_value(self, group_id: str, value: str) -> TokenRecord:
-        wanted = token_hash(value)
-        match = None
-        for token in self.store.tokens(group_id):
-            if secrets.compare_digest(token.digest, wanted):
-                match = token
-        if match is None:
-            raise ResourceNotFound("auth token", "(the given value)")
-        return match
-
-    def tokens(self, group_id: str) -> list[TokenView]:
-        return [TokenView(t, self.secret.token_value(t.id)) for t in self.store.tokens(group_id)]
-
-    def _insert_token(self, group_id: str, name: str, description: str) -> TokenRecord:
-        token_id = new_id("tok")
-        token = TokenRecord(
-            token_id, group_id, name, description, token_hash(self.secret.token_value(token_id)), time.time()
-        )
-        self.store.insert_token(token)
-        return token
-
-    # ---- pods, logs, monitoring, calls --------------------------------------------------------
-
-    def pod(self, workspace: str, service_ref: str, pod_name: str) -> ReplicaState:
-        service = self.service(workspace, service_ref)
-        state = self.runtime.state(pod_name)
-        if state is None or state.service_id != service.id:
-            raise ResourceNotFound("pod", pod_name)
-        return state
-
-    async def rebuild_pod(self, workspace: str, service_ref: str, pod_name: str) -> None:
-        state = self.pod(workspace, service_ref, pod_name)
-        self.reconciler.record(state.service_id, EventType.NORMAL, "Rebuild", f"{pod_name} restart requested")
-        await self.runtime.rebuild(pod_name)
-
-    async def logs(
-        self,
-        workspace: str,
-        service_ref: str | None,
-        *,
-        pod_pattern: str | None,
-        start: float | None = None,
-        end: float | None = None,
-        cursor: tuple[float, str, int] | None = None,
-        keyword: str | None = None,
-        newest_first: bool = False,
-        offset: int = 0,
-        limit: int = 100,
-    ) -> tuple[list[LogLine], bool]:
-        """Replica log lines of a service (or of every service of the workspace), in time order
-        (or newest first), and whether more follow. `cursor` is the last line of the previous page.
-        The files are read off the event loop: `/predict` is served from the same loop."""
-        services = [self.service(workspace, service_ref)] if service_ref else self.store.services_in(workspace)
-        prefixes = tuple(pod_prefix(s.id) for s in services)
-        pattern = pod_pattern or "*"
-
-        def read() -> tuple[list[LogLine], bool]:
-            pods = [
-                p for p in pod_log_names(self.data_dir) if p.startswith(prefixes) and fnmatch.fnmatchcase(p, pattern)
-            ]
-            if not pods:
-                return [], False
-            lines, more = read_logs(
-                self.data_dir, pods, start=start, end=end, keyword=keyword, newest_first=newest_first,
-                after=None if newest_first else cursor, before=cursor if newest_first else None,
-                limit=limit + offset,
-            )  # fmt: skip
-            return lines[offset:], more
-
-        return await asyncio.to_thread(read)
-
-    async def log_tail(self, pod_name: str, lines: int) -> list[LogLine]:
-        return await asyncio.to_thread(tail_logs, self.data_dir, pod_name, lines)
-
-    def monitor(self, workspace: str, group_ref: str, start: float, end: float, step: float) -> list[dict]:
-        group = self.group(workspace, group_ref)
-        try:
-            return self.gateway.monitor(group.id, start, end, step)
-        except ValueError as exc:
-            raise InvalidParameterValue("Step", str(exc)) from None
-
-    async def call(
-        self,
-        workspace: str,
-        group_ref: str,
-        service_ref: str | None,
-        *,
-        body: bytes,
-        token: str | None,
-        path: str,
-    ) -> GatewayReply:
-        """Call a group's data plane as a client would (a service's alone if `service_ref` names
-        one of its services rather than the group itself)."""
-        group = self.group(workspace, group_ref)
-        service_id = None
-        if service_ref and service_ref not in (group.id, group.name):
-            service = self.service(workspace, service_ref)
-            if service.group_id != group.id:
-                raise InvalidParameterValue("ServiceId", f"{service_ref!r} is not a service of group {group.id}")
-            service_id = service.id
-        headers = {"content-type": "application/json"}
-        if token:
-            headers["authorization"] = token
-        return await self.gateway.call(
-            group_id=None if service_id else group.id,
-            service_id=service_id,
-            body=body,
-            headers=headers,
-            path=path,
-        )
-
-    # ---- wedata: names, group settings, token edits, events, per-service figures ---------------
+    # ---- names and group settings ----------------------------------------------------------
 
     def name_taken(self, workspace: str, name: str) -> bool:
         """Whether a create under `name` would be refused for the name: a service or a group has it
@@ -525,82 +360,6 @@ class Backend:
         self.reconciler.publish_group(group.id)
         return self.store.group(group.id)
 
-    def update_token(
-        self,
-        workspace: str,
-        group_ref: str,
-        value: str,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        reset: bool = False,
-        limits: list[dict] | None = None,
-    ) -> TokenView:
-        """Rename or redescribe the group's token with this value; `reset` gives it a new value
-        (the old one is refused from then on). `limits` are kept in the group's settings
-        (`AuthTokenLimits`, by token id) and act on nothing yet."""
-        group = self.group(workspace, group_ref)
-        old = self._token_by_value(group.id, value)
-        token_id = new_id("tok") if reset else old.id
-        token = TokenRecord(
-            token_id,
-            group.id,
-            name or old.name,
-            old.description if description is None else description,
-            token_hash(self.secret.token_value(token_id)),
-            old.created,
-        )
-        kept = dict(group.spec.get("AuthTokenLimits", {}))
-        previous = kept.pop(old.id, None)
-        kept[token_id] = previous if limits is None else limits
-        if kept[token_id] is None:
-            del kept[token_id]
-        with self.store.transaction():
-            self.store.delete_token(old.id)
-            self.store.insert_token(token)
-            self.store.update_group(group.id, spec={**group.spec, "AuthTokenLimits": kept})
-        self.reconciler.publish_group(group.id)
-        return TokenView(token, self.secret.token_value(token_id))
-
-    def service_events(self, workspace: str, service_ref: str | None = None) -> list[ServiceEvent]:
-        """The events of one service, or of every service in the workspace, each with the k8s-style
-        resource it concerns: the pod its message names, else the service's deployment."""
-        if service_ref:
-            services = [self.service(workspace, service_ref)]
-        else:
-            services = [s for g in self.store.groups(workspace) for s in self.store.services(g.id)]
-        return [
-            ServiceEvent(service, event, *_event_resource(service, event))
-            for service in services
-            for event in self.store.events(service.id, limit=EVENTS_SHOWN)
-        ]
-
-    def service_monitor(self, workspace: str, service_ref: str, start: float, end: float, step: float) -> list[dict]:
-        """The gateway's per-step figures of the requests routed to one service."""
-        service = self.service(workspace, service_ref)
-        try:
-            return self.gateway.monitor(service.group_id, start, end, step, service_id=service.id)
-        except ValueError as exc:
-            raise InvalidParameterValue("Period", str(exc)) from None
-
-    def replica_usage(self, workspace: str, service_ref: str) -> list[ReplicaUsage]:
-        """CPU and memory of each running replica of a service, as shares of its instance type."""
-        service = self.service(workspace, service_ref)
-        size = instance_type(service.spec["InstanceType"])
-        usage = []
-        for pod in self.runtime.states(service.id):
-            sample = self.runtime.usage(pod.pod_name)
-            if sample is not None:
-                cpu_percent, rss = sample
-                usage.append(
-                    ReplicaUsage(
-                        pod.pod_name,
-                        cpu_percent / (size.cpu_millicores / 1000),
-                        100.0 * rss / (size.memory_mb * 2**20),
-                    )
-                )
-        return usage
-
 
 @contextmanager
 def _name_taken_as(field: str) -> Iterator[None]:
@@ -616,42 +375,3 @@ def _describe(action: str | None, replicas: int | None, changes: dict | None, mo
         return f"{action} requested" + (f" to {replicas} replica(s)" if replicas is not None else "")
     fields = sorted((changes or {}).keys() | ({"MlModelInfo"} if model else set()))
     return "update of " + ", ".join(fields)
-
-
-def _check_spec(spec: dict[str, Any], field: str = "") -> dict[str, Any]:
-    """Whatever API asked: a service's settings the replicas can run with, else refused naming
-    the member (under `field` when the request nests them)."""
-    instance_type(spec["InstanceType"], _member(field, "InstanceType"))
-    replicas = spec.get("Replicas", 1)
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
-        raise InvalidParameterValue(_member(field, "Replicas"), f"must be an integer from 0 to {MAX_REPLICAS}")
-    service_env(spec, _member(field, "Env"))
-    for name in ("Resources", "TioneResourceInfo"):
-        _check_resources(spec.get(name) or {}, _member(field, name))
-    return spec
-
-
-# A replica's size when a service sets its own: CPU in millicores, memory in MB.
-CPU_RANGE, MEMORY_RANGE = (100, 64_000), (128, 262_144)
-
-
-def _check_resources(resources: dict[str, Any], field: str) -> None:
-    for member, (low, high) in (("Cpu", CPU_RANGE), ("Memory", MEMORY_RANGE)):
-        value = resources.get(member)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InvalidParameterValue(f"{field}.{member}", f"must be an integer from {low} to {high}")
-
-
-def _member(path: str, name: str) -> str:
-    """A member's name in a refusal: under `path` (`Services.0`) when the request nests it."""
-    return f"{path}.{name}" if path else name
-
-
-def _event_resource(service: ServiceRecord, event: EventRecord) -> tuple[str, str]:
-    prefix = pod_prefix(service.id)
-    first = event.message.split(maxsplit=1)[0].rstrip(":") if event.message else ""
-    if first.startswith(prefix):
-        return "Pod", first
-    return "Deployment", prefix.rstrip("-")
