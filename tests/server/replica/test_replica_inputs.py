@@ -150,3 +150,12 @@ def test_type_hint_models_take_inputs_only():
 def test_without_a_signature_columns_are_not_checked():
     request = parse(split(["anything"], [[1]]), schema=None)
     assert request.rows == 1 and request.batch_key is not None
+
+
+def test_a_record_lacking_a_required_column_is_refused_not_scored_as_a_null():
+    # The union of the records' keys has every column; the first record alone has none.
+    message = refused({"dataframe_records": [{}, {"a": 0.0, "b": 0.0}]})
+    assert message.startswith("record 0:") and "missing column(s) 'a', 'b'" in message
+    assert "record 1" in refused({"dataframe_records": [{"a": 1.0, "b": 2.0}, {"a": 1.0}]})
+    # An optional column may be absent from some records.
+    assert parse({"dataframe_records": [{"a": 1.0, "b": 2.0}, {"a": 1.0, "b": 2.0, "c": 3}]}).rows == 2

@@ -110,6 +110,10 @@ class _Connection(asyncio.Protocol):
     # -- used by the transport
     def request(self, head: bytes, body: bytes, timeout: float) -> asyncio.Future:
         """Send one request; the future gets (status, headers, body) or a Replica* error."""
+        if self.transport is None or self.transport.is_closing():
+            # The replica went (its socket closed) before we learnt of it: nothing was sent.
+            self.closed = True
+            raise ReplicaConnectionError("the connection to the replica was closed before the request was sent")
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         # A timer handle per request is cheaper than asyncio.wait_for's wrapping future.
@@ -118,7 +122,13 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         self._headers = {}
         self._body = []
-        self.transport.writelines((head, body))  # type: ignore[union-attr]
+        try:
+            self.transport.writelines((head, body))  # type: ignore[union-attr]
+        except RuntimeError as closed:  # closed under us between the check and the write
+            self._cancel_timer()
+            self._waiter = None
+            self.closed = True
+            raise ReplicaConnectionError(f"the connection to the replica closed: {closed}") from None
         return self._waiter
 
     def reusable(self) -> bool:

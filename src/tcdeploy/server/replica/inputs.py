@@ -60,6 +60,9 @@ class _Shape:
     rows: int
     columns: list | None = None  # column names the caller sent, when the form names them
     key: Hashable | None = None
+    # Records that do not all name the same columns: a column some record lacks would reach the
+    # model as a null, so each record is checked against the signature on its own.
+    ragged: list[list] | None = None
 
 
 class RequestParser:
@@ -92,6 +95,11 @@ class RequestParser:
             raise BadRequest(f"'{kind}' holds no rows: send at least one row to score")
         if shape.columns is not None:
             self.check_columns(shape.columns)
+        for i, keys in enumerate(shape.ragged or ()):
+            try:
+                self.check_columns(keys)
+            except BadRequest as refused:
+                raise BadRequest(f"record {i}: {refused}") from None
         key = None
         if shape.key is not None:
             params_key = None if params is None else json.dumps(params, sort_keys=True)
@@ -290,7 +298,7 @@ def _shape_row_list(rows: list, max_batch_rows: int) -> _Shape:
         first_keys = tuple(rows[0])
         same_keys = all(tuple(row) == first_keys for row in rows)
         columns = list(first_keys) if same_keys else _unique(key for row in rows for key in row)
-        shape = _Shape(len(rows), columns)
+        shape = _Shape(len(rows), columns, ragged=None if same_keys else [list(row) for row in rows])
         if same_keys and len(rows) <= max_batch_rows:
             types = frozenset(tuple(map(_value_signature, row.values())) for row in rows)
             shape.key = ("records", first_keys, types)
