@@ -10,7 +10,15 @@ import pytest
 
 from tcdeploy.server.gateway import RouteTable, read_inference_table
 from tcdeploy.server.gateway.auth import token_hash
-from tcdeploy.server.gateway.inference_table import SCHEMA, Row, write_rows
+from tcdeploy.server.gateway.inference_table import (
+    JOURNAL_DIR,
+    SCHEMA,
+    InferenceTableWriter,
+    Row,
+    make_parquet,
+    write_rows,
+)
+from tcdeploy.server.gateway.journal import decode, encode, segments
 
 from .gateway_harness import IRIS_BODY, IRIS_COLUMNS, make_group, make_version, serve_gateway
 
@@ -124,3 +132,64 @@ def test_reading_an_unknown_group_gives_an_empty_frame_with_the_columns(tmp_path
 def test_a_group_id_that_is_not_an_id_is_refused(tmp_path, group_id):
     with pytest.raises(ValueError, match="not a valid group id"):
         read_inference_table(tmp_path, group_id)
+
+
+# ---- the journal: what a killed server leaves ----------------------------------------------
+
+
+def test_a_row_is_on_disk_as_soon_as_it_is_appended_and_a_restart_makes_it_parquet(tmp_path):
+    killed = InferenceTableWriter(tmp_path)
+    for n in range(3):
+        killed.append(row()._replace(request_id=f"r{n}"))
+    # The server dies here: no flush, no close. The next one on the same data dir writes the rows.
+    asyncio.run(InferenceTableWriter(tmp_path).close())
+    assert sorted(read_inference_table(tmp_path, "grp-t")["request_id"]) == ["r0", "r1", "r2"]
+    assert not segments(tmp_path / "inference" / JOURNAL_DIR)
+
+
+def test_a_segment_made_into_parquet_again_after_a_crash_writes_no_row_twice(tmp_path):
+    writer = InferenceTableWriter(tmp_path)
+    writer.append(row())
+    writer.append(row(group_id="grp-other"))
+    closed = writer._journal.rotate()
+    ((number, segment),) = segments(tmp_path / "inference" / JOURNAL_DIR)
+    kept = segment.read_bytes()
+    make_parquet(tmp_path / "inference", closed)
+    segment.write_bytes(kept)  # as if the server died before it removed the segment
+    make_parquet(tmp_path / "inference", closed)
+    assert len(read_inference_table(tmp_path, "grp-t")) == 1
+    assert len(read_inference_table(tmp_path, "grp-other")) == 1
+
+
+def test_a_torn_last_frame_is_dropped_and_the_whole_ones_kept(tmp_path):
+    frames = b"".join(encode(row()._replace(request_id=f"r{n}")) for n in range(3))
+    assert [r.request_id for r in decode(frames[:-5])] == ["r0", "r1"]
+    flipped = bytearray(frames)
+    flipped[len(encode(row())) + 30] ^= 0xFF  # a bit flipped in the second frame
+    assert [r.request_id for r in decode(bytes(flipped))] == ["r0"]
+    assert list(decode(frames)) == [row()._replace(request_id=f"r{n}") for n in range(3)]
+
+
+def test_a_segment_that_cannot_be_written_stays_until_it_can(tmp_path):
+    obstacle = tmp_path / "inference" / "grp-t"
+    obstacle.parent.mkdir(parents=True)
+    obstacle.write_text("a file where the group's folder should be")
+    writer = InferenceTableWriter(tmp_path)
+    writer.append(row())
+    asyncio.run(writer.flush())
+    assert len(segments(tmp_path / "inference" / JOURNAL_DIR)) == 1
+    obstacle.unlink()
+    asyncio.run(writer.flush())
+    assert len(read_inference_table(tmp_path, "grp-t")) == 1
+    assert not segments(tmp_path / "inference" / JOURNAL_DIR)
+
+
+def test_segment_numbers_never_repeat_across_restarts(tmp_path):
+    numbers = []
+    for _ in range(3):
+        writer = InferenceTableWriter(tmp_path)
+        writer.append(row())
+        numbers.append(writer._journal.rotate())
+        asyncio.run(writer.close())
+    assert numbers == sorted(set(numbers))
+    assert len(read_inference_table(tmp_path, "grp-t")) == 3

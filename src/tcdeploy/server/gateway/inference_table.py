@@ -1,9 +1,12 @@
 """The inference table: one row per routed request, appended as Parquet files under
-`<data_dir>/inference/<group_id>/date=YYYY-MM-DD/part-<time>-<random>.parquet`.
+`<data_dir>/inference/<group_id>/date=YYYY-MM-DD/part-<segment>.parquet`.
 
-The hot path only appends a tuple to a list. Decoding bodies, finding `client_request_id` and
-writing Parquet happen in a worker thread at each flush; a file is written under a temporary name
-and renamed, so a crash never leaves half a file where a reader looks.
+The request path writes each row to a journal segment (`journal`) before its reply leaves, so a
+killed server loses no answered request's row. At each flush a worker thread turns the closed
+segments into Parquet, one file per (group, UTC date) a segment, named after the segment: a
+segment made into Parquet again after a crash (its files written, the segment not yet removed)
+rewrites nothing, so no row is written twice. A file is written under a temporary name and
+renamed, so a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -13,17 +16,20 @@ import json
 import logging
 import os
 import re
-import uuid
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .journal import Journal, Row, decode, segments
+
 if TYPE_CHECKING:
     import pandas
+
+__all__ = ["SCHEMA", "InferenceTableWriter", "Row", "read_inference_table", "write_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -43,47 +49,43 @@ SCHEMA = pa.schema(
     ]
 )
 
-# Rows kept in memory when writes fail (disk full, say); beyond it the oldest are dropped.
+# Rows kept in memory while the journal cannot be written (disk full, say); beyond it the
+# oldest are dropped.
 MAX_PENDING_ROWS = 200_000
 _GROUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-class Row(NamedTuple):
-    """What the request path records; the flush thread turns it into a table row."""
-
-    request_id: str
-    group_id: str
-    service_id: str
-    service_name: str
-    version: str
-    timestamp: float  # epoch seconds
-    latency_ms: float
-    status_code: int
-    request: bytes
-    response: bytes
+JOURNAL_DIR = ".journal"
 
 
 class InferenceTableWriter:
-    """Buffers rows and appends them as Parquet files every `flush_interval` seconds."""
+    """Journals each row as it comes and makes the journal into Parquet every `flush_interval`
+    seconds (and at start, what a killed server left)."""
 
     def __init__(self, data_dir: Path, flush_interval: float = 1.0) -> None:
         if flush_interval <= 0:
             raise ValueError(f"flush_interval must be above 0 seconds, got {flush_interval}")
         self.root = Path(data_dir) / "inference"
         self.flush_interval = flush_interval
-        self._rows: list[Row] = []
+        self._journal = Journal(self.root / JOURNAL_DIR)
+        self._pending: list[Row] = []  # rows the journal refused, to be journaled at the next flush
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one flush at a time, so files never race for a name
 
     def append(self, row: Row) -> None:
-        self._rows.append(row)
+        if not self._pending:
+            try:
+                self._journal.append(row)
+                return
+            except OSError as error:
+                log.error("inference table: the journal cannot be written (%s); rows kept in memory", error)
+        self._pending.append(row)
+        del self._pending[:-MAX_PENDING_ROWS]
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._flush_loop(), name="inference-table-flush")
 
     async def close(self) -> None:
-        """Stop the periodic flush and write every row still buffered."""
+        """Stop the periodic flush and write every row still journaled or kept."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -92,18 +94,22 @@ class InferenceTableWriter:
             except asyncio.CancelledError:
                 pass
         await self.flush()
-        if self._rows:
-            log.error("inference table: %d rows could not be written and are lost", len(self._rows))
+        if self._pending:
+            log.error("inference table: %d rows could not be written and are lost", len(self._pending))
 
     async def flush(self) -> None:
         async with self._lock:
-            rows, self._rows = self._rows, []
-            if not rows:
+            self._journal_pending()
+            closed = self._journal.rotate()
+            await asyncio.to_thread(make_parquet, self.root, closed)
+
+    def _journal_pending(self) -> None:
+        while self._pending:
+            try:
+                self._journal.append(self._pending[0])
+            except OSError:
                 return
-            unwritten = await asyncio.to_thread(write_rows, self.root, rows)
-            if unwritten:
-                self._rows[:0] = unwritten
-                del self._rows[:-MAX_PENDING_ROWS]
+            del self._pending[0]
 
     async def _flush_loop(self) -> None:
         while True:
@@ -111,9 +117,21 @@ class InferenceTableWriter:
             await self.flush()
 
 
-def write_rows(root: Path, rows: list[Row]) -> list[Row]:
-    """Write rows as one Parquet file per (group, UTC date); return the rows that could not be
-    written (disk full, say), to be tried again at the next flush."""
+def make_parquet(root: Path, upto: int) -> None:
+    """Turn the closed journal segments under `root` (numbered up to `upto`) into Parquet and
+    remove them; a segment that cannot be written (disk full, say) stays, to be tried again at
+    the next flush."""
+    for number, path in segments(root / JOURNAL_DIR, upto):
+        rows = list(decode(path.read_bytes()))
+        if write_rows(root, rows, stem=f"{number:020d}"):
+            return
+        path.unlink()
+
+
+def write_rows(root: Path, rows: list[Row], *, stem: str | None = None) -> list[Row]:
+    """Write rows as one Parquet file per (group, UTC date), named `part-<stem>.parquet` (a file
+    of that name already there was written before and is kept); return the rows that could not
+    be written."""
     batches: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for row in rows:
         day = datetime.fromtimestamp(row.timestamp, timezone.utc).strftime("%Y-%m-%d")
@@ -121,13 +139,17 @@ def write_rows(root: Path, rows: list[Row]) -> list[Row]:
     unwritten: list[Row] = []
     for (group_id, day), batch in batches.items():
         try:
-            _write_file(_group_dir(root, group_id) / f"date={day}", _to_table(batch))
+            _write_file(_group_dir(root, group_id) / f"date={day}", stem or _fresh_stem(), batch)
         except Exception:
             log.exception(
                 "inference table: writing %d rows of %s failed; kept for the next flush", len(batch), group_id
             )
             unwritten.extend(batch)
     return unwritten
+
+
+def _fresh_stem() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{os.urandom(4).hex()}"
 
 
 def _to_table(rows: list[Row]) -> pa.Table:
@@ -149,13 +171,15 @@ def _to_table(rows: list[Row]) -> pa.Table:
     )
 
 
-def _write_file(directory: Path, table: pa.Table) -> None:
+def _write_file(directory: Path, stem: str, rows: list[Row]) -> None:
+    target = directory / f"part-{stem}.parquet"
+    if target.exists():
+        return
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"part-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
-    temporary = directory / f".{name}.tmp"
+    temporary = directory / f".{target.name}.tmp"
     try:
-        pq.write_table(table, temporary)
-        os.replace(temporary, directory / name)
+        pq.write_table(_to_table(rows), temporary)
+        os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
