@@ -4,17 +4,30 @@ This module is what MLflow loads for ``-t tcdeploy…``: it holds ``run_local``,
 and exactly one ``BaseDeploymentClient`` subclass, ``TcDeploymentClient`` (from
 ``tcdeploy.plugin``, where the target's code lives). Importing it stays light (mlflow-skinny and
 the Tencent Cloud SDK's common package); the server lives in ``tcdeploy.server`` and is only
-imported by ``run_local``.
+imported by ``run_local``. ``TcDeploymentClient`` itself is imported on first use (PEP 562): the
+``tcdeploy`` command lives in this package too, and must not wait seconds for MLflow to load
+before it can print its help.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tcdeploy.plugin.client import FLAVOR, TcDeploymentClient
-
 __all__ = ["TcDeploymentClient", "run_local", "target_help"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TcDeploymentClient":
+        from tcdeploy.plugin.client import TcDeploymentClient
+
+        return TcDeploymentClient
+    raise AttributeError(f"module 'tcdeploy' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # MLflow's plugin manager finds the client class by listing the module's members.
+    return sorted({*globals(), *__all__})
 
 
 def run_local(name: str, model_uri: str, flavor: str | None = None, config: dict[str, Any] | None = None) -> None:
@@ -24,6 +37,7 @@ def run_local(name: str, model_uri: str, flavor: str | None = None, config: dict
     ``max_batch_wait_ms``.
     """
     from tcdeploy.plugin.bodies import parse_model_uri
+    from tcdeploy.plugin.client import FLAVOR
     from tcdeploy.plugin.configkeys import RUN_LOCAL_KEYS, convert_config, invalid, with_defaults
 
     if flavor not in (None, FLAVOR):

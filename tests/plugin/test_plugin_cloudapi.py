@@ -140,7 +140,7 @@ def test_a_lost_connection_says_where_and_why():
     assert info.value.error_code == "TEMPORARILY_UNAVAILABLE"
     assert info.value.cloud_message == (
         "cannot get an answer from http://127.0.0.1:8600: [Errno 111] "
-        "Connection refused. Is `tcdeploy server` running there?"
+        "Connection refused. Is `tcdeploy server` running at http://127.0.0.1:8600?"
     )
     # The cloud: the host of the API service called, and no hint about a local server.
     api, _ = api_with(
@@ -154,6 +154,15 @@ def test_a_lost_connection_says_where_and_why():
     assert info.value.cloud_message == (
         "cannot get an answer from https://tione.tencentcloudapi.com: [Errno 111] Connection refused."
     )
+
+
+def test_a_refused_connection_is_not_asked_again():
+    # Nothing listens there, so nothing was sent: the hint comes at once, not after the back-off.
+    cloud = Script(*[NoReply("ClientNetworkError", "[Errno 111] Connection refused")] * 3)
+    api, sleeps = api_with(cloud, TCDEPLOY_MAX_ATTEMPTS="3")
+    with pytest.raises(CloudApiError, match="Is `tcdeploy server` running at"):
+        api.wedata("ListMLModelServiceGroups", {})
+    assert len(cloud.calls) == 1 and sleeps == []
 
 
 def test_attempts_are_bounded_and_backoff_is_capped():

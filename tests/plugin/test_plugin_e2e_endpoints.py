@@ -111,13 +111,18 @@ def test_bad_traffic_is_refused(client, endpoint, traffic, problem):
     assert problem in str(info.value) and info.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
-def test_weights_must_be_whole_percents_summing_to_100(client, endpoint):
+def test_weights_are_whole_shares_the_server_bounds(client, endpoint):
     logistic, constant = endpoint["logistic"]["name"], endpoint["constant"]["name"]
+    before = client.get_endpoint(endpoint["created"]["name"])["traffic"]
+    # Shares of the traffic, as the real API takes them: 60 and 30 need not sum to 100.
+    updated = client.update_endpoint(endpoint["created"]["name"], config={"traffic": {logistic: 60, constant: 30}})
+    assert updated["traffic"] == {logistic: 60, constant: 30}
+    client.update_endpoint(endpoint["created"]["name"], config={"traffic": before})
     for traffic, problem in (
-        ({logistic: 60, constant: 30}, "sum to 100, not 90"),
-        ({logistic: 150, constant: -50}, "0-100"),
-        ({logistic: 50.5, constant: 49.5}, "whole percent"),
-        ({logistic: "50", constant: 50}, "whole percent"),
+        ({logistic: 150, constant: -50}, "WeightEntries"),  # the server's bound, naming its field
+        ({logistic: 0, constant: 0}, "above 0"),
+        ({logistic: 50.5, constant: 49.5}, "whole number"),
+        ({logistic: "50", constant: 50}, "whole number"),
     ):
         with pytest.raises(MlflowException, match=problem):
             client.update_endpoint(endpoint["created"]["name"], config={"traffic": traffic})
@@ -134,6 +139,9 @@ def test_auth_on_still_predicts_and_the_url_needs_the_token(client, endpoint, ir
         assert len(client.predict(endpoint["constant"]["name"], iris[0].head(2))["predictions"]) == 2
         body = {"dataframe_split": {"columns": list(iris[0].columns), "data": iris[0].head(1).values.tolist()}}
         assert httpx.post(url, json=body, timeout=30).status_code == 401
+        # The token the URL takes is the endpoint's to show (what `tcdeploy token` prints).
+        token = client.get_endpoint(name)["auth_token"]
+        assert httpx.post(url, json=body, headers={"Authorization": token}, timeout=30).status_code == 200
     finally:
         assert client.update_endpoint(name, config={"authorization_enable": False})["auth_enabled"] is False
     assert len(client.predict(name, iris[0].head(2))["predictions"]) == 2

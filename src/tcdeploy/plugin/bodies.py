@@ -202,8 +202,13 @@ def complete_service_limit(given: Any, current: Any = None) -> dict[str, Any]:
 
 
 def traffic_weights(group: dict[str, Any], traffic: Any) -> list[dict[str, Any]]:
-    """``UpdateServiceGroupWeights.WeightEntries`` from ``{"<svc id or name>": percent}``; services
-    of the group left out get 0."""
+    """``UpdateServiceGroupWeights.WeightEntries`` from ``{"<svc id or name>": weight}``; services
+    of the group left out get 0.
+
+    Weights are shares, not percents that must sum to 100: the real API splits traffic "by the
+    ratio of the weights" (TI-ONE's ``WeightEntry.Weight``) and the server decides what it takes
+    (0-100 each, at least one above 0); only names and whole numbers are checked here.
+    """
     services = group.get("Services") or []
     listing = ", ".join(f"{s.get('ServiceName')} ({s.get('ServiceId')})" for s in services) or "none"
     if not isinstance(traffic, dict) or not traffic:
@@ -218,17 +223,14 @@ def traffic_weights(group: dict[str, Any], traffic: Any) -> list[dict[str, Any]]
             )
         if match["ServiceId"] in weights:
             raise invalid(f"traffic: {ref!r} names a deployment already given")
-        weights[match["ServiceId"]] = _whole_percent(ref, weight)
-    total = sum(weights.values())
-    if total != 100:
-        raise invalid(f"traffic weights must sum to 100, not {total} ({traffic})")
+        weights[match["ServiceId"]] = _whole_number(ref, weight)
     return [{"ServiceId": s["ServiceId"], "Weight": weights.get(s["ServiceId"], 0)} for s in services]
 
 
-def _whole_percent(ref: str, weight: Any) -> int:
+def _whole_number(ref: str, weight: Any) -> int:
     whole = isinstance(weight, int) or (isinstance(weight, float) and weight.is_integer())
-    if isinstance(weight, bool) or not whole or not 0 <= weight <= 100:
-        raise invalid(f"traffic: weight of {ref!r} must be a whole percent 0-100, not {weight!r}")
+    if isinstance(weight, bool) or not whole:
+        raise invalid(f"traffic: weight of {ref!r} must be a whole number, not {weight!r}")
     return int(weight)
 
 

@@ -7,6 +7,7 @@ UUID, a service ``<group uuid>-<n>``); which one a reference names is asked of t
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -29,6 +30,7 @@ from tcdeploy.plugin.bodies import (
     traffic_weights,
 )
 from tcdeploy.plugin.casing import snake_keys
+from tcdeploy.plugin.clierrors import install_when_under_mlflow_cli
 from tcdeploy.plugin.cloudapi import CloudApi, CloudApiError, Send, mlflow_code
 from tcdeploy.plugin.configkeys import (
     BATCH,
@@ -42,7 +44,7 @@ from tcdeploy.plugin.configkeys import (
     invalid,
 )
 from tcdeploy.plugin.lookup import Directory, Group, is_not_found
-from tcdeploy.plugin.predict import call_and_parse
+from tcdeploy.plugin.predict import call_and_parse, request_from_cli_frame
 from tcdeploy.plugin.settings import Settings
 from tcdeploy.plugin.waiting import (
     RUNNING,
@@ -66,6 +68,9 @@ INFER = "INFER"  # ListMLServiceLogs/ListModelServiceEvents `Service`: online in
 BILLING = {"ChargeType": "POSTPAID_BY_HOUR", "TaskType": "INFERENCE"}
 # What a server answers for an action it does not serve.
 UNSERVED = ("InvalidAction", "UnsupportedOperation")
+# Notes for the person at the keyboard (nothing to delete, what a delete takes with it): on
+# stderr through logging's last resort when nothing is configured, in the caller's logs otherwise.
+_logger = logging.getLogger(__name__)
 
 
 def _unsupported(what: str) -> MlflowException:
@@ -128,16 +133,33 @@ def deployment_view(
     return {**view, **{k: v for k, v in snake_keys(detail).items() if k not in view}}
 
 
-def endpoint_view(group: dict[str, Any], url: str | None = None) -> dict[str, Any]:
-    """An ``MLModelServiceGroup`` as MLflow shows an endpoint: ``name``, id, URL, auth, traffic,
-    deployments."""
+def deployment_summary(service: dict[str, Any], group: dict[str, Any], url: str | None) -> dict[str, Any]:
+    """A service as a list shows it: what a person scans for; ``get_deployment`` has the rest."""
+    ready, wanted = replica_counts(service)
+    return {
+        "name": service.get("ServiceName"),
+        "service_id": service.get("ServiceId"),
+        "service_group_id": group.get("ServiceGroupId"),
+        "endpoint": group.get("ServiceGroupName"),
+        "status": service.get("Status"),
+        "replicas": wanted,
+        "ready_replicas": ready,
+        "url": url,
+    }
+
+
+def endpoint_view(group: dict[str, Any], url: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """An ``MLModelServiceGroup`` as MLflow shows an endpoint: ``name``, id, URL, auth (with the
+    token the URL takes, when read), traffic, deployments."""
     services = [s for s in group.get("Services") or [] if isinstance(s, dict)]
+    auth = bool(group.get("AuthorizationEnable"))
     return {
         "name": group.get("ServiceGroupName"),
         "endpoint_id": group.get("ServiceGroupId"),
         "service_group_id": group.get("ServiceGroupId"),
         "url": url,
-        "auth_enabled": bool(group.get("AuthorizationEnable")),
+        "auth_enabled": auth,
+        **({"auth_token": token} if auth and token else {}),
         "status": group.get("Status"),
         "description": group.get("Description"),
         "traffic": {s.get("ServiceName"): s.get("Weight") for s in services},
@@ -173,6 +195,7 @@ class TcDeploymentClient(BaseDeploymentClient):
     def __init__(self, target_uri: str, *, send: Send | None = None) -> None:
         """``send``: the seam calls go through (default: the SDK signs and posts; see ``cloudapi``)."""
         super().__init__(target_uri)
+        install_when_under_mlflow_cli()
         self._settings = Settings.from_target(target_uri)
         self._api = CloudApi(self._settings, send=send)
         self._directory = Directory(self._api)
@@ -198,6 +221,7 @@ class TcDeploymentClient(BaseDeploymentClient):
         group = self._directory.group(endpoint) if endpoint else None
         if "instance_type" not in values:
             values["instance_type"] = self._default_instance_type()
+        values["instance_type"] = self._spelled_as_offered(values["instance_type"])
         body = build_create_request(name, model, values, group["ServiceGroupId"] if group else None)
         created = self._api.wedata("CreateMLModelServices", body)
         service = _new_service(created, group, name)
@@ -213,6 +237,8 @@ class TcDeploymentClient(BaseDeploymentClient):
         _check_flavor(flavor)
         values = convert_config(config, UPDATE_KEYS, "update_deployment")
         self._check_extensions(values, UPDATE_KEYS)
+        if "instance_type" in values:
+            values["instance_type"] = self._spelled_as_offered(values["instance_type"])
         model = self._resolved_model(model_uri) if model_uri else None
         group, service = self._directory.service(name, endpoint)
         body = build_update_request(service["ServiceId"], model, values, current=service)
@@ -229,6 +255,7 @@ class TcDeploymentClient(BaseDeploymentClient):
             group, service = self._directory.service(name, endpoint)
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                _logger.warning("%s: nothing to delete", exc.message)
                 return
             raise
         service_id = service["ServiceId"]
@@ -244,9 +271,15 @@ class TcDeploymentClient(BaseDeploymentClient):
     def list_deployments(self, endpoint=None) -> list[dict]:
         """Every service (in ``endpoint`` only, if given); each ``name`` works with get_deployment.
 
-        The list carries no ``url`` (one call per service): get_deployment has it."""
+        Each shows name, id, endpoint, status, replicas (ready/wanted) and its endpoint's URL (one
+        call per endpoint); get_deployment has every detail."""
         groups = [self._directory.group(endpoint)] if endpoint else self._directory.groups()
-        return [deployment_view(s, g) for g in groups for s in g.get("Services") or []]
+        listed = []
+        for group in groups:
+            services = [s for s in group.get("Services") or [] if isinstance(s, dict)]
+            url = self._url(ServiceGroupId=group["ServiceGroupId"]) if services else None
+            listed.extend(deployment_summary(s, group, url) for s in services)
+        return listed
 
     # ---- endpoints ----------------------------------------------------------------------------
 
@@ -272,7 +305,7 @@ class TcDeploymentClient(BaseDeploymentClient):
         return self._endpoint(self._directory.group_by_id(group_id) if group_id else self._directory.group(name))
 
     def update_endpoint(self, endpoint, config=None) -> dict:
-        """Set traffic weights (``{"traffic": {"<svc id or name>": percent}}``, summing to 100)
+        """Set traffic weights (``{"traffic": {"<svc id or name>": weight}}``, shares of the traffic)
         and/or auth (``{"authorization_enable": true}``)."""
         values = convert_config(config, ENDPOINT_UPDATE_KEYS, "update_endpoint")
         group = self._directory.group(endpoint)
@@ -289,10 +322,15 @@ class TcDeploymentClient(BaseDeploymentClient):
         return self._endpoint(self._directory.group_by_id(group_id))
 
     def delete_endpoint(self, endpoint) -> None:
-        """Delete a group and its services (idempotent)."""
+        """Delete a group and its services (idempotent); says which deployments go with it."""
         group = self._directory.find_group(endpoint)
-        if group is not None:
-            self._delete_group(group["ServiceGroupId"])
+        if group is None:
+            _logger.warning("endpoint %r does not exist: nothing to delete", endpoint)
+            return
+        names = [s.get("ServiceName") for s in group.get("Services") or [] if isinstance(s, dict)]
+        if names:
+            _logger.warning("deleting endpoint %r with its deployments: %s", endpoint, ", ".join(map(str, names)))
+        self._delete_group(group["ServiceGroupId"])
 
     def get_endpoint(self, endpoint) -> dict:
         """The group ``endpoint`` (id or unique name) with its URL, auth, traffic and deployments."""
@@ -313,6 +351,7 @@ class TcDeploymentClient(BaseDeploymentClient):
         """
         target, relative_url, prefer_group = _predict_route(deployment_name, endpoint)
         group, service_id = self._scoring_target(target, prefer_group)
+        inputs = request_from_cli_frame(inputs)
         body = {
             "ServiceGroupId": group["ServiceGroupId"],
             # The schema's own words: for the group, pass the group id as ServiceId.
@@ -411,7 +450,13 @@ class TcDeploymentClient(BaseDeploymentClient):
         return deployment_view(detail, group, url=self._url(ServiceId=service_id), events=self._events(service_id))
 
     def _endpoint(self, group: Group) -> dict[str, Any]:
-        return endpoint_view(group, url=self._url(ServiceGroupId=group["ServiceGroupId"]))
+        """The endpoint view with its URL and, when auth is on, the token the URL takes."""
+        info = self._call_info(ServiceGroupId=group["ServiceGroupId"])
+        url = info.get("InternetEndpoint") or None
+        token = None
+        if group.get("AuthorizationEnable"):
+            token = info.get("AuthToken") or self._first_token(group)
+        return endpoint_view(group, url=url, token=token)
 
     def _call_info(self, **ids: str) -> dict[str, Any]:
         """``GetModelServiceCallInfo`` (by ``ServiceGroupId`` or ``ServiceId``): ``ServiceCallInfo``."""
@@ -488,6 +533,14 @@ class TcDeploymentClient(BaseDeploymentClient):
         raise MlflowException(
             f"model version {model.uri!r} is not in the registry{known}", error_code=RESOURCE_DOES_NOT_EXIST
         )
+
+    def _spelled_as_offered(self, instance_type: Any) -> Any:
+        """``ti.s.small.post`` as the offered ``TI.S.SMALL.POST``: names are matched regardless of
+        case, as a person types them; one not offered goes as given, for the server to refuse."""
+        if not isinstance(instance_type, str) or instance_type == instance_type.upper():
+            return instance_type  # every offered name is upper case: nothing to look up
+        offered = {s["spec_name"].upper(): s["spec_name"] for s in self.list_instance_types() if s["spec_name"]}
+        return offered.get(instance_type.upper(), instance_type)
 
     def _default_instance_type(self) -> str:
         if not self._settings.target.is_self_hosted:
@@ -567,9 +620,7 @@ class TcDeploymentClient(BaseDeploymentClient):
         if cached and not refresh and cached[1] > time.monotonic():
             return cached[0]
         token = self._call_info(ServiceGroupId=group_id).get("AuthToken")
-        if not token:
-            tokens = self._directory.group_by_id(group_id).get("AuthTokens") or []
-            token = next((v for v in (((t or {}).get("Base") or {}).get("Value") for t in tokens) if v), None)
+        token = token or self._first_token(self._directory.group_by_id(group_id))
         if not token:
             raise MlflowException(
                 f"endpoint {group_id} requires a token but has none: create one "
@@ -578,6 +629,12 @@ class TcDeploymentClient(BaseDeploymentClient):
             )
         self._tokens[group_id] = (token, time.monotonic() + TOKEN_TTL)
         return token
+
+    @staticmethod
+    def _first_token(group: Group) -> str | None:
+        """The value of the first of the group's ``AuthTokens`` (as ``GetMLModelServiceGroup`` has them)."""
+        tokens = group.get("AuthTokens") or []
+        return next((v for v in (((t or {}).get("Base") or {}).get("Value") for t in tokens) if v), None)
 
 
 def _new_service(created: dict[str, Any], before: Group | None, name: str) -> dict[str, Any]:

@@ -207,7 +207,7 @@ class CloudApi:
                 if last or not _is_throttling(exc.cloud_code):
                     raise
             except NoReply as exc:
-                if last or action in NOT_REPEATABLE:
+                if last or action in NOT_REPEATABLE or _refused(exc):
                     raise self._no_reply_error(service, action, exc) from exc
             self._sleep(min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
         raise AssertionError("unreachable: the loop returns or raises")
@@ -215,7 +215,7 @@ class CloudApi:
     def _no_reply_error(self, service: str, action: str, exc: NoReply) -> CloudApiError:
         target = self.settings.target
         where = f"{target.scheme}://{target.endpoint_for(service)}"
-        hint = " Is `tcdeploy server` running there?" if target.is_self_hosted else ""
+        hint = f" Is `tcdeploy server` running at {where}?" if target.is_self_hosted else ""
         code = "ClientNetworkError" if exc.code == "ClientNetworkError" else "InternalError"
         message = f"cannot get an answer from {where}: {_root_cause(_text(exc.message))}.{hint}"
         return CloudApiError(action, code, message, None)
@@ -231,6 +231,12 @@ def _response(action: str, document: Any) -> dict[str, Any]:
         code = str(error.get("Code") or "InternalError")
         raise CloudApiError(action, code, _text(error.get("Message")), response.get("RequestId"))
     return {key: value for key, value in response.items() if key != "RequestId"}
+
+
+def _refused(exc: NoReply) -> bool:
+    """Nothing listens there: the action was not sent, and asking again in a second or two
+    would only keep the person waiting for the same answer."""
+    return exc.code == "ClientNetworkError" and "Connection refused" in exc.message
 
 
 def _is_throttling(code: str) -> bool:

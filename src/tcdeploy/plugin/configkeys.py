@@ -181,7 +181,7 @@ ENDPOINT_UPDATE_KEYS = _catalogue(
             "traffic",
             dict,
             None,
-            'Weights by deployment (service id or name), summing to 100, e.g. {"iris-v1": 50, "iris-v2": 50}.',
+            'Weights by deployment (service id or name), shares of the traffic (0-100 each), e.g. {"iris-v1": 50, "iris-v2": 50}.',
             CLIENT,
         ),
     ),

@@ -7,6 +7,8 @@ published example shows), and ``body``, the model's reply, which a ``tcdeploy se
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,9 @@ _HTTP_ERROR_CODES = {
     503: "TEMPORARILY_UNAVAILABLE",
 }
 _MAX_MESSAGE = 2000
+# MLflow's scoring-server request forms (`mlflow models serve`), and what may sit beside them.
+REQUEST_FORMS = frozenset({"dataframe_split", "dataframe_records", "instances", "inputs"})
+_BESIDE_A_FORM = frozenset({"params"})
 
 TokenSource = Callable[..., str]  # (group_id, refresh=False) -> token
 
@@ -41,6 +46,40 @@ def call_and_parse(api: CloudApi, body: dict[str, Any], auth: bool, token: Token
         if fresh:
             status, text = _send(api, {**body, "AuthTokenValue": fresh})
     return _predictions(status, text, body["RelativeUrl"])
+
+
+def request_from_cli_frame(inputs: Any) -> Any:
+    """The request a frame that ``mlflow deployments predict`` read stands for, else ``inputs``.
+
+    That CLI reads ``--input-path`` with ``pandas.read_json``: a file in a scoring-server form,
+    ``{"dataframe_split": {...}}``, becomes a frame with a ``dataframe_split`` column (index
+    ``columns``, ``data``). A frame whose columns are one such form (and ``params``) is turned
+    back into the document the file held; any other frame is a frame of rows.
+    """
+    pandas = sys.modules.get("pandas")
+    if pandas is None or not isinstance(inputs, pandas.DataFrame):
+        return inputs
+    columns = set(map(str, inputs.columns))
+    if len(columns & REQUEST_FORMS) != 1 or not columns <= REQUEST_FORMS | _BESIDE_A_FORM:
+        return inputs
+    return {name: _as_read(inputs[name], pandas) for name in inputs.columns}
+
+
+def _as_read(column: Any, pandas: Any) -> Any:
+    """A column of a frame read from a JSON object, as the value the object held: a list when the
+    index counts rows, else an object (NaN fills where another column had a key this lacks)."""
+    present = [(k, _plain(v)) for k, v in column.items()]
+    present = [(k, v) for k, v in present if not (isinstance(v, float) and math.isnan(v))]
+    if len(present) < len(column):  # the fill made the column float: 3 was read as 3.0
+        present = [(k, int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in present]
+    if isinstance(column.index, pandas.RangeIndex):
+        return [v for _, v in present]
+    return {str(k): v for k, v in present}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values; lists and dicts as they are."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (list, dict)) else value
 
 
 def _fresh_token(token: TokenSource, group_id: str, required: bool) -> str | None:

@@ -104,11 +104,20 @@ def test_frames_equal_mlflows_own_parsing(payload):
     pd.testing.assert_frame_equal(ours, theirs)
 
 
-def test_missing_and_unknown_columns_are_named():
+def test_missing_columns_are_named_and_unknown_ones_pass_with_a_warning(caplog):
     message = refused(split(["b", "x"], [[1.0, 2.0]]))
-    assert "missing column(s) 'a'" in message and "unknown column(s) 'x'" in message
+    assert "missing column(s) 'a'" in message and "'x'" not in message
     assert "'c'" in message  # the signature's columns are listed
     parse(split(["a", "b"], [[1.0, 2.0]]))  # the optional column may be left out
+    # As MLflow's serving: a column the signature does not name is dropped (by the model's
+    # predict), with a warning in the replica's log, once per set of such columns.
+    one = parser()
+    with caplog.at_level("WARNING", logger="tcdeploy.server.replica.inputs"):
+        for _ in range(3):
+            assert one.parse_json(json.dumps(split(["a", "b", "id"], [[1.0, 2.0, 3]])).encode()).rows == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "column(s) 'id' are not in the model's signature: they are dropped, as MLflow's serving does"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -148,9 +148,15 @@ def test_missing_column_is_named(client, sample):
     assert "missing column(s) 'petal width (cm)'" in message
 
 
-def test_extra_column_is_named(client, sample):
-    message = bad_request(client, json=split_body(sample.assign(colour="red")))
-    assert "unknown column(s) 'colour'" in message
+def test_an_extra_column_is_dropped_as_mlflow_serving_drops_it(client, sample, expected):
+    # A client that sends an id along must not break: the model scores the signature's columns.
+    for body in (
+        split_body(sample.assign(id=range(len(sample)))),
+        {"dataframe_records": sample.assign(id=7).to_dict(orient="records")},
+    ):
+        reply = client.post("/predict", json=body)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["predictions"] == expected
 
 
 def test_missing_column_in_records_is_named(client, sample):

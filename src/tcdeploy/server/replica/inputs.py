@@ -12,6 +12,7 @@ exactly what `mlflow models serve` would have built for one request holding all 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from io import StringIO
@@ -36,6 +37,8 @@ _TOP_LEVEL_FIELDS = frozenset({*FORMATS, "params", "client_request_id"})
 _FORMAT_LIST = ", ".join(f"'{name}'" for name in FORMATS)
 _SPLIT_FIELDS = frozenset({"columns", "data", "index"})
 _MAX_NAMES_IN_MESSAGE = 20
+_MAX_WARNED_SETS = 100  # a client sending ever new columns must not grow the memory of them
+_logger = logging.getLogger(__name__)
 # Casting these does more than `astype` (base64 decoding, datetime parsing, pandas' string
 # dtypes), so frames with such columns always go through MLflow's cast.
 _CAST_DOES_MORE = frozenset({DataType.binary, DataType.datetime, DataType.string})
@@ -77,6 +80,7 @@ class RequestParser:
         self._names = list(schema.input_names()) if named else []
         self._required = list(schema.required_input_names()) if named else []
         self._plain_dtypes = _plain_dtypes(schema) if named else None
+        self._warned: set[tuple] = set()  # sets of unknown columns already logged
 
     def parse_json(self, body: bytes) -> ScoringRequest:
         document = _load_json(body)
@@ -116,23 +120,28 @@ class RequestParser:
         return ScoringRequest(CSV, text, None, None, 1, None)
 
     def check_columns(self, columns: Iterable) -> None:
-        """Refuse missing required columns and columns the signature does not name."""
+        """Refuse missing required columns; let columns the signature does not name pass.
+
+        MLflow's own serving drops such columns (an id a client sends along must not break the
+        call) and logs a warning; the model's ``predict`` does the dropping here too, and the
+        warning goes to the replica's log once per set of columns, not once per request.
+        """
         if self._known is None:
             return
         present = set(columns)
         missing = [name for name in self._required if name not in present]
-        unknown = [name for name in _unique(columns) if name not in self._known]
-        if not missing and not unknown:
-            return
-        problems = []
         if missing:
-            problems.append(f"missing column(s) {_quote_names(missing)}")
-        if unknown:
-            problems.append(f"unknown column(s) {_quote_names(unknown)}")
-        raise BadRequest(
-            f"input does not match the model's signature: {'; '.join(problems)}. "
-            f"The signature's columns are {_quote_names(self._names)}"
-        )
+            raise BadRequest(
+                f"input does not match the model's signature: missing column(s) {_quote_names(missing)}. "
+                f"The signature's columns are {_quote_names(self._names)}"
+            )
+        unknown = tuple(name for name in _unique(columns) if name not in self._known)
+        if unknown and unknown not in self._warned and len(self._warned) < _MAX_WARNED_SETS:
+            self._warned.add(unknown)
+            _logger.warning(
+                "column(s) %s are not in the model's signature: they are dropped, as MLflow's serving does",
+                _quote_names(list(unknown)),
+            )
 
     def to_model_input(self, kind: str, payload: Any) -> Any:
         """Build what `PyFuncModel.predict` takes, with MLflow's own parsers."""
