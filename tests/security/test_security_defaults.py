@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from tests.support.cloudapi import call, common_client
-from tests.support.server import free_port
+from tests.support.server import free_port, start_server
 
 from .security_estate import PREDICT_BODY, Estate, Key, envelope_of, signed_headers, token_values
 
@@ -81,6 +81,29 @@ def test_the_data_dir_and_its_secrets_are_private(default_server):
     assert mode(data_dir / "server-secret") == 0o600
     generated = json.loads((data_dir / "credentials.json").read_text())["Keys"][0]["SecretKey"]
     assert generated not in log_path.read_text(), "the generated SecretKey was printed"
+
+
+def test_a_data_dir_left_open_is_made_private_when_the_server_starts(tmp_path):
+    """A data dir made by hand, copied or left by an older version: the server closes it."""
+    data_dir = tmp_path / "loose"
+    data_dir.mkdir(mode=0o755)
+    os.chmod(data_dir, 0o755)
+    for name in ("credentials.json", "server-secret"):
+        (data_dir / name).touch()
+    (data_dir / "credentials.json").write_text(json.dumps({"Keys": [{"SecretId": "AKIDx", "SecretKey": "k"}]}))
+    (data_dir / "server-secret").write_text("ab" * 32)
+    for name in ("credentials.json", "server-secret"):
+        os.chmod(data_dir / name, 0o644)
+    server = start_server(data_dir)
+    try:
+        assert mode(data_dir) == 0o700
+        assert {name: mode(data_dir / name) for name in ("credentials.json", "server-secret", "state.db")} == {
+            "credentials.json": 0o600,
+            "server-secret": 0o600,
+            "state.db": 0o600,
+        }
+    finally:
+        server.stop()
 
 
 def test_add_key_makes_a_private_data_dir(estate):

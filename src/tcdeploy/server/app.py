@@ -18,7 +18,7 @@ from .control.api import ControlApi, pod_page
 from .control.backend import Backend, ModelRegistry, Reconciler, ServerSecret, new_pod_name
 from .gateway import Gateway, RouteTable, gateway_routes
 from .runtime import Fleet, LocalRuntime, ReplicaState, reap_orphans
-from .settings import ServerSettings, load_access_keys, server_secret
+from .settings import ServerSettings, load_access_keys, secure_data_dir, server_secret
 from .store import Store
 
 POD_PAGE_LOG_LINES = 100
@@ -37,7 +37,7 @@ class Server:
 
     @classmethod
     def build(cls, settings: ServerSettings) -> Server:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(settings.data_dir)
         store = Store(settings.data_dir / "state.db")
         routes = RouteTable()
         reconciler: Reconciler | None = None

@@ -43,6 +43,22 @@ class ServerSettings:
         return cls(host=host, port=port, data_dir=data_dir, tracking_uri=tracking_uri)
 
 
+# Files in the data dir that hold secrets or what they guard (token hashes, keys), made 0600
+# at every start whatever mode they were left with.
+SECRET_FILES = ("credentials.json", "server-secret", "state.db", "state.db-wal", "state.db-shm")
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """Make the data dir 0700 and its secrets 0600, creating the dir if needed: a data dir made
+    by hand, copied, or left by an older version keeps whatever mode it had otherwise."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data_dir, 0o700)
+    for name in SECRET_FILES:
+        path = data_dir / name
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o600)
+
+
 def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read, created with that mode (never briefly world-readable)."""
     tmp = path.with_suffix(path.suffix + ".tmp")

@@ -7,6 +7,7 @@ Multi-row changes run in one transaction, so a refused or crashed request leaves
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -124,6 +125,9 @@ class Store:
     """The SQLite store. One connection, used from the server's event loop thread only."""
 
     def __init__(self, path: Path) -> None:
+        # Created 0600 before SQLite opens it (it holds token hashes); its -wal and -shm files
+        # take the database's mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
