@@ -7,7 +7,7 @@ docs/wire.md:
 - narrowing (`_NARROWING`): a schema member keeps its name and type but gets a range or a pattern
   the server enforces (e.g. `Replicas` 0–16), so a bad value is refused naming the member;
 - extensions (`_EXTENSIONS`): members of our own, never in place of a real one — `BatchConfig`
-  (adaptive batching on the replica), and what the seed plugin 1.0.x sends to
+  (adaptive batching on the replica), `ServiceType` on the creates (the replies' member), and what the seed plugin 1.0.x sends to
   `ListMLModelServiceGroups` (`ServiceGroupId`, `Offset`, `Limit`).
 """
 
@@ -90,9 +90,12 @@ _NARROWING: dict[str, dict[str, tuple[Any, ...]]] = {
     },
 }
 
+SERVICE_TYPE = (Annotated[Optional[str], Field(max_length=32)], None)
 _EXTENSIONS: dict[str, dict[str, tuple[Any, Any]]] = {
     "CreateServiceInfos": {"BatchConfig": (Optional[BatchConfig], None)},
-    "CreateMLModelService": {"BatchConfig": (Optional[BatchConfig], None)},
+    "CreateMLModelService": {"BatchConfig": (Optional[BatchConfig], None), "ServiceType": SERVICE_TYPE},
+    # The console's 服务类型 (the replies' `ServiceType`); absent, it is read from the model.
+    "CreateMLModelServices": {"ServiceType": SERVICE_TYPE},
     "UpdateMLModelService": {"BatchConfig": (Optional[BatchConfig], None)},
     "ListMLModelServiceGroups": {
         "ServiceGroupId": (Optional[str], None),

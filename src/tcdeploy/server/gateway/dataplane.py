@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from tcdeploy.protocol.chat import CHAT_PATH
+
 from .auth import authorized
 from .inference_table import InferenceTableWriter, Row
 from .metrics import GatewayMetrics
@@ -29,6 +31,7 @@ from .replies import (
 )
 from .routes import Group, NoRoute, Replica, RouteTable, Version
 from .transport import (
+    REQUEST_TRANSPORT,
     ReplicaConnectionError,
     ReplicaLost,
     ReplicaReplyError,
@@ -76,6 +79,8 @@ class Gateway:
         self._limiter = RateLimiter()
         self._picker = ReplicaPicker(routes, replica_wait)
         self._stats: dict[str, _GroupStats] = {}
+        # Called with (group, version, the replica's reply headers, latency s) after each reply.
+        self.reply_observers: list[Callable[[Group, Version, dict[str, str], float], None]] = []
         routes.on_group_removed(self._forget_group)
         routes.on_service_removed(self._limiter.forget)
         routes.on_service_removed(self._forget_service)
@@ -167,7 +172,7 @@ class Gateway:
     # ---- steps ------------------------------------------------------------------------------
 
     def _find(self, group_id: str | None, service_id: str | None, path: str) -> tuple[Group, Version | None]:
-        if path not in PATHS:
+        if path not in PATHS and path != CHAT_PATH:
             raise GatewayError(404, "ENDPOINT_NOT_FOUND", f"no path {path!r}: use /predict or /invocations")
         if service_id is not None:
             found = self.routes.service(service_id)
@@ -218,6 +223,8 @@ class Gateway:
         batch_rows = headers.get("x-batch-rows")
         if batch_rows is not None and batch_rows.isdigit():
             series.batch_rows.observe(int(batch_rows))
+        for observe in self.reply_observers:
+            observe(group, version, headers, latency)
         self._record(group, version, reply, body, wall, latency * 1000.0, inflight)
         return reply
 
@@ -272,7 +279,7 @@ class Gateway:
     async def _send_to(self, replica: Replica, path: str, body: bytes, headers: dict[str, str]):
         replica.begin()
         try:
-            return await self.transport.send(replica.address, path, body, headers)
+            return await (REQUEST_TRANSPORT.get() or self.transport).send(replica.address, path, body, headers)
         finally:
             replica.end()
 

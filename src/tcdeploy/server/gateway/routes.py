@@ -51,6 +51,7 @@ class Version:
     # Replicas the control plane keeps running. While a recovering version has none ready, a
     # request may wait a moment for one instead of failing; 0 means none will come.
     expected_replicas: int = 0
+    chat: bool = False  # an LLM service: it answers the OpenAI chat routes too
 
     def __post_init__(self) -> None:
         self.status = ServiceStatus(self.status)

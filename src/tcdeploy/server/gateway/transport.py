@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Protocol
 
 import httptools
@@ -54,6 +55,11 @@ class ReplicaTransport(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# The transport that carries the current request when it is not the gateway's own: a chat
+# stream's relay (gateway/streaming.py), set by the chat route for its request's task only.
+REQUEST_TRANSPORT: ContextVar[ReplicaTransport | None] = ContextVar("REQUEST_TRANSPORT", default=None)
 
 
 class _Connection(asyncio.Protocol):

@@ -16,7 +16,9 @@ import mlflow
 from mlflow.pyfunc import PyFuncModel
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.protocol.chat import CHAT_PATH, why_not_chat
 from tcdeploy.server.replica.batching import Batcher
+from tcdeploy.server.replica.chat import ChatServer, send_outcome
 from tcdeploy.server.replica.inputs import BadRequest, RequestParser, ScoringRequest
 from tcdeploy.server.replica.scoring import Outcome, Scorer, error_outcome
 
@@ -59,6 +61,8 @@ class ReplicaApp:
             max_wait_s=max_batch_wait_ms / 1000,
         )
         self._max_body_bytes = max_body_bytes
+        # A model that can chat also answers the OpenAI chat route (replica/chat.py).
+        self._chat = ChatServer(model, name=pod_name or "model") if why_not_chat(metadata.to_dict()) is None else None
         self._in_flight = 0
         self._bad_requests = 0
         self._model_errors = 0
@@ -80,6 +84,7 @@ class ReplicaApp:
             "in_flight": self._in_flight,
             "bad_requests": self._bad_requests,
             "model_errors": self._model_errors,
+            **(self._chat.stats() if self._chat else {}),
         }
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -90,6 +95,9 @@ class ReplicaApp:
 
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
         request_id = _header(scope, b"x-request-id")
+        if self._chat is not None and scope["path"] == CHAT_PATH and scope["method"] == "POST":
+            await self._serve_chat(scope, receive, send)
+            return
         route = self._routes.get(scope["path"])
         if route is None:
             outcome = error_outcome(404, "NOT_FOUND", f"no route {scope['path']!r}")
@@ -113,6 +121,18 @@ class ReplicaApp:
         body = b"" if scope["method"] == "HEAD" else outcome.body
         await send({"type": "http.response.body", "body": body})
 
+    async def _serve_chat(self, scope: dict, receive: Callable, send: Callable) -> None:
+        self._in_flight += 1
+        try:
+            try:
+                body = await self._read_body(scope, receive)
+            except BadRequest as exc:
+                await send_outcome(send, error_outcome(400, "BAD_REQUEST", str(exc)), _header(scope, b"x-request-id"))
+                return
+            await self._chat.serve(scope, receive, send, body)  # type: ignore[union-attr]
+        finally:
+            self._in_flight -= 1
+
     async def _lifespan(self, receive: Callable, send: Callable) -> None:
         while True:
             message = await receive()
@@ -121,6 +141,8 @@ class ReplicaApp:
             elif message["type"] == "lifespan.shutdown":
                 # Uvicorn has finished (or given up on) every in-flight request by now.
                 await self._batcher.stop(timeout_s=SHUTDOWN_DRAIN_SECONDS)
+                if self._chat is not None:
+                    self._chat.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -160,6 +182,9 @@ class ReplicaApp:
             )
         try:
             body = await self._read_body(scope, receive)
+            chat = await self._chat.predict(body) if self._chat is not None else None
+            if chat is not None:
+                return chat
             if len(body) > _PARSE_OFF_LOOP_BYTES:
                 request = await asyncio.to_thread(parse, body)
             else:

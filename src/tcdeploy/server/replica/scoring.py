@@ -39,6 +39,7 @@ class Outcome:
     status: int
     body: bytes
     batch_rows: int = 0  # rows in the predict call that answered (for the gateway's metrics)
+    completion_tokens: int | None = None  # a chat reply's, for the gateway's metrics
 
 
 class Scorer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tcdeploy.protocol.chat import SERVICE_TYPES
 from tcdeploy.protocol.errors import InvalidParameterValue
 from tcdeploy.protocol.schema import WireModel
 
@@ -17,7 +18,7 @@ NOT_SETTINGS = {"ServiceId", "WorkspaceId", "ServiceAction", "MlModelInfo", "Aut
 # Members of the create request (not of its Services item) that the service keeps in its spec.
 CREATE_FIELDS = {
     "LogEnable", "LogConfig", "InferenceTablePushEnable", "ServiceDescription", "ModelSource",
-    "CatalogPath", "SchemaPath", "PayloadPath",
+    "CatalogPath", "SchemaPath", "PayloadPath", "ServiceType",
 }  # fmt: skip
 DEFAULT_PAGE_SIZE = 10
 
@@ -71,8 +72,6 @@ async def get_service(ctx: Context, req: Any) -> dict:
 
 FILTERABLE = ("ServiceGroupId", "ServiceGroupName", "ServiceId", "ServiceName", "Status")
 ORDERABLE = {"CreateTime": "created", "UpdateTime": "updated", "ServiceGroupName": "name"}
-# `ServiceType` as the list request names it (the published example sends ML) and as replies say it.
-SERVICE_TYPES = {"ML": "MACHINE_LEARNING", "MACHINE_LEARNING": "MACHINE_LEARNING"}
 
 
 async def list_groups(ctx: Context, req: Any) -> dict:
@@ -86,8 +85,10 @@ async def list_groups(ctx: Context, req: Any) -> dict:
             )
     if req.ServiceGroupId:
         filters.append(("ServiceGroupId", {req.ServiceGroupId}))
-    if req.ServiceType and req.ServiceType not in SERVICE_TYPES:
-        raise InvalidParameterValue("ServiceType", f"must be one of {', '.join(SERVICE_TYPES)}")
+    if req.ServiceType:
+        if req.ServiceType not in SERVICE_TYPES:
+            raise InvalidParameterValue("ServiceType", f"must be one of {', '.join(SERVICE_TYPES)}")
+        filters.append(("ServiceType", {SERVICE_TYPES[req.ServiceType]}))
     groups = _ordered(ctx.backend.groups(ctx.workspace), req.OrderField)
     rows = [wedata_group(ctx, ctx.backend.group_snapshot(g)) for g in groups]
     matching = [g for g in rows if all(_matches(g, name, values) for name, values in filters)]
@@ -125,7 +126,7 @@ def _page(req: Any) -> tuple[int, int, int]:
 def _matches(group: dict, name: str, values: set[str]) -> bool:
     if not values:
         return True
-    if name.startswith("ServiceGroup"):
+    if name.startswith("ServiceGroup") or name == "ServiceType":
         return group[name] in values
     if name == "Status":
         return group["Status"] in values or any(s["Status"] in values for s in group["Services"])

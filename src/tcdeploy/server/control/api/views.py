@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
+from tcdeploy.protocol.chat import MACHINE_LEARNING
 from tcdeploy.protocol.states import GroupStatus, ServiceStatus, tione_word, wedata_word
 
 from ..backend import GroupSnapshot, ReplicaState, ServiceSnapshot, sized
@@ -12,7 +13,6 @@ from .times import wedata_time
 
 # The server's own replicas listen on this port inside their pod, as TI-ONE's model images do.
 SERVICE_PORT = 8501
-SERVICE_TYPE = "MACHINE_LEARNING"
 
 
 def wedata_pod(state: ReplicaState) -> dict:
@@ -68,7 +68,7 @@ def wedata_service(ctx: Context, snap: ServiceSnapshot) -> dict:
         "WorkspaceId": service.workspace,
         "Description": spec.get("ServiceDescription") or "",
         "Status": wedata_word(service.status),
-        "ServiceType": SERVICE_TYPE,
+        "ServiceType": spec.get("ServiceType", MACHINE_LEARNING),
         "InstanceType": spec["InstanceType"],
         "Resources": {
             "Cpu": size.cpu_millicores,
@@ -147,7 +147,7 @@ def wedata_group(ctx: Context, snap: GroupSnapshot) -> dict:
         "WorkspaceId": group.workspace,
         "Description": spec.get("Description") or "",
         "Status": wedata_word(group_status(snap)),
-        "ServiceType": SERVICE_TYPE,
+        "ServiceType": services[0].spec.get("ServiceType", MACHINE_LEARNING) if services else MACHINE_LEARNING,
         "ServiceCount": len(services),
         "RunningServiceCount": sum(1 for s in services if s.status is ServiceStatus.RUNNING),
         "LatestVersion": str(max((s.version for s in services), default=0)),

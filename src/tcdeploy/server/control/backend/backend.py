@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tcdeploy.protocol.chat import MACHINE_LEARNING
 from tcdeploy.protocol.errors import (
     FailedOperation,
     InvalidParameterValue,
@@ -40,6 +41,7 @@ from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
 from .secrets import ServerSecret
 from .service_specs import check_spec, member
+from .service_types import group_type, settle_service_type
 from .tokens import TokenRules
 
 S = ServiceStatus
@@ -211,6 +213,13 @@ class Backend(TokenRules, ObservingRules):
         model_uri = await self.registry.resolve(
             model, spec.get("CatalogName"), spec.get("SchemaName"), member(field, "MlModelInfo")
         )
+        siblings = [s.spec for s in self.store.services(group.id)] if group is not None else []
+        spec = {
+            **spec,
+            "ServiceType": await settle_service_type(
+                self.registry, model_uri, spec.get("ServiceType"), group_type(siblings), group and group.id
+            ),
+        }
         now = time.time()
         with _name_taken_as("ServiceName"), self.store.transaction():
             if group is None:
@@ -316,6 +325,11 @@ class Backend(TokenRules, ObservingRules):
         if model is not None:
             spec["ModelUri"] = await self.registry.resolve(
                 model, spec.get("CatalogName"), spec.get("SchemaName"), "MlModelInfo"
+            )
+            # A new model keeps the service's type: an LLM service's must still chat.
+            kept = service.spec.get("ServiceType", MACHINE_LEARNING)
+            spec["ServiceType"] = await settle_service_type(
+                self.registry, spec["ModelUri"], kept, kept, service.group_id
             )
         return spec
 

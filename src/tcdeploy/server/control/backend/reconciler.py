@@ -12,6 +12,7 @@ import logging
 import time
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
+from tcdeploy.protocol.chat import is_llm
 from tcdeploy.protocol.states import EventType, PodPhase, ServiceStatus
 
 from ...gateway import Group, Replica, RouteTable, Version
@@ -52,7 +53,9 @@ class Reconciler:
             model_uri=service.spec["ModelUri"],
             cpu_millicores=spec.cpu_millicores,
             memory_mb=spec.memory_mb,
-            max_batch_size=int(batch.get("MaxBatchSize", DEFAULT_MAX_BATCH_ROWS)),
+            # Generation is not a 1024-row predict: a chat model scores one request at a time
+            # unless its BatchConfig says otherwise.
+            max_batch_size=int(batch.get("MaxBatchSize", 1 if is_llm(service.spec) else DEFAULT_MAX_BATCH_ROWS)),
             max_batch_wait_ms=float(batch.get("MaxBatchWaitMs", DEFAULT_MAX_BATCH_WAIT_MS)),
             env={**service_env(service.spec), "MLFLOW_TRACKING_URI": self._tracking_uri},
         )
@@ -202,6 +205,7 @@ class Reconciler:
                 ),
                 inference_table=bool(service.spec.get("InferenceTablePushEnable") or service.spec.get("LogEnable")),
                 expected_replicas=0 if service.stopped else service.replicas,
+                chat=is_llm(service.spec),
             )
         self._routes.put_group(
             Group(

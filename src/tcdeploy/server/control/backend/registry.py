@@ -55,6 +55,39 @@ class ModelRegistry:
         """The versions of the first of `names` that is registered, oldest first; None if none is."""
         return await asyncio.to_thread(self._versions, names)
 
+    async def mlmodel(self, uri: str) -> dict | None:
+        """The model's MLmodel file as a dict (what it is: flavors, signature, metadata), or None
+        if it cannot be read from here."""
+        return await asyncio.to_thread(self._mlmodel, uri)
+
+    def _mlmodel(self, uri: str) -> dict | None:
+        import yaml
+        from mlflow.artifacts import download_artifacts
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with open(download_artifacts(artifact_uri=f"{self._location(uri).rstrip('/')}/MLmodel")) as file:
+                document = yaml.safe_load(file)
+        except (MlflowException, OSError, ValueError, yaml.YAMLError):
+            return None
+        return document if isinstance(document, dict) else None
+
+    def _location(self, uri: str) -> str:
+        """Where a model's files are: registry and logged-model URIs resolved with this server's
+        registry (not the process's global tracking URI)."""
+        if not uri.startswith("models:/"):
+            return uri
+        ref = uri[len("models:/") :]
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            return self._client.get_model_version_download_uri(
+                name, self._client.get_model_version_by_alias(name, alias).version
+            )
+        name, _, version = ref.partition("/")
+        if version:
+            return self._client.get_model_version_download_uri(name, version)
+        return self._client.get_logged_model(name).artifact_location
+
     def _check_exists(self, uri: str, field: str) -> None:
         if uri.startswith("models:/"):
             ref = uri[len("models:/") :]
@@ -66,6 +99,12 @@ class ModelRegistry:
                 found = (not version) or self._registered(name, version)
             if not found:
                 raise InvalidParameterValue(field, f"{uri} is not in the model registry")
+        elif uri.startswith("runs:/"):
+            # Checked here like the other forms, before anything is created: a run that is not
+            # there would otherwise surface as a service that fails to load.
+            run_id = uri[len("runs:/") :].split("/", 1)[0]
+            if not self._run_exists(run_id):
+                raise InvalidParameterValue(field, f"{uri}: run {run_id!r} is not in the server's tracking store")
         elif uri.startswith("/") or uri.startswith("file:"):
             path = Path(uri.removeprefix("file://"))
             if not (path / "MLmodel").is_file():
@@ -76,6 +115,15 @@ class ModelRegistry:
 
         try:
             self._client.get_model_version(name, str(version))
+            return True
+        except MlflowException:
+            return False
+
+    def _run_exists(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.get_run(run_id)
             return True
         except MlflowException:
             return False

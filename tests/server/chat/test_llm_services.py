@@ -1,0 +1,194 @@
+"""LLM services end to end: a tiny chat model written here, deployed once for the module as an LLM
+service with auth on, called through the gateway's OpenAI routes (whole and streamed), the official
+`openai` client, the TI-ONE SDK and the MLflow plugin."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.server.chat.chat_model import events, save_chat_model
+from tests.support.cloudapi import call, common_client, create_service, error_of, wait_for_status
+
+WS = "default"
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory):
+    return tmp_path_factory.mktemp("chat-record")
+
+
+@pytest.fixture(scope="module")
+def llm(tcdeploy_server, tmp_path_factory, record):
+    """One LLM service (type read from the model), auth on, inference table on; its group's URL and token."""
+    model = save_chat_model(tmp_path_factory.mktemp("chat-model"), record)
+    wedata = common_client(tcdeploy_server, "wedata")
+    created = create_service(
+        wedata,
+        {
+            "WorkspaceId": WS,
+            "ServiceName": "chatty",
+            "AuthorizationEnable": True,
+            "InferenceTablePushEnable": True,
+            "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(model)}}],
+        },
+    )
+    detail = wait_for_status(wedata, created["ServiceId"], {"RUNNING"})
+    group = created["ServiceGroupId"]
+    info = call(wedata, "GetModelServiceCallInfo", {"WorkspaceId": WS, "ServiceGroupId": group})["Data"]
+    token = info["ServiceCallInfo"]["AuthToken"]
+    base = info["ServiceCallInfo"]["InternetEndpoint"].removesuffix("/predict")
+    yield {
+        "group": group,
+        "service": created["ServiceId"],
+        "detail": detail,
+        "token": token,
+        "base": base,
+        "model": model,
+    }
+    call(wedata, "DeleteMLModelServiceGroup", {"WorkspaceId": WS, "ServiceGroupId": group})
+
+
+def chat(llm, content, **extra) -> httpx.Response:
+    body = {"model": "chatty", "messages": [{"role": "user", "content": content}], **extra}
+    headers = {"Authorization": f"Bearer {llm['token']}"}
+    return httpx.post(f"{llm['base']}/v1/chat/completions", json=body, headers=headers, timeout=30)
+
+
+def test_the_type_is_read_from_the_model(llm):
+    assert llm["detail"]["ServiceType"] == "LLM"
+
+
+def test_a_whole_reply_in_openais_shape(llm):
+    reply = chat(llm, "whole reply please")
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["object"] == "chat.completion" and body["id"] and body["created"] and body["model"]
+    assert body["choices"] == [
+        {"index": 0, "message": {"role": "assistant", "content": "whole reply please"}, "finish_reason": "stop"}
+    ]
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+
+
+def test_a_stream_reaches_the_client_before_the_model_is_done(llm, record):
+    words = ["early"] + [f"w{i}" for i in range(11)]
+    body = {"model": "chatty", "stream": True, "messages": [{"role": "user", "content": " ".join(words)}]}
+    arrivals, chunks = [], []
+    headers = {"Authorization": llm["token"]}
+    with httpx.stream("POST", f"{llm['base']}/v1/chat/completions", json=body, headers=headers, timeout=30) as reply:
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+        for line in reply.iter_lines():
+            if line.startswith("data: "):
+                arrivals.append(time.time())
+                chunks.append(line[6:])
+    assert chunks[-1] == "[DONE]"
+    parsed = [json.loads(c) for c in chunks[:-1]]
+    assert {p["object"] for p in parsed} == {"chat.completion.chunk"} and len({p["id"] for p in parsed}) == 1
+    text = "".join(p["choices"][0]["delta"].get("content", "") for p in parsed if p["choices"])
+    assert text == " ".join(words)
+    assert parsed[-1]["choices"][0]["finish_reason"] == "stop" and parsed[-1]["usage"]["completion_tokens"] == 12
+    last_produced = max(when for when, what in events(record) if what == f"produced early {len(words) - 1}")
+    assert arrivals[0] < last_produced  # the first word came before the model made the last
+
+
+def test_the_openai_client_works_unmodified(llm):
+    client = openai.OpenAI(base_url=f"{llm['base']}/v1", api_key=llm["token"])
+    whole = client.chat.completions.create(model="chatty", messages=[{"role": "user", "content": "hi there"}])
+    assert whole.choices[0].message.content == "hi there" and whole.usage.total_tokens == 4
+    streamed = client.chat.completions.create(
+        model="chatty", messages=[{"role": "user", "content": "one two three"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "one two three"
+    assert [m.id for m in client.models.list()] == ["chatty"]
+
+
+def test_a_client_that_disconnects_cancels_the_generation(llm, record):
+    body = {"stream": True, "messages": [{"role": "user", "content": "gone " + " ".join(["x"] * 200)}]}
+    headers = {"Authorization": llm["token"]}
+    with httpx.stream("POST", f"{llm['base']}/v1/chat/completions", json=body, headers=headers, timeout=30) as reply:
+        next(reply.iter_lines())  # the first event, then hang up
+    deadline = time.monotonic() + 15
+    while not any(what == "cancelled gone" for _, what in events(record)):
+        assert time.monotonic() < deadline, "the model was never told the client went"
+        time.sleep(0.2)
+    assert not any(what == "finished gone" for _, what in events(record))
+
+
+def test_chat_routes_need_the_groups_token(llm):
+    body = {"messages": [{"role": "user", "content": "no key"}]}
+    assert httpx.post(f"{llm['base']}/v1/chat/completions", json=body, timeout=10).status_code == 401
+    assert (
+        httpx.post(f"{llm['base']}/v1/chat/completions", json={**body, "stream": True}, timeout=10).status_code == 401
+    )
+    assert httpx.get(f"{llm['base']}/v1/models", timeout=10).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({}, "messages"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        ({"messages": [{"role": "user", "content": 3}]}, "messages.0.content"),
+        ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 10**9}, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "x"}], "temperature": 9}, "temperature"),
+    ],
+)
+def test_bad_chat_bodies_are_400s_naming_the_member(llm, body, named):
+    reply = httpx.post(
+        f"{llm['base']}/v1/chat/completions", json=body, headers={"Authorization": llm["token"]}, timeout=10
+    )
+    assert reply.status_code == 400 and reply.json()["message"].startswith(named + ":"), reply.text
+
+
+def test_predict_takes_mlflows_chat_form(llm):
+    body = {"messages": [{"role": "user", "content": "via predict"}]}
+    reply = httpx.post(f"{llm['base']}/predict", json=body, headers={"Authorization": llm["token"]}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"] == "via predict"
+
+
+def test_metrics_gain_time_to_first_token_and_tokens_per_second(tcdeploy_server, llm):
+    chat(llm, "count me", stream=True)
+    text = httpx.get(f"{tcdeploy_server.url}/metrics", timeout=10).text
+    assert f'tcdeploy_time_to_first_token_seconds_count{{group="{llm["group"]}"' in text
+    assert f'tcdeploy_completion_tokens_per_second_count{{group="{llm["group"]}"' in text
+
+
+def test_the_inference_table_has_one_row_per_chat_with_the_whole_reply(tcdeploy_server, llm):
+    chat(llm, "tabled whole")
+    chat(llm, "tabled streamed reply", stream=True)
+    deadline = time.monotonic() + 10
+    while True:
+        out = subprocess.run(
+            [sys.executable, "-m", "tcdeploy", "inference-table", llm["group"], "--data-dir",
+             str(tcdeploy_server.data_dir), "--format", "json"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        rows = {json.loads(r["request"])["messages"][0]["content"]: r for r in json.loads(out)}
+        if {"tabled whole", "tabled streamed reply"} <= rows.keys() or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for content in ("tabled whole", "tabled streamed reply"):
+        response = json.loads(rows[content]["response"])
+        assert rows[content]["status_code"] == 200
+        assert response["choices"][0]["message"]["content"] == content
+        assert response["usage"]["completion_tokens"] == len(content.split())
+
+
+def test_a_model_that_cannot_chat_is_refused_as_llm(tcdeploy_server, logistic_model_dir):
+    wedata = common_client(tcdeploy_server, "wedata")
+    params = {
+        "WorkspaceId": WS,
+        "ServiceName": "not-chatty",
+        "ServiceType": "LLM",
+        "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
+    }
+    error = error_of(wedata, "CreateMLModelServices", params)
+    assert error.code == "InvalidParameterValue" and "ServiceType" in error.message and "chat" in error.message
