@@ -14,9 +14,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from tcdeploy.protocol.states import EventType
+
 from .control.api import ControlApi, pod_page
 from .control.backend import Backend, ModelRegistry, Reconciler, ServerSecret, new_pod_name
-from .gateway import Gateway, RouteTable, gateway_routes
+from .gateway import Gateway, RouteTable, TroubleListener, gateway_routes
 from .runtime import Fleet, LocalRuntime, ReplicaState, reap_orphans
 from .settings import ServerSettings, load_access_keys, secure_data_dir, server_secret
 from .store import Store
@@ -50,6 +52,7 @@ class Server:
         fleet = Fleet(runtime, drain=routes.drain, new_pod_name=new_pod_name)
         gateway = Gateway(routes, data_dir=settings.data_dir, usage=lambda: _usage(runtime))
         reconciler = Reconciler(store, runtime, fleet, routes, settings.tracking_uri)
+        gateway.table.on_trouble = _table_events(reconciler)
         backend = Backend(
             store=store,
             runtime=runtime,
@@ -116,6 +119,21 @@ def build_app(settings: ServerSettings) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = server
     return app
+
+
+def _table_events(reconciler: Reconciler) -> TroubleListener:
+    """The inference table's trouble (a full disk, say) as events of the services it concerns."""
+
+    def told(services: set[str], written_again: bool, message: str) -> None:
+        kind, reason = (
+            (EventType.NORMAL, "InferenceTableWritten")
+            if written_again
+            else (EventType.WARNING, "InferenceTableWriteFailed")
+        )
+        for service_id in services:
+            reconciler.record(service_id, kind, reason, message)
+
+    return told
 
 
 def _usage(runtime: LocalRuntime) -> Iterable[tuple[str, str, float, int]]:

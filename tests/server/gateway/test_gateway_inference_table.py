@@ -19,6 +19,7 @@ from tcdeploy.server.gateway.inference_table import (
     write_rows,
 )
 from tcdeploy.server.gateway.journal import decode, encode, segments
+from tests.support.disks import fill, small_disk
 
 from .gateway_harness import IRIS_BODY, IRIS_COLUMNS, make_group, make_version, serve_gateway
 
@@ -193,3 +194,18 @@ def test_segment_numbers_never_repeat_across_restarts(tmp_path):
         asyncio.run(writer.close())
     assert numbers == sorted(set(numbers))
     assert len(read_inference_table(tmp_path, "grp-t")) == 3
+
+
+def test_a_full_disk_keeps_rows_up_to_the_bound_counts_the_dropped_and_says_so_once(tmp_path):
+    told = []
+    with small_disk(tmp_path / "inference", "1m") as disk:
+        writer = InferenceTableWriter(tmp_path, max_pending_bytes=1000, on_trouble=lambda *a: told.append(a))
+        ballast = fill(disk)
+        for n in range(10):
+            writer.append(row(body=b"x" * 100)._replace(request_id=f"r{n}"))
+        assert (writer.pending, writer.dropped) == (8, 2)  # 8 × (100 + 20) bytes fit in 1000
+        assert len(told) == 1 and told[0][:2] == ({"svc-t"}, False)
+        ballast.unlink()
+        asyncio.run(writer.close())
+        assert sorted(read_inference_table(tmp_path, "grp-t")["request_id"]) == [f"r{n}" for n in range(2, 10)]
+    assert told[1][:2] == ({"svc-t"}, True) and "2 rows were dropped" in told[1][2]

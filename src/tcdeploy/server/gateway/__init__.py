@@ -7,7 +7,7 @@ plane, the runtime or the replica.
 
 from .dataplane import Gateway
 from .http import gateway_routes
-from .inference_table import read_inference_table
+from .inference_table import TroubleListener, read_inference_table
 from .replies import GatewayError, GatewayReply
 from .routes import Group, Replica, RouteTable, Version
 from .transport import ReplicaConnectionError, ReplicaLost, ReplicaTransport, UnixHttpTransport
@@ -22,6 +22,7 @@ __all__ = [
     "ReplicaLost",
     "ReplicaTransport",
     "RouteTable",
+    "TroubleListener",
     "UnixHttpTransport",
     "Version",
     "gateway_routes",

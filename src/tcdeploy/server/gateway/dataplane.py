@@ -13,7 +13,7 @@ from pathlib import Path
 from tcdeploy.protocol.chat import CHAT_PATH
 
 from .auth import authorized
-from .inference_table import InferenceTableWriter, Row
+from .inference_table import InferenceTableWriter, Row, TableFigures
 from .metrics import GatewayMetrics
 from .monitor import GroupMonitor
 from .picking import RETRY_PAUSE, ReplicaPicker
@@ -76,6 +76,7 @@ class Gateway:
         self.transport: ReplicaTransport = transport or UnixHttpTransport()
         self.metrics = GatewayMetrics(usage)
         self.table = InferenceTableWriter(Path(data_dir), flush_interval)
+        self.metrics.registry.register(TableFigures(self.table))
         self._limiter = RateLimiter()
         self._picker = ReplicaPicker(routes, replica_wait)
         self._stats: dict[str, _GroupStats] = {}

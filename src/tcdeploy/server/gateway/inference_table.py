@@ -16,20 +16,23 @@ import json
 import logging
 import os
 import re
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from .journal import Journal, Row, decode, segments
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["SCHEMA", "InferenceTableWriter", "Row", "read_inference_table", "write_rows"]
+__all__ = ["SCHEMA", "InferenceTableWriter", "Row", "TableFigures", "read_inference_table", "write_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +52,48 @@ SCHEMA = pa.schema(
     ]
 )
 
-# Rows kept in memory while the journal cannot be written (disk full, say); beyond it the
-# oldest are dropped.
-MAX_PENDING_ROWS = 200_000
+# What is kept in memory while the journal cannot be written (disk full, say): rows up to this
+# many bytes of bodies; past it the oldest are dropped and counted.
+MAX_PENDING_BYTES = 64 * 2**20
 _GROUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 JOURNAL_DIR = ".journal"
+
+# Told when rows stop being written and when they are written again: (the services whose rows
+# are affected, written again?, what happened).
+TroubleListener = Callable[[set[str], bool, str], None]
 
 
 class InferenceTableWriter:
     """Journals each row as it comes and makes the journal into Parquet every `flush_interval`
-    seconds (and at start, what a killed server left)."""
+    seconds (and at start, what a killed server left). A journal that cannot be written keeps
+    rows in memory (up to `max_pending_bytes`) and journals them once it can again."""
 
-    def __init__(self, data_dir: Path, flush_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        flush_interval: float = 1.0,
+        *,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+        on_trouble: TroubleListener | None = None,
+    ) -> None:
         if flush_interval <= 0:
             raise ValueError(f"flush_interval must be above 0 seconds, got {flush_interval}")
         self.root = Path(data_dir) / "inference"
         self.flush_interval = flush_interval
+        self.max_pending_bytes = max_pending_bytes
+        self.dropped = 0  # rows lost because memory's bound was passed
+        self.on_trouble = on_trouble
         self._journal = Journal(self.root / JOURNAL_DIR)
-        self._pending: list[Row] = []  # rows the journal refused, to be journaled at the next flush
+        self._pending: deque[Row] = deque()  # rows the journal refused, oldest first
+        self._pending_bytes = 0
+        self._troubled: set[str] = set()  # services whose rows are not being written
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one flush at a time, so files never race for a name
+
+    @property
+    def pending(self) -> int:
+        """Rows kept in memory, not yet journaled."""
+        return len(self._pending)
 
     def append(self, row: Row) -> None:
         if not self._pending:
@@ -76,9 +101,16 @@ class InferenceTableWriter:
                 self._journal.append(row)
                 return
             except OSError as error:
-                log.error("inference table: the journal cannot be written (%s); rows kept in memory", error)
+                self._trouble({row.service_id}, f"the inference table cannot be written ({error}); rows kept in memory")
+        self._keep(row)
+
+    def _keep(self, row: Row) -> None:
         self._pending.append(row)
-        del self._pending[:-MAX_PENDING_ROWS]
+        self._pending_bytes += len(row.request) + len(row.response)
+        while self._pending_bytes > self.max_pending_bytes and len(self._pending) > 1:
+            oldest = self._pending.popleft()
+            self._pending_bytes -= len(oldest.request) + len(oldest.response)
+            self.dropped += 1
 
     def start(self) -> None:
         if self._task is None:
@@ -101,15 +133,39 @@ class InferenceTableWriter:
         async with self._lock:
             self._journal_pending()
             closed = self._journal.rotate()
-            await asyncio.to_thread(make_parquet, self.root, closed)
+            unwritten = await asyncio.to_thread(make_parquet, self.root, closed)
+            if unwritten:
+                self._trouble(unwritten, "the inference table's journal cannot be made into Parquet; kept on disk")
+            elif self._troubled and not self._pending:
+                self._recovered()
 
     def _journal_pending(self) -> None:
         while self._pending:
+            row = self._pending[0]
             try:
-                self._journal.append(self._pending[0])
+                self._journal.append(row)
             except OSError:
                 return
-            del self._pending[0]
+            self._pending.popleft()
+            self._pending_bytes -= len(row.request) + len(row.response)
+
+    def _trouble(self, services: set[str], message: str) -> None:
+        """Say so once per service and episode (a full disk would otherwise say it per request)."""
+        new = services - self._troubled
+        if not new:
+            return
+        self._troubled |= new
+        log.error("inference table: %s (services %s)", message, ", ".join(sorted(new)))
+        if self.on_trouble is not None:
+            self.on_trouble(new, False, message)
+
+    def _recovered(self) -> None:
+        services, self._troubled = self._troubled, set()
+        lost = f"; {self.dropped} rows were dropped past the memory bound" if self.dropped else ""
+        message = f"the inference table is written again{lost}"
+        log.warning("inference table: %s", message)
+        if self.on_trouble is not None:
+            self.on_trouble(services, True, message)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -117,15 +173,39 @@ class InferenceTableWriter:
             await self.flush()
 
 
-def make_parquet(root: Path, upto: int) -> None:
+class TableFigures(Collector):
+    """The writer's rows kept in memory and rows dropped, read at scrape time."""
+
+    def __init__(self, writer: InferenceTableWriter) -> None:
+        self._writer = writer
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        yield GaugeMetricFamily(
+            "tcdeploy_inference_rows_pending",
+            "Inference-table rows kept in memory, not yet on disk",
+            self._writer.pending,
+        )
+        yield CounterMetricFamily(
+            "tcdeploy_inference_rows_dropped",
+            "Inference-table rows dropped because memory's bound was passed while the disk was unwritable",
+            self._writer.dropped,
+        )
+
+
+def make_parquet(root: Path, upto: int) -> set[str]:
     """Turn the closed journal segments under `root` (numbered up to `upto`) into Parquet and
     remove them; a segment that cannot be written (disk full, say) stays, to be tried again at
-    the next flush."""
+    the next flush. Returns the services of the rows left unwritten."""
     for number, path in segments(root / JOURNAL_DIR, upto):
         rows = list(decode(path.read_bytes()))
-        if write_rows(root, rows, stem=f"{number:020d}"):
-            return
+        unwritten = write_rows(root, rows, stem=f"{number:020d}")
+        if unwritten:
+            return {row.service_id for row in unwritten}
         path.unlink()
+    return set()
 
 
 def write_rows(root: Path, rows: list[Row], *, stem: str | None = None) -> list[Row]:
