@@ -193,7 +193,7 @@ def test_unsupported_methods_and_flavors_fail_before_the_network(credentials):
     client = get_deploy_client("tcdeploy://127.0.0.1:1")  # nothing listens on port 1
     with pytest.raises(MlflowException, match="not supported by the tcdeploy target"):
         client.explain("iris", None)
-    with pytest.raises(MlflowException, match="not supported by the tcdeploy target"):
+    with pytest.raises(MlflowException, match="predict_stream takes a chat request"):
         client.predict_stream("iris", {"inputs": [1]})
     with pytest.raises(MlflowException, match="flavor 'sklearn' is not supported"):
         client.create_deployment("iris", "models:/iris/1", flavor="sklearn")

@@ -86,6 +86,7 @@ def bodies_aimed_at_b(e: Estate) -> dict[str, dict]:
         "DescribeEvents": {"Service": "INFER", "ServiceId": b.service_id},
         "DescribeLogs": {"Service": "INFER", "ServiceId": b.service_id},
         "DescribeBillingSpecs": {"ChargeType": "POSTPAID_BY_HOUR"},
+        "ChatCompletion": {"Model": b.group_id, "Messages": [{"Role": "user", "Content": "sneaky"}]},
     }
 
 
@@ -166,6 +167,7 @@ def b_refs_from_a(e: Estate) -> dict[str, list[dict]]:
         "GetServiceGroupMonitorConfig": by_group,
         "UpdateServiceGroupMonitorConfig": [{**g, "InferenceTableCollectionEnabled": False} for g in by_group],
         "DescribeLogs": [{"Service": "INFER", "ServiceId": s} for s in services],
+        "ChatCompletion": [{"Model": g, "Messages": [{"Role": "user", "Content": "sneaky"}]} for g in groups],
     }
 
 

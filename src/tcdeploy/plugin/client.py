@@ -46,6 +46,7 @@ from tcdeploy.plugin.configkeys import (
 from tcdeploy.plugin.lookup import Directory, Group, is_not_found
 from tcdeploy.plugin.predict import call_and_parse, request_from_cli_frame
 from tcdeploy.plugin.settings import Settings
+from tcdeploy.plugin.streaming import chat_url, check_chat_inputs, stream_chat
 from tcdeploy.plugin.waiting import (
     RUNNING,
     STOPPED,
@@ -362,7 +363,18 @@ class TcDeploymentClient(BaseDeploymentClient):
         return call_and_parse(self._api, body, bool(group.get("AuthorizationEnable")), self._auth_token)
 
     def predict_stream(self, deployment_name=None, inputs=None, endpoint=None):
-        raise _unsupported("predict_stream")
+        """Stream a chat reply from an LLM service (a deployment) or its group (an endpoint):
+        yields OpenAI ``chat.completion.chunk`` dicts as the model produces them. ``inputs`` is the
+        chat request, ``{"messages": [...]}`` with optional temperature, top_p, max_tokens, stop."""
+        check_chat_inputs(inputs)
+        target, _, prefer_group = _predict_route(deployment_name, endpoint)
+        group, service_id = self._scoring_target(target, prefer_group)
+        group_id = group["ServiceGroupId"]
+        url = self._url(ServiceGroupId=group_id)
+        if not url:
+            raise MlflowException(f"endpoint {group_id} has no URL to stream from")
+        token = self._auth_token(group_id) if group.get("AuthorizationEnable") else None
+        return stream_chat(chat_url(url, group_id, service_id), token, inputs)
 
     def explain(self, deployment_name=None, df=None, endpoint=None):
         raise _unsupported("explain")

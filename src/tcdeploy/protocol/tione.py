@@ -136,6 +136,7 @@ REQUIRED: dict[str, frozenset[str]] = {
     "DescribeEvents": frozenset({"Service"}),
     "DescribeLogs": frozenset({"Service"}),
     "DescribeBillingSpecs": frozenset({"ChargeType"}),
+    "ChatCompletion": frozenset({"Model", "Messages"}),
 }
 # Every action's workspace: TI-ONE's name for it, bounded as wedata's `WorkspaceId` is.
 _WORKSPACE = (Field(min_length=1, max_length=64),)
@@ -300,6 +301,7 @@ ACTIONS = (
     "DescribeEvents",
     "DescribeLogs",
     "DescribeBillingSpecs",
+    "ChatCompletion",
 )
 
 MODELS: dict[str, type[WireModel]] = {**{a: request_model(a) for a in ACTIONS}, **EXTENSIONS}

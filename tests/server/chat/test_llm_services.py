@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from tests.server.chat.chat_model import events, save_chat_model
-from tests.support.cloudapi import call, common_client, create_service, error_of, wait_for_status
+from tests.support.cloudapi import call, common_client, create_service, error_of, tione_client, wait_for_status
 
 WS = "default"
 
@@ -192,3 +192,35 @@ def test_a_model_that_cannot_chat_is_refused_as_llm(tcdeploy_server, logistic_mo
     }
     error = error_of(wedata, "CreateMLModelServices", params)
     assert error.code == "InvalidParameterValue" and "ServiceType" in error.message and "chat" in error.message
+
+
+def test_tione_chat_completion_through_the_official_sdk(tcdeploy_server, llm):
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+    from tencentcloud.tione.v20211111 import models
+
+    request = models.ChatCompletionRequest()
+    request.from_json_string(
+        json.dumps({"Model": llm["group"], "Messages": [{"Role": "user", "Content": "from tione"}], "MaxTokens": 16})
+    )
+    reply = tione_client(tcdeploy_server).ChatCompletion(request)
+    assert reply.Model == llm["group"] and reply.Id
+    assert [(c.Message.Role, c.Message.Content, c.FinishReason) for c in reply.Choices] == [
+        ("assistant", "from tione", "stop")
+    ]
+    assert (reply.Usage.PromptTokens, reply.Usage.CompletionTokens, reply.Usage.TotalTokens) == (2, 2, 4)
+    request.from_json_string(json.dumps({"Model": llm["group"], "Messages": [{"Role": "wizard", "Content": "x"}]}))
+    with pytest.raises(TencentCloudSDKException) as refused:
+        tione_client(tcdeploy_server).ChatCompletion(request)
+    assert refused.value.code == "InvalidParameterValue" and refused.value.message.startswith("Messages.0.Role:")
+
+
+def test_the_plugins_predict_stream_yields_the_chunks(tcdeploy_server, llm):
+    from mlflow.deployments import get_deploy_client
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in tcdeploy_server.client_env().items():
+            patch.setenv(name, value)
+        client = get_deploy_client(tcdeploy_server.target)
+        chunks = list(client.predict_stream("chatty", {"messages": [{"role": "user", "content": "plug in streaming"}]}))
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "plug in streaming"

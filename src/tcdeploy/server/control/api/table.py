@@ -15,6 +15,7 @@ from . import (
     auth,
     billing,
     calls,
+    chat,
     events,
     groups,
     groups_wedata,
@@ -86,6 +87,7 @@ _HANDLERS: dict[str, dict[str, Handler]] = {
         "DescribeEvents": tione_services.describe_events,
         "DescribeLogs": tione_services.describe_logs,
         "DescribeBillingSpecs": instance_types.describe_billing_specs,
+        "ChatCompletion": chat.chat_completion,
     },
 }
 
