@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "== installing tcdeploy, its server, MLflow and scikit-learn into $(VENV) (a few minutes the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[server,dev]'
+	$(BIN)/pip install --progress-bar off -c constraints.txt -e '.[server,dev]'
 	touch $(STAMP)
+	@echo "== $(VENV) is ready: '. $(VENV)/bin/activate' puts tcdeploy and mlflow on PATH"
 
 # Lint, formatting and the layers (see [tool.importlinter] in pyproject.toml).
 check: venv
@@ -29,4 +31,4 @@ bench: venv
 	$(BIN)/python bench/serve_vs_mlflow.py
 
 clean:
-	rm -rf $(VENV) .venv-compat .tcdeploy .pytest_cache
+	rm -rf $(VENV) .venv-compat .tcdeploy .pytest_cache mlruns

@@ -78,7 +78,8 @@ def main() -> None:
 
         version = register_model(tracking_uri)
         client = get_deploy_client(TARGET)
-        client.delete_deployment(MODEL_NAME)  # idempotent: clears a leftover from an interrupted run
+        if MODEL_NAME in [d["name"] for d in client.list_deployments()]:  # left by an interrupted run
+            client.delete_deployment(MODEL_NAME)
 
         print("\ninstance types:", [t["spec_name"] for t in client.list_instance_types()])
         deployment = client.create_deployment(MODEL_NAME, f"models:/{MODEL_NAME}/{version}", config={"replicas": 1})
@@ -96,13 +97,18 @@ def main() -> None:
         for line in logs["logs"]:
             print(f"  {line['timestamp']}  {line['message']}")
 
-        client.delete_deployment(MODEL_NAME)
-        client.delete_endpoint(deployment["service_group_id"])
+        client.delete_deployment(MODEL_NAME)  # and the endpoint made for it, now empty
         print("\ndeleted the deployment and its endpoint")
     finally:
         server.terminate()
         server.wait(60)
         print("server stopped")
+    print(
+        f"\nWhat this did: started `tcdeploy server` (state in {DATA_DIR}), registered {MODEL_NAME} "
+        f"version {version} in its MLflow registry, deployed it with MLflow's deployment client "
+        f"(target {TARGET}), predicted three rows, read its status and pod logs, deleted it and "
+        "stopped the server. `make clean` removes what it left; README.md does the same step by step."
+    )
 
 
 if __name__ == "__main__":
