@@ -24,6 +24,8 @@ from tencentcloud.common.sign import Sign
 from tests.support.cloudapi import VERSIONS, call, common_client, create_service, pod_facts, reason, wait_for_status
 from tests.support.server import BackgroundServer, start_server
 
+# In the server's environment: the first is the server's alone, the second MLflow's (replicas get it).
+SERVER_ONLY_ENV = {"SERVER_ONLY_SETTING": "not-for-replicas", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 WORKSPACE_A = "team-a"
 WORKSPACE_B = "team-b"
 WORKSPACE_FUZZ = "fuzz"  # the property tests' own: whatever they manage to change stays there
@@ -96,7 +98,7 @@ def add_key(data_dir: Path, workspace: str) -> Key:
 def build_estate(data_dir: Path, model_dir: Path) -> Estate:
     """Start a server on `data_dir` with a key per workspace; the caller stops `estate.server`."""
     keys = {ws: add_key(data_dir, ws) for ws in (WORKSPACE_A, WORKSPACE_B, WORKSPACE_FUZZ)}
-    server = start_server(data_dir)
+    server = start_server(data_dir, extra_env=SERVER_ONLY_ENV)
     try:
         b = _make_side(server, WORKSPACE_B, keys[WORKSPACE_B], "b-iris", model_dir, replicas=1)
         a = _make_side(server, WORKSPACE_A, keys[WORKSPACE_A], "a-iris", model_dir, replicas=0)

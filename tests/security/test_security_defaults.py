@@ -14,6 +14,7 @@ import httpx
 import psutil
 import pytest
 
+from tcdeploy.server.runtime.launch import passed_env
 from tests.support.cloudapi import call, common_client
 from tests.support.server import free_port, start_server
 
@@ -217,14 +218,39 @@ def test_no_secret_in_a_log_line_or_an_error_message(estate):
         assert not [p for p, text in logs.items() if secret in text], "a secret is in a log"
 
 
-def test_replicas_do_not_inherit_the_servers_keys(estate):
-    """A replica runs the model's code: it gets no access key through its environment."""
+def replicas_of(estate: Estate) -> list[psutil.Process]:
     replicas = [
         p
         for p in psutil.Process(estate.server.process.pid).children(recursive=True)
         if "tcdeploy.server.replica" in " ".join(p.cmdline())
     ]
     assert replicas, "no replica process found"
+    return replicas
+
+
+# What the server sets for a replica itself (the estate's services have no `Env`).
+SET_FOR_REPLICAS = {
+    "PYTHONUNBUFFERED", "PYTHONSAFEPATH", "MLFLOW_TRACKING_URI",
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+}  # fmt: skip
+
+
+def test_replicas_get_an_allow_listed_environment(estate):
+    """What MLflow and the process need pass; the server's own settings do not."""
+    server_env = psutil.Process(estate.server.process.pid).environ()
+    assert server_env["SERVER_ONLY_SETTING"] == "not-for-replicas"
+    for replica in replicas_of(estate):
+        env = replica.environ()
+        assert "SERVER_ONLY_SETTING" not in env
+        assert env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false" and env["PATH"] == server_env["PATH"]
+        assert env["MLFLOW_TRACKING_URI"] and env["OMP_NUM_THREADS"] == "1"
+        extra = set(env) - set(passed_env(server_env))
+        assert extra <= SET_FOR_REPLICAS, f"not allow-listed: {sorted(extra - SET_FOR_REPLICAS)}"
+
+
+def test_replicas_do_not_inherit_the_servers_keys(estate):
+    """A replica runs the model's code: it gets no access key through its environment."""
+    replicas = replicas_of(estate)
     secrets = {estate.admin.secret_key, estate.a.key.secret_key, estate.b.key.secret_key}
     for replica in replicas:
         leaked = {name for name, value in replica.environ().items() if any(s in value for s in secrets)}

@@ -64,8 +64,28 @@ def replica_argv(python: str, spec: ReplicaSpec, socket_path: Path) -> list[str]
     ]
 
 
+# What a replica takes from the server's environment: what any process needs (paths, locale,
+# time zone, temp dir), how to reach MLflow's stores and the network (MLflow's settings, the
+# artifact stores' credentials, proxies, CA bundles) and which devices it may use. Nothing else:
+# a replica runs the model's own code, and the server's environment may hold keys of its own.
+PASSED_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "GOOGLE_APPLICATION_CREDENTIALS", "CUDA_VISIBLE_DEVICES",
+})  # fmt: skip
+PASSED_PREFIXES = ("LC_", "MLFLOW_", "AWS_", "AZURE_STORAGE_", "DATABRICKS_", "HF_", "COS_")
+
+
+def passed_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of `environ` a replica gets (see PASSED_NAMES)."""
+    return {name: value for name, value in environ.items() if name in PASSED_NAMES or name.startswith(PASSED_PREFIXES)}
+
+
 def replica_env(spec: ReplicaSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
+    """The replica's environment: the allow-listed part of the server's, the thread hints of its
+    size, and its service's own `Env` (checked by the control plane)."""
+    env = passed_env(os.environ if base is None else base)
     threads = str(max(1, math.ceil(spec.cpu_millicores / 1000)))
     env.update({name: threads for name in _THREAD_HINTS})
     env["PYTHONUNBUFFERED"] = "1"  # log lines reach us as they are printed, not at exit
