@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tcdeploy.plugin.autoscaling import with_autoscaling
 from tcdeploy.plugin.configkeys import (
     BATCH,
     CLIENT,
@@ -136,7 +137,7 @@ def build_create_request(
     with ``group_id`` the service is a new version of that group (``NewVersion``).
     """
     complete = with_defaults(values, CREATE_KEYS)
-    service = _wire_fields(complete, CREATE_KEYS, SERVICE)
+    service = with_autoscaling(_wire_fields(complete, CREATE_KEYS, SERVICE), "scale_mode" in values)
     if "ServiceLimit" in service:
         service["ServiceLimit"] = complete_service_limit(service["ServiceLimit"])
     # Only what the user asked for: BatchConfig is tcdeploy's extension, and the server's
@@ -177,7 +178,7 @@ def build_update_request(
         if action == "SCALE" and "replicas" not in values:
             raise invalid("service_action SCALE needs config 'replicas'")
     body: dict[str, Any] = {"ServiceId": service_id}
-    body.update(_wire_fields(values, UPDATE_KEYS, SERVICE))
+    body.update(with_autoscaling(_wire_fields(values, UPDATE_KEYS, SERVICE), "scale_mode" in values))
     body.update(_wire_fields(values, UPDATE_KEYS, REQUEST))
     if "ServiceLimit" in body:
         body["ServiceLimit"] = complete_service_limit(body["ServiceLimit"], (current or {}).get("ServiceLimit"))

@@ -67,6 +67,16 @@ _SERVICE_KEYS = (
     _key("charge_type", str, "POSTPAID_BY_HOUR", "Billing mode.", SERVICE, "ChargeType"),
     _key("scale_mode", str, "MANUAL", "Scaling mode.", SERVICE, "ScaleMode", choices=("MANUAL", "AUTO")),
     _key(
+        "autoscaling",
+        dict,
+        None,
+        'Autoscaling (means scale_mode AUTO), e.g. {"min_replicas": 1, "max_replicas": 4, "metrics": '
+        '{"concurrency-util": 4}, "scale_down_window": 120}; metrics cpu-util, memory-util, service-qps, '
+        "concurrency-util; `replicas` is where it starts.",
+        SERVICE,
+        "HorizontalPodAutoscaler",
+    ),
+    _key(
         "service_limit",
         dict,
         None,

@@ -19,9 +19,6 @@ from .schema import wedata
 
 # Why a member acts on nothing here: one wording for both APIs (tione.py reads these too).
 NO_BILLING = "there is no billing on one machine"
-NO_AUTOSCALING = "replicas are fixed at `Replicas`; autoscaling is not built yet"
-NO_SCHEDULE = "the scheduled stop is not built yet"
-ONLY_RPS = "only the per-replica RPS limit acts"
 NO_CLS = "logs are kept per pod on this machine; there is no CLS to ship them to"
 BY_PATH = "the model is found by `ModelPath` or `Name`/`Version`"
 OWN_RUNTIME = "replicas run the server's own MLflow model server, not an image of yours"
@@ -37,13 +34,6 @@ NO_OWNERS = "there are no permissions or owners here"
 # schema has.
 _SERVICE_SETTINGS: dict[str, str] = {
     "ChargeType": NO_BILLING,
-    "ScaleMode": NO_AUTOSCALING,
-    "ScaleStrategy": NO_AUTOSCALING,
-    "HorizontalPodAutoscaler": NO_AUTOSCALING,
-    "CronScaleJobs": NO_AUTOSCALING,
-    "ScheduledAction": NO_SCHEDULE,
-    "ServiceLimit.EnableInstanceReqLimit": ONLY_RPS,
-    "ServiceLimit.InstanceReqLimit": ONLY_RPS,
     "LogConfig": NO_CLS,
     "ModelSource": BY_PATH,
     "MlModelInfo.Id": BY_PATH,
@@ -119,4 +109,5 @@ NO_EFFECT: dict[str, dict[str, str]] = {
 
 REPLY_EXTENSIONS: dict[str, dict[str, str]] = {
     "MLModelService": {"BatchConfig": "adaptive batching on the replica, as the request set it (an extension)"},
+    "HorizontalPodAutoscaler": {"HpaMetrics": "the metrics the autoscaler follows, as the request set them (TI-ONE's)"},
 }

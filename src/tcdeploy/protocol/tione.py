@@ -32,7 +32,7 @@ from pydantic import Field, create_model
 from tencentcloud.tione.v20211111 import models as sdk
 
 from .apis import NAME_PATTERN
-from .effects import NO_AUTOSCALING, NO_BILLING, NO_CLS, NO_SCHEDULE, OWN_ROLLING, OWN_RUNTIME
+from .effects import NO_BILLING, NO_CLS, OWN_ROLLING, OWN_RUNTIME
 from .schema import WireModel
 from .schema import scalar_ok as schema_scalar_ok
 from .times import IsoTime
@@ -196,13 +196,6 @@ _SERVICE_SETTINGS: dict[str, str] = {
     "ModelHotUpdateEnable": OWN_RUNTIME,
     "ModelTurboEnable": OWN_RUNTIME,
     "InstancePerReplicas": "a replica is one process on one machine",
-    "ScaleMode": NO_AUTOSCALING,
-    "ScaleStrategy": NO_AUTOSCALING,
-    "HorizontalPodAutoscaler": NO_AUTOSCALING,
-    "CronScaleJobs": NO_AUTOSCALING,
-    "ScheduledAction": NO_SCHEDULE,
-    "ServiceLimit.EnableInstanceReqLimit": "only the per-replica RPS limit acts",
-    "ServiceLimit.InstanceReqLimit": "only the per-replica RPS limit acts",
     "LogConfig": NO_CLS,
     "VolumeMount": _OWN_PLACEMENT,
     "VolumeMounts": _OWN_PLACEMENT,

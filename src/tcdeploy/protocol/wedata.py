@@ -29,6 +29,15 @@ class BatchConfig(WireModel):
     MaxBatchWaitMs: float = Field(DEFAULT_MAX_BATCH_WAIT_MS, ge=0, le=1000)
 
 
+class HpaMetric(WireModel):
+    """Our extension: a metric the autoscaler follows and its target, as TI-ONE's
+    `HorizontalPodAutoscaler.HpaMetrics` (`Option{Name, Value}`) has them, which wedata's
+    `HorizontalPodAutoscaler` lacks (the ranges are checked by the backend, naming the member)."""
+
+    Name: str = Field(min_length=1, max_length=32)
+    Value: int
+
+
 def _text(value: Any) -> Any:
     # The seed plugin sends model versions as numbers; the schema's member is a string.
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -92,6 +101,7 @@ _NARROWING: dict[str, dict[str, tuple[Any, ...]]] = {
 
 SERVICE_TYPE = (Annotated[Optional[str], Field(max_length=32)], None)
 _EXTENSIONS: dict[str, dict[str, tuple[Any, Any]]] = {
+    "HorizontalPodAutoscaler": {"HpaMetrics": (Optional[list[HpaMetric]], None)},
     "CreateServiceInfos": {"BatchConfig": (Optional[BatchConfig], None)},
     "CreateMLModelService": {"BatchConfig": (Optional[BatchConfig], None), "ServiceType": SERVICE_TYPE},
     # The console's 服务类型 (the replies' `ServiceType`); absent, it is read from the model.

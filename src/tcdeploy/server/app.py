@@ -17,7 +17,15 @@ from starlette.routing import Route
 from tcdeploy.protocol.states import EventType
 
 from .control.api import ControlApi, pod_page
-from .control.backend import Backend, ModelRegistry, Reconciler, ServerSecret, new_pod_name
+from .control.backend import (
+    Backend,
+    ModelRegistry,
+    Reconciler,
+    ScalingControl,
+    ScalingSettings,
+    ServerSecret,
+    new_pod_name,
+)
 from .gateway import Gateway, RouteTable, TroubleListener, gateway_routes
 from .runtime import Fleet, LocalRuntime, ReplicaState, reap_orphans
 from .settings import ServerSettings, load_access_keys, secure_data_dir, server_secret
@@ -36,6 +44,7 @@ class Server:
     gateway: Gateway
     reconciler: Reconciler
     backend: Backend
+    scaling: ScalingControl
 
     @classmethod
     def build(cls, settings: ServerSettings) -> Server:
@@ -43,6 +52,11 @@ class Server:
         store = Store(settings.data_dir / "state.db")
         routes = RouteTable()
         reconciler: Reconciler | None = None
+        scaling: ScalingControl | None = None
+
+        def wake(service_id: str) -> None:
+            if scaling is not None:
+                scaling.wake(service_id)
 
         def on_replica_change(state: ReplicaState) -> None:
             if reconciler is not None:
@@ -50,9 +64,16 @@ class Server:
 
         runtime = LocalRuntime(settings.data_dir, on_change=on_replica_change)
         fleet = Fleet(runtime, drain=routes.drain, new_pod_name=new_pod_name)
-        gateway = Gateway(routes, data_dir=settings.data_dir, usage=lambda: _usage(runtime))
+        gateway = Gateway(routes, data_dir=settings.data_dir, usage=lambda: _usage(runtime), wake=wake)
         reconciler = Reconciler(store, runtime, fleet, routes, settings.tracking_uri)
         gateway.table.on_trouble = _table_events(reconciler)
+        scaling = ScalingControl(
+            store,
+            runtime,
+            gateway,
+            reconciler,
+            ScalingSettings(settings.scale_interval, settings.scale_to_zero_after, settings.timezone),
+        )
         backend = Backend(
             store=store,
             runtime=runtime,
@@ -62,14 +83,16 @@ class Server:
             secret=ServerSecret(server_secret(settings)),
             data_dir=settings.data_dir,
         )
-        return cls(settings, store, runtime, gateway, reconciler, backend)
+        return cls(settings, store, runtime, gateway, reconciler, backend, scaling)
 
     async def start(self) -> None:
         reap_orphans(self.settings.data_dir)
         await self.gateway.start()
         await self.reconciler.restore()
+        self.scaling.start()
 
     async def close(self) -> None:
+        await self.scaling.close()
         await self.reconciler.close()
         await self.runtime.close()
         await self.gateway.close()

@@ -25,6 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     server.add_argument("--data-dir", type=Path, default=Path(".tcdeploy"), help=DATA_DIR_HELP)
     server.add_argument(
+        "--timezone", help="timezone of scheduled scaling (cron jobs) (default: $TCDEPLOY_TIMEZONE or UTC)"
+    )
+    server.add_argument(
+        "--scale-to-zero-after",
+        type=float,
+        help="seconds a service that may scale to 0 idles before it does (default: $TCDEPLOY_SCALE_TO_ZERO_AFTER or 300)",
+    )
+    server.add_argument(
         "--access-log", action="store_true", help="print one line per HTTP request (method, path, action, status, ms)"
     )
     server.set_defaults(run=_serve)
@@ -74,7 +82,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
-    settings = ServerSettings.create(args.host, args.port, args.data_dir)
+    try:
+        settings = ServerSettings.create(
+            args.host, args.port, args.data_dir, timezone=args.timezone, scale_to_zero_after=args.scale_to_zero_after
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         lock = lock_data_dir(settings.data_dir)  # noqa: F841  (held until the process exits)
@@ -92,6 +106,10 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"MLflow registry: {settings.tracking_uri}", flush=True)
     print(
         f"clients: export TCDEPLOY_DATA_DIR={settings.data_dir} MLFLOW_TRACKING_URI={settings.tracking_uri}", flush=True
+    )
+    print(
+        f"schedules: timezone {settings.timezone}; scale to zero after {settings.scale_to_zero_after:g} s idle",
+        flush=True,
     )
     config = uvicorn.Config(
         app,

@@ -7,6 +7,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class ServerSettings:
     data_dir: Path = Path(".tcdeploy")
     tracking_uri: str = ""
     max_body_bytes: int = 10 * 2**20
+    # Scaling: the cron jobs' timezone, how long a MinReplicas-0 service idles before it goes to
+    # zero, and how often the scaling loop looks (seconds).
+    timezone: str = "UTC"
+    scale_to_zero_after: float = 300.0
+    scale_interval: float = 1.0
 
     @property
     def public_url(self) -> str:
@@ -37,10 +43,39 @@ class ServerSettings:
         return self.data_dir / "credentials.json"
 
     @classmethod
-    def create(cls, host: str, port: int, data_dir: Path) -> ServerSettings:
+    def create(
+        cls,
+        host: str,
+        port: int,
+        data_dir: Path,
+        *,
+        timezone: str | None = None,
+        scale_to_zero_after: float | None = None,
+    ) -> ServerSettings:
+        """Flags first, then TCDEPLOY_TIMEZONE / TCDEPLOY_SCALE_TO_ZERO_AFTER /
+        TCDEPLOY_SCALE_INTERVAL, then the defaults. Raises ValueError for an unknown timezone."""
         data_dir = data_dir.resolve()
         tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir / 'mlflow.db'}"
-        return cls(host=host, port=port, data_dir=data_dir, tracking_uri=tracking_uri)
+        zone = timezone or os.environ.get("TCDEPLOY_TIMEZONE") or "UTC"
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: {zone!r} is not a known timezone (like UTC or Asia/Shanghai)") from None
+        idle = scale_to_zero_after
+        if idle is None:
+            idle = float(os.environ.get("TCDEPLOY_SCALE_TO_ZERO_AFTER") or 300)
+        interval = float(os.environ.get("TCDEPLOY_SCALE_INTERVAL") or 1.0)
+        if idle < 1 or not 0.05 <= interval <= 60:
+            raise ValueError("scale_to_zero_after must be 1 s or more, scale interval 0.05 to 60 s")
+        return cls(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            tracking_uri=tracking_uri,
+            timezone=zone,
+            scale_to_zero_after=idle,
+            scale_interval=interval,
+        )
 
 
 # Files in the data dir that hold secrets or what they guard (token hashes, keys), made 0600

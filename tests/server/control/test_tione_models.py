@@ -78,14 +78,16 @@ def test_every_struct_member_the_sdk_declares_is_accepted():
 
 
 # What the service handlers act on; every other member is named in NO_EFFECT.
+SCALING = ("ScaleMode", "ScaleStrategy", "HorizontalPodAutoscaler", "CronScaleJobs", "ScheduledAction")
 ACTING = {
     "CreateModelService": {
         "TiProjectId", "ServiceGroupId", "ServiceGroupName", "ServiceDescription", "ModelInfo", "InstanceType",
         "Replicas", "LogEnable", "AuthorizationEnable", "NewVersion", "ServiceLimit", "Resources", "Env",
+        *SCALING,
     },
     "ModifyModelService": {
         "ServiceId", "TiProjectId", "ServiceDescription", "ModelInfo", "InstanceType", "Replicas", "LogEnable",
-        "ServiceAction", "ServiceLimit", "Resources", "Env",
+        "ServiceAction", "ServiceLimit", "Resources", "Env", *SCALING,
     },
 }  # fmt: skip
 WIRE_MD = Path(__file__).resolve().parents[3] / "docs" / "wire.md"

@@ -25,7 +25,6 @@ from .replies import (
     body_too_large,
     new_request_id,
     not_found,
-    rate_limited,
     unauthenticated,
     unavailable,
 )
@@ -66,9 +65,11 @@ class Gateway:
         flush_interval: float = 1.0,
         usage: Callable[[], Iterable[tuple[str, str, float, int]]] | None = None,
         replica_wait: float = 30.0,
+        wake: Callable[[str], None] | None = None,
     ) -> None:
         """`replica_wait`: how long a request may wait for a ready replica of a version that is
-        getting one back (see `Version.expected_replicas`), rather than get a 503 at once."""
+        getting one back (see `Version.expected_replicas`), rather than get a 503 at once.
+        `wake(service_id)`: asks for a replica of a version scaled to zero (see `ReplicaPicker`)."""
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
         self.routes = routes
@@ -78,7 +79,7 @@ class Gateway:
         self.table = InferenceTableWriter(Path(data_dir), flush_interval)
         self.metrics.registry.register(TableFigures(self.table))
         self._limiter = RateLimiter()
-        self._picker = ReplicaPicker(routes, replica_wait)
+        self._picker = ReplicaPicker(routes, replica_wait, wake)
         self._stats: dict[str, _GroupStats] = {}
         # Called with (group, version, the replica's reply headers, latency s) after each reply.
         self.reply_observers: list[Callable[[Group, Version, dict[str, str], float], None]] = []
@@ -163,12 +164,20 @@ class Gateway:
             return self._refuse(group, None, unavailable(no_route.reason), request_id, body)
         except GatewayError as error:
             return self._refuse(group, None, error, request_id, body)
-        limit = version.rps_limit_per_replica
-        if limit is not None and not self._within_limit(version, limit):
-            return self._refuse(group, version, rate_limited(version.service_id), request_id, body)
+        try:
+            limits = self._limiter.check(
+                version,
+                self.routes.ready_count(version.service_id),
+                self.routes.inflight(version.service_id),
+                time.monotonic(),
+            )
+        except GatewayError as error:
+            return self._refuse(group, version, error, request_id, body)
         if content_type is None or "\n" in content_type or "\r" in content_type:
             content_type = JSON
-        return await self._forward(group, version, path, body, request_id, content_type, deadline)
+        reply = await self._forward(group, version, path, body, request_id, content_type, deadline)
+        reply.headers.update(limits)
+        return reply
 
     # ---- steps ------------------------------------------------------------------------------
 
@@ -184,10 +193,6 @@ class Gateway:
         if group is None:
             raise not_found(f"service group {group_id!r}")
         return group, None
-
-    def _within_limit(self, version: Version, limit_per_replica: float) -> bool:
-        rate = limit_per_replica * self.routes.ready_count(version.service_id)
-        return self._limiter.admit(version.service_id, rate, time.monotonic())
 
     async def _forward(
         self,

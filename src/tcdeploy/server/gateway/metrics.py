@@ -75,6 +75,12 @@ class GatewayMetrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self.replicas = Gauge(
+            "tcdeploy_service_replicas",
+            "Replicas of a service: desired (what it scales to) and ready",
+            ["service", "state"],
+            registry=self.registry,
+        )
         if usage is not None:
             self.registry.register(_ReplicaUsage(usage))
         self._series: dict[tuple[str, str], _ServiceSeries] = {}
@@ -93,6 +99,15 @@ class GatewayMetrics:
                 _remove(family, *key)
             for status in series.requests:
                 _remove(self.requests, *key, str(status))
+
+    def set_replicas(self, service: str, desired: int, ready: int) -> None:
+        """The control plane's counts of a service, as the autoscaler sees them at each tick."""
+        self.replicas.labels(service, "desired").set(desired)
+        self.replicas.labels(service, "ready").set(ready)
+
+    def forget_replicas(self, service: str) -> None:
+        for state in ("desired", "ready"):
+            _remove(self.replicas, service, state)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

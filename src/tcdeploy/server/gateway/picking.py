@@ -11,22 +11,35 @@ import asyncio
 import contextlib
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-from .replies import not_found
+from .replies import held_too_many, not_found
 from .routes import Group, NoRoute, Replica, RouteTable, Version
 from .transport import ReplicaConnectionError
 
 # Before retrying the only replica of a version: the runtime may be bringing it back.
 RETRY_PAUSE = 0.2
+# Requests held at once for services woken from zero; more get a 429 with Retry-After.
+MAX_HELD = 256
 
 
 class ReplicaPicker:
-    def __init__(self, routes: RouteTable, replica_wait: float) -> None:
+    def __init__(
+        self,
+        routes: RouteTable,
+        replica_wait: float,
+        wake: Callable[[str], None] | None = None,
+        max_held: int = MAX_HELD,
+    ) -> None:
+        """`wake(service_id)`: asks the control plane for a replica of a version scaled to zero
+        (`Version.wakes`); the request then waits for it like any, at most `max_held` at once."""
         if replica_wait < 0:
             raise ValueError(f"replica_wait must be 0 seconds or more, got {replica_wait}")
         self.routes = routes
         self.replica_wait = replica_wait
+        self._wake = wake
+        self.max_held = max_held
+        self._held = 0
         self._lanes: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def deadline(self) -> float:
@@ -54,7 +67,14 @@ class ReplicaPicker:
                 remaining = deadline - time.monotonic()
                 if not expected or remaining <= 0:
                     raise
-            await self.routes.wait_for_change(remaining)
+            waking = self._wake_versions(group, version)
+            if waking and self._held >= self.max_held:
+                raise held_too_many(self.max_held)
+            self._held += waking
+            try:
+                await self.routes.wait_for_change(remaining)
+            finally:
+                self._held -= waking
             group, version = self._again(group, version)
 
     async def replica(self, service_id: str, failed: Replica | None, deadline: float) -> Replica:
@@ -98,6 +118,15 @@ class ReplicaPicker:
             yield
         finally:
             lane.release()
+
+    def _wake_versions(self, group: Group, version: Version | None) -> int:
+        """Wake the versions the request may go to that have no replica: 1 if any wakes."""
+        candidates = [version] if version is not None else [v for v in group.versions.values() if v.weight > 0]
+        waking = [v for v in candidates if v.wakes and not self.routes.ready_count(v.service_id)]
+        for woken in waking:
+            if self._wake is not None:
+                self._wake(woken.service_id)
+        return 1 if waking else 0
 
     def _expects_replica(self, service_id: str) -> bool:
         found = self.routes.service(service_id)

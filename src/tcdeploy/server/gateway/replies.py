@@ -53,9 +53,19 @@ def unavailable(reason: str) -> GatewayError:
     return GatewayError(503, "TEMPORARILY_UNAVAILABLE", reason)
 
 
-def rate_limited(service_id: str) -> GatewayError:
+def rate_limited(service_id: str, headers: dict[str, str] | None = None) -> GatewayError:
     message = f"service {service_id} is over its rate limit; retry later"
-    return GatewayError(429, "REQUEST_LIMIT_EXCEEDED", message, {"retry-after": "1"})
+    return GatewayError(429, "REQUEST_LIMIT_EXCEEDED", message, {"retry-after": "1", **(headers or {})})
+
+
+def over_concurrency(service_id: str, limit: int, headers: dict[str, str]) -> GatewayError:
+    message = f"service {service_id} has {limit} requests in flight, its limit (InstanceReqLimit × ready replicas)"
+    return GatewayError(429, "REQUEST_LIMIT_EXCEEDED", f"{message}; retry later", {"retry-after": "1", **headers})
+
+
+def held_too_many(count: int) -> GatewayError:
+    message = f"{count} requests are already waiting for a replica to wake from zero; retry later"
+    return GatewayError(429, "REQUEST_LIMIT_EXCEEDED", message, {"retry-after": "2"})
 
 
 def new_request_id(given: str | None) -> str:

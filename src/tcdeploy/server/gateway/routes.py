@@ -47,10 +47,14 @@ class Version:
     weight: int  # 0..100, relative within the group
     status: ServiceStatus
     rps_limit_per_replica: float | None = None
+    # Requests in flight a replica may have (`ServiceLimit.InstanceReqLimit`); beyond, a 429.
+    inflight_limit_per_replica: float | None = None
     inference_table: bool = False
     # Replicas the control plane keeps running. While a recovering version has none ready, a
     # request may wait a moment for one instead of failing; 0 means none will come.
     expected_replicas: int = 0
+    # Scaled to zero (or allowed to be): a request finding no replica wakes one and waits for it.
+    wakes: bool = False
     chat: bool = False  # an LLM service: it answers the OpenAI chat routes too
 
     def __post_init__(self) -> None:
@@ -193,10 +197,16 @@ class RouteTable:
     def ready_count(self, service_id: str) -> int:
         return sum(1 for replica in self._replicas.get(service_id, ()) if not replica.draining)
 
+    def inflight(self, service_id: str) -> int:
+        """Requests a service's listed replicas are answering now."""
+        return sum(replica.inflight for replica in self._replicas.get(service_id, ()))
+
     def replica_expected(self, version: Version) -> bool:
         """Whether a version without a ready replica should have one again soon: it is worth a
-        request's while to wait for it."""
-        return version.status.recovering and version.expected_replicas > 0
+        request's while to wait for it (a version that wakes gets one because the request came)."""
+        return (version.status.recovering and version.expected_replicas > 0) or (
+            version.wakes and version.status.serves
+        )
 
     def replica_expected_in(self, group: Group) -> bool:
         """`replica_expected` for some version of the group that takes a share of its traffic."""

@@ -50,10 +50,17 @@ def workload_status(snap: ServiceSnapshot) -> dict:
         "UnavailableReplicas": len(pods) - ready,
         "UpdatedReplicas": ready,
         "Status": tione_word(service.status),
-        "Reason": service.reason,
+        "Reason": service.reason or _scaled_to_zero(service),
         "Conditions": [],
         "StatefulSetCondition": [],
     }
+
+
+def _scaled_to_zero(service) -> str:
+    """Why a running service has no replica: it idled to zero (it is still Normal)."""
+    if service.spec.get("_ScaledToZero") and service.replicas == 0:
+        return "ScaledToZero: no request for a while; the next request wakes a replica"
+    return ""
 
 
 def wedata_service(ctx: Context, snap: ServiceSnapshot) -> dict:

@@ -9,6 +9,7 @@ from .instance_types import INSTANCE_TYPES, InstanceType, instance_type, sized
 from .observing import ReplicaUsage, ServiceEvent
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
+from .scaling import ScalingControl, ScalingSettings
 from .secrets import ServerSecret
 from .tokens import TokenView
 
@@ -26,6 +27,8 @@ __all__ = [
     "ModelRef",
     "ModelRegistry",
     "Reconciler",
+    "ScalingControl",
+    "ScalingSettings",
     "ServerSecret",
     "ServiceSnapshot",
     "pod_prefix",

@@ -39,6 +39,7 @@ from .ids import new_group_id, service_id
 from .observing import ObservingRules
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
+from .scaling_specs import with_scaling
 from .secrets import ServerSecret
 from .service_specs import check_spec, member
 from .service_types import group_type, settle_service_type
@@ -196,7 +197,7 @@ class Backend(TokenRules, ObservingRules):
         `spec` holds the service's settings under their wire names; `InstanceType` and `Replicas`
         are required. Refused before anything is written: a taken name, a full group, an unknown
         instance type, a model that does not exist."""
-        check_spec(spec, field)
+        spec = with_scaling(check_spec(spec, field), field, given=set(spec), now=time.time())
         if self.store.service_by_name(workspace, name):
             raise ResourceInUse(f"ServiceName: a service named {name!r} already exists")
         group = self.group(workspace, group_ref) if group_ref else None
@@ -321,7 +322,7 @@ class Backend(TokenRules, ObservingRules):
         changes: dict[str, Any],
         model: ModelRef | None,
     ) -> dict[str, Any]:
-        spec = check_spec({**service.spec, **changes})
+        spec = with_scaling(check_spec({**service.spec, **changes}), "", given=set(changes), now=time.time())
         if model is not None:
             spec["ModelUri"] = await self.registry.resolve(
                 model, spec.get("CatalogName"), spec.get("SchemaName"), "MlModelInfo"

@@ -149,21 +149,26 @@ class ObservingRules:
 
     def replica_usage(self, workspace: str, service_ref: str) -> list[ReplicaUsage]:
         """CPU and memory of each running replica of a service, as shares of its instance type."""
-        service = self.service(workspace, service_ref)
-        size = sized(service.spec)
-        usage = []
-        for pod in self.runtime.states(service.id):
-            sample = self.runtime.usage(pod.pod_name)
-            if sample is not None:
-                cpu_percent, rss = sample
-                usage.append(
-                    ReplicaUsage(
-                        pod.pod_name,
-                        cpu_percent / (size.cpu_millicores / 1000),
-                        100.0 * rss / (size.memory_mb * 2**20),
-                    )
+        return usage_of(self.runtime, self.service(workspace, service_ref))
+
+
+def usage_of(runtime, service: ServiceRecord) -> list[ReplicaUsage]:
+    """CPU and memory of each running replica of `service`, as shares of its instance type (the
+    replica pages and the autoscaler's `cpu-util` / `memory-util`)."""
+    size = sized(service.spec)
+    usage = []
+    for pod in runtime.states(service.id):
+        sample = runtime.usage(pod.pod_name)
+        if sample is not None:
+            cpu_percent, rss = sample
+            usage.append(
+                ReplicaUsage(
+                    pod.pod_name,
+                    cpu_percent / (size.cpu_millicores / 1000),
+                    100.0 * rss / (size.memory_mb * 2**20),
                 )
-        return usage
+            )
+    return usage
 
 
 def _event_resource(service: ServiceRecord, event: EventRecord) -> tuple[str, str]:
