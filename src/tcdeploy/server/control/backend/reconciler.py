@@ -252,11 +252,11 @@ class Reconciler:
         self._store.add_event(EventRecord(service_id, time.time(), kind, reason, message))
 
 
-def _first_line(text: str) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
 def _limit(limit: dict, name: str) -> float | None:
     """A `ServiceLimit` member's per-replica value, when its `Enable…` is on and it is above 0."""
     return float(limit[name]) if limit.get(f"Enable{name}") and limit.get(name) else None
 
 
+def _first_line(text: str) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
