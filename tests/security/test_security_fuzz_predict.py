@@ -29,7 +29,7 @@ CONTENT_TYPES = [
 ]
 
 # Cell values the logistic model gets. Non-finite numbers and nulls are left to the explicit cases
-# below: the replica answers them with a 500 for now (see KNOWN_5XX).
+# below.
 _finite = st.floats(allow_nan=False, allow_infinity=False)
 _cells = st.one_of(
     _finite,
@@ -179,26 +179,15 @@ CASES.update(
         "-Infinity": _split("-Infinity"),
         "1e400": _split("1e400"),
         "nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
+        # A null in a column the signature requires: refused by name, never left to the model.
+        "null": _split("null"),
     }
 )
-# A null in a numeric column reaches the model as NaN and sklearn raises ValueError, which the
-# replica cannot tell from a model that raises by itself (a 500, as issue 4 asks).
-KNOWN_5XX = {
-    "null": _split("null"),
-}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_bad_body_is_a_4xx_with_a_message(estate, replica_before, name):
     reply = predict(estate, CASES[name])
-    check_refused_or_answered(reply)
-    assert reply.status_code >= 400
-
-
-@pytest.mark.parametrize("name", sorted(KNOWN_5XX))
-@pytest.mark.xfail(strict=True, reason="the replica answers 500: a null cell reaches the model as NaN")
-def test_nulls_in_numeric_columns_are_a_4xx(estate, replica_before, name):
-    reply = predict(estate, KNOWN_5XX[name])
     check_refused_or_answered(reply)
     assert reply.status_code >= 400
 

@@ -168,3 +168,25 @@ def test_a_record_lacking_a_required_column_is_refused_not_scored_as_a_null():
     assert "record 1" in refused({"dataframe_records": [{"a": 1.0, "b": 2.0}, {"a": 1.0}]})
     # An optional column may be absent from some records.
     assert parse({"dataframe_records": [{"a": 1.0, "b": 2.0}, {"a": 1.0, "b": 2.0, "c": 3}]}).rows == 2
+
+
+@pytest.mark.parametrize(
+    "body, column, row",
+    [
+        ({"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0], [1.0, None]]}}, "b", 1),
+        ({"dataframe_split": {"columns": ["b", "a"], "data": [[None, 1.0]]}}, "b", 0),
+        ({"dataframe_records": [{"a": None, "b": 2.0}]}, "a", 0),
+        ({"instances": [{"a": 1.0, "b": 2.0}, {"a": 1.0, "b": None}]}, "b", 1),
+        ({"inputs": {"a": [1.0, None, 3.0], "b": [1.0, 2.0, 3.0]}}, "a", 1),
+        ({"inputs": {"a": None, "b": 1.0}}, "a", 0),
+    ],
+)
+def test_a_null_in_a_required_column_is_refused_naming_the_column_and_row(body, column, row):
+    message = refused(body)
+    assert f"column '{column}' is required" in message and f"row {row} holds null" in message
+
+
+def test_a_null_in_an_optional_column_passes_through():
+    assert parse({"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1.0, 2.0, None]]}}).rows == 1
+    assert parse({"dataframe_records": [{"a": 1.0, "b": 2.0, "c": None}]}).rows == 1
+    assert parse({"inputs": {"a": [1.0], "b": [2.0], "c": [None]}}).rows == 1

@@ -104,6 +104,8 @@ class RequestParser:
                 self.check_columns(keys)
             except BadRequest as refused:
                 raise BadRequest(f"record {i}: {refused}") from None
+        if self._required:
+            self._refuse_nulls(kind, payload, shape)
         key = None
         if shape.key is not None:
             params_key = None if params is None else json.dumps(params, sort_keys=True)
@@ -141,6 +143,18 @@ class RequestParser:
             _logger.warning(
                 "column(s) %s are not in the model's signature: they are dropped, as MLflow's serving does",
                 _quote_names(list(unknown)),
+            )
+
+    def _refuse_nulls(self, kind: str, payload: Any, shape: _Shape) -> None:
+        """A null where the signature requires a value is the caller's mistake, whatever the model
+        would make of it (sklearn raises on the NaN it becomes, and that read as the model's own
+        500). Optional columns pass nulls through."""
+        found = _first_null(kind, payload, shape, self._required)
+        if found is not None:
+            column, row = found
+            raise BadRequest(
+                f"column '{column}' is required by the model's signature, but row {row} holds null: "
+                "send a value (or make the column optional in the signature)"
             )
 
     def to_model_input(self, kind: str, payload: Any) -> Any:
@@ -332,6 +346,34 @@ def _shape_columns(columns: dict, max_batch_rows: int) -> _Shape:
         if not any(isinstance(signature, tuple) for column in types for signature in column):
             shape.key = ("columns", tuple(columns), types)
     return shape
+
+
+def _first_null(kind: str, payload: Any, shape: _Shape, required: list[str]) -> tuple[str, int] | None:
+    """(column, row) of the first null in a required column, in the forms that name columns."""
+    if kind == DF_SPLIT and shape.columns is not None:
+        if shape.key is not None and not any(NONE in signature for signature in shape.key[1]):
+            return None  # the row signatures already say no cell is null
+        at = {name: i for i, name in enumerate(shape.columns) if name in required}
+        for row_number, row in enumerate(payload["data"]):
+            for name, i in at.items():
+                if type(row) is list and i < len(row) and row[i] is None:
+                    return name, row_number
+    elif type(payload) is list:
+        for row_number, row in enumerate(payload):
+            if type(row) is dict:
+                for name in required:
+                    if name in row and row[name] is None:
+                        return name, row_number
+    elif type(payload) is dict and shape.columns is not None:
+        for name in required:
+            column = payload.get(name)
+            values = column if type(column) is list else [column]
+            if name in payload and None in values:
+                return name, values.index(None)
+    return None
+
+
+NONE = type(None)
 
 
 def _row_signature(row: list) -> tuple:
