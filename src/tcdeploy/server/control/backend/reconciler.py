@@ -18,7 +18,6 @@ from tcdeploy.protocol.states import EventType, PodPhase, ServiceStatus
 from ...gateway import Group, Replica, RouteTable, Version
 from ...runtime import Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
 from ...store import EventRecord, ServiceRecord, Store
-from .autoscaler import wakes
 from .environment import service_env
 from .instance_types import sized
 
@@ -67,10 +66,6 @@ class Reconciler:
         task = asyncio.create_task(self._apply_after(prior, service_id, previous_spec))
         self._tasks[service_id] = task
         task.add_done_callback(lambda t: self._forget_task(service_id, t))
-
-    def busy(self, service_id: str) -> bool:
-        """Whether apply work on the service is pending (the autoscaler waits for it to finish)."""
-        return service_id in self._tasks
 
     async def idle(self) -> None:
         """Return once no apply work is pending (work started meanwhile is waited for too)."""
@@ -203,9 +198,11 @@ class Reconciler:
                 version=str(service.version),
                 weight=service.weight,
                 status=service.status,
-                rps_limit_per_replica=_limit(limit, "InstanceRpsLimit"),
-                inflight_limit_per_replica=_limit(limit, "InstanceReqLimit"),
-                wakes=wakes(service.spec),
+                rps_limit_per_replica=(
+                    float(limit["InstanceRpsLimit"])
+                    if limit.get("EnableInstanceRpsLimit") and limit.get("InstanceRpsLimit")
+                    else None
+                ),
                 inference_table=bool(service.spec.get("InferenceTablePushEnable") or service.spec.get("LogEnable")),
                 expected_replicas=0 if service.stopped else service.replicas,
                 chat=is_llm(service.spec),
@@ -246,15 +243,13 @@ class Reconciler:
             return
         self._store.update_service(service_id, status=status, reason=reason)
         if service.status != status:
+            # One line per lifecycle step, so a running `tcdeploy server` can be read.
+            because = f": {_first_line(reason)}" if reason else ""
+            log.info("%s (%s): %s -> %s%s", service.name, service_id, service.status, status, because)
             self.publish_group(service.group_id)
 
     def record(self, service_id: str, kind: EventType, reason: str, message: str) -> None:
         self._store.add_event(EventRecord(service_id, time.time(), kind, reason, message))
-
-
-def _limit(limit: dict, name: str) -> float | None:
-    """A `ServiceLimit` member's per-replica value, when its `Enable…` is on and it is above 0."""
-    return float(limit[name]) if limit.get(f"Enable{name}") and limit.get(name) else None
 
 
 def _first_line(text: str) -> str:
