@@ -91,6 +91,7 @@ Environment
   TENCENTCLOUD_ENDPOINT   cloud API host override (e.g. wedata.internal.tencentcloudapi.com)
   TCDEPLOY_ALLOWED_HOSTS  extra hosts (host or host:port, comma-separated) a target may name
   TCDEPLOY_REQUEST_TIMEOUT, TCDEPLOY_MAX_ATTEMPTS   per-call timeout (s, default 60), attempts (3)
+  TCDEPLOY_TRACEBACK      set to 1: `mlflow deployments` errors with their traceback, not one line
 
 Examples
   mlflow deployments create -t tcdeploy://127.0.0.1:8600 --name iris -m models:/iris/1 -C replicas=2
