@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
@@ -164,17 +165,7 @@ def test_metrics_gain_time_to_first_token_and_tokens_per_second(tcdeploy_server,
 def test_the_inference_table_has_one_row_per_chat_with_the_whole_reply(tcdeploy_server, llm):
     chat(llm, "tabled whole")
     chat(llm, "tabled streamed reply", stream=True)
-    deadline = time.monotonic() + 10
-    while True:
-        out = subprocess.run(
-            [sys.executable, "-m", "tcdeploy", "inference-table", llm["group"], "--data-dir",
-             str(tcdeploy_server.data_dir), "--format", "json"],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        rows = {json.loads(r["request"])["messages"][0]["content"]: r for r in json.loads(out)}
-        if {"tabled whole", "tabled streamed reply"} <= rows.keys() or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    rows = table_rows(tcdeploy_server, llm, {"tabled whole", "tabled streamed reply"})
     for content in ("tabled whole", "tabled streamed reply"):
         response = json.loads(rows[content]["response"])
         assert rows[content]["status_code"] == 200
@@ -224,3 +215,98 @@ def test_the_plugins_predict_stream_yields_the_chunks(tcdeploy_server, llm):
         chunks = list(client.predict_stream("chatty", {"messages": [{"role": "user", "content": "plug in streaming"}]}))
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "plug in streaming"
+
+
+def test_the_replica_serves_streams_side_by_side(llm, record):
+    def stream(tag):
+        body = {"stream": True, "messages": [{"role": "user", "content": f"{tag} " + " ".join(["y"] * 8)}]}
+        with httpx.stream("POST", f"{llm['base']}/v1/chat/completions", json=body,
+                          headers={"Authorization": llm["token"]}, timeout=30) as reply:  # fmt: skip
+            return "".join(reply.iter_text())
+
+    with ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(stream, ["left", "right"]))
+    assert all(r.rstrip().endswith("data: [DONE]") for r in replies)
+    seen = {what: when for when, what in events(record)}
+    # Each began before the other finished: neither waited for the other's whole reply.
+    assert seen["produced left 0"] < seen["finished right"] and seen["produced right 0"] < seen["finished left"]
+
+
+def test_a_version_of_another_type_is_refused_in_an_llm_group(tcdeploy_server, llm, logistic_model_dir):
+    wedata = common_client(tcdeploy_server, "wedata")
+    params = {
+        "WorkspaceId": WS,
+        "ServiceName": "tabular-in-chat",
+        "ServiceGroupId": llm["group"],
+        "Services": [{"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}],
+    }
+    error = error_of(wedata, "CreateMLModelServices", params)
+    assert error.code == "InvalidParameterValue" and error.message.startswith("ServiceType:")
+
+
+@pytest.fixture(scope="module")
+def second(tcdeploy_server, llm):
+    """A second version of the LLM group, limited to 1 request a second per replica."""
+    wedata = common_client(tcdeploy_server, "wedata")
+    created = create_service(
+        wedata,
+        {
+            "WorkspaceId": WS,
+            "ServiceName": "chatty-v2",
+            "ServiceGroupId": llm["group"],
+            "InferenceTablePushEnable": True,
+            "Services": [
+                {
+                    "InstanceType": "TI.S.SMALL.POST",
+                    "MlModelInfo": {"ModelPath": str(llm["model"])},
+                    "ServiceLimit": {
+                        "EnableInstanceRpsLimit": True,
+                        "InstanceRpsLimit": 1,
+                        "EnableInstanceReqLimit": False,
+                        "InstanceReqLimit": 0,
+                    },
+                }
+            ],
+        },
+    )
+    wait_for_status(wedata, created["ServiceId"], {"RUNNING"})
+    return created["ServiceId"]
+
+
+def test_weights_route_chat_requests(tcdeploy_server, llm, second):
+    wedata = common_client(tcdeploy_server, "wedata")
+    entries = [{"ServiceId": llm["service"], "Weight": 0}, {"ServiceId": second, "Weight": 100}]
+    call(
+        wedata,
+        "UpdateServiceGroupWeights",
+        {"WorkspaceId": WS, "ServiceGroupId": llm["group"], "WeightEntries": entries},
+    )
+    assert chat(llm, "weighted whole").status_code == 200
+    time.sleep(1.1)  # the second version's rate limit
+    assert chat(llm, "weighted streamed", stream=True).status_code == 200
+    rows = table_rows(tcdeploy_server, llm, {"weighted whole", "weighted streamed"})
+    assert {rows[c]["service_id"] for c in ("weighted whole", "weighted streamed")} == {second}
+
+
+def test_the_rate_limit_applies_to_chat_streams(llm, second):
+    url = f"{llm['base'].replace('/groups/' + llm['group'], '/services/' + second)}/v1/chat/completions"
+    body = {"stream": True, "messages": [{"role": "user", "content": "limited"}]}
+    statuses = [
+        httpx.post(url, json=body, headers={"Authorization": llm["token"]}, timeout=30).status_code for _ in range(4)
+    ]
+    assert 429 in statuses and 200 in statuses
+
+
+def table_rows(tcdeploy_server, llm, contents: set[str]) -> dict[str, dict]:
+    """The inference-table rows of the group by the first message's content, once all of `contents` are in."""
+    deadline = time.monotonic() + 10
+    while True:
+        out = subprocess.run(
+            [sys.executable, "-m", "tcdeploy", "inference-table", llm["group"], "--data-dir",
+             str(tcdeploy_server.data_dir), "--format", "json"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        rows = {json.loads(r["request"])["messages"][0]["content"]: r for r in json.loads(out)}
+        if contents <= rows.keys() or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.5)
