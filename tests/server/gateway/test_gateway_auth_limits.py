@@ -71,6 +71,7 @@ async def test_auth_refuses_missing_and_wrong_keys_before_any_replica_is_asked(t
             reply = await gw.client.post("/groups/grp-a/predict", content=IRIS_BODY, headers=headers)
             assert reply.status_code == 401
             assert reply.json()["error_code"] == "UNAUTHENTICATED"
+            assert "`tcdeploy token <group>` prints it" in reply.json()["message"]  # where to find one
             reply = await gw.client.post("/services/svc-a/predict", content=IRIS_BODY, headers=headers)
             assert reply.status_code == 401
         assert transport.sent == 0

@@ -46,7 +46,12 @@ def not_found(what: str) -> GatewayError:
 
 
 def unauthenticated() -> GatewayError:
-    return GatewayError(401, "UNAUTHENTICATED", "a valid API key is required in the Authorization header")
+    return GatewayError(
+        401,
+        "UNAUTHENTICATED",
+        "the group's token is required in the Authorization header "
+        "(`tcdeploy token <group>` prints it; MLflow's get_endpoint shows it as auth_token)",
+    )
 
 
 def unavailable(reason: str) -> GatewayError:
