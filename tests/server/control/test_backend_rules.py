@@ -4,6 +4,7 @@ fleet whose replicas are records, not processes. Each test runs in milliseconds.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,24 @@ def test_a_created_service_runs_with_all_the_traffic_of_its_new_group(world):
         assert world.routes.group(group.id).versions[service.id].status is ServiceStatus.RUNNING
 
     run(go())
+
+
+def test_each_lifecycle_step_is_one_line_of_the_servers_log(world, caplog):
+    async def go():
+        service = await world.create("iris")
+        await world.backend.remove_service(WS, service.id)
+        return service.id
+
+    with caplog.at_level(logging.INFO, logger="tcdeploy.server"):
+        service_id = run(go())
+    lines = [r.getMessage() for r in caplog.records if r.name == "tcdeploy.server"]
+    assert [line.split(": ", 1)[1].split(",")[0] for line in lines] == [
+        f"created in group {service_id.rsplit('-', 1)[0]}",
+        "Creating -> Running",
+        "Running -> Deleting",
+        "deleted",
+    ]
+    assert all(line.startswith(f"iris ({service_id}): ") for line in lines)
 
 
 def test_a_third_service_in_a_group_is_refused_and_nothing_is_written(world):

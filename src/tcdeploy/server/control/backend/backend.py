@@ -14,6 +14,7 @@ a service's settings.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,10 @@ from .secrets import ServerSecret
 from .service_specs import check_spec, member
 from .service_types import group_type, settle_service_type
 from .tokens import TokenRules
+
+# The server's readable log: a service's first and last lifecycle steps here, the ones between
+# in the reconciler (same logger).
+log = logging.getLogger("tcdeploy.server")
 
 S = ServiceStatus
 MAX_SERVICES_PER_GROUP = 2
@@ -248,6 +253,9 @@ class Backend(TokenRules, ObservingRules):
         self.reconciler.record(
             service.id, EventType.NORMAL, "Creating", f"creating {service.replicas} replica(s) of {model_uri}"
         )
+        log.info(
+            "%s (%s): created in group %s, %d replica(s) of %s", name, service.id, group.id, service.replicas, model_uri
+        )
         self.reconciler.publish_group(group.id)
         self.reconciler.apply(service.id)
         return self.store.service(service.id)
@@ -338,6 +346,7 @@ class Backend(TokenRules, ObservingRules):
         """Take the service out of routing, stop its replicas (draining), then forget it. The one
         left in the group takes all the traffic if it had none."""
         self.store.update_service(service.id, status=S.DELETING)
+        log.info("%s (%s): %s -> %s", service.name, service.id, service.status, S.DELETING)
         self.reconciler.publish_group(service.group_id)
         await self.reconciler.remove(service.id)
         with self.store.transaction():
@@ -346,6 +355,7 @@ class Backend(TokenRules, ObservingRules):
             if len(remaining) == 1 and remaining[0].weight == 0:
                 self.store.update_service(remaining[0].id, weight=100)
             self.store.touch_group(service.group_id)
+        log.info("%s (%s): deleted", service.name, service.id)
         self.reconciler.publish_group(service.group_id)
 
     # ---- names and group settings ----------------------------------------------------------
