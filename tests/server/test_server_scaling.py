@@ -17,17 +17,9 @@ import httpx
 import pytest
 from tencentcloud.tione.v20211111 import models
 
-from tests.support.cloudapi import (
-    call,
-    common_client,
-    create_service,
-    error_of,
-    events_of,
-    tione_client,
-    wait_for_status,
-)
+from tests.support.cloudapi import call, common_client, error_of, events_of, tione_client, wait_for_status
 from tests.support.server import start_server
-from tests.support.slow_model import save_slow_model, slow_body
+from tests.support.slow_model import create_slow_service, save_slow_model, slow_body
 
 WS = "default"
 IDLE_S = 3
@@ -55,24 +47,7 @@ def slow_model(tmp_path_factory):
 
 
 def make(wedata, name: str, model, **service) -> dict:
-    created = create_service(
-        wedata,
-        {
-            "WorkspaceId": WS,
-            "ServiceName": name,
-            "Services": [
-                {
-                    "InstanceType": "TI.S.SMALL.POST",
-                    "MlModelInfo": {"ModelPath": str(model)},
-                    # One request at a time per replica: the load shows as requests in flight.
-                    "BatchConfig": {"MaxBatchSize": 1},
-                    **service,
-                }
-            ],
-        },
-    )
-    wait_for_status(wedata, created["ServiceId"], {"RUNNING"})
-    return created
+    return create_slow_service(wedata, name, model, WS, **service)
 
 
 def detail(wedata, service_id: str) -> dict:

@@ -39,3 +39,27 @@ def save_slow_model(path: Path, delay_s: float = 0.2) -> Path:
 
 def slow_body(rows: int = 1) -> dict:
     return {"dataframe_split": {"columns": ["x"], "data": [[1.0]] * rows}}
+
+
+def create_slow_service(wedata, name: str, model: Path, workspace: str = "default", **service) -> dict:
+    """A service of `model` (`CreateMLModelServices`, `service` its other settings) with one request
+    at a time per replica, so the load shows as requests in flight; returned once Running."""
+    from tests.support.cloudapi import create_service, wait_for_status
+
+    created = create_service(
+        wedata,
+        {
+            "WorkspaceId": workspace,
+            "ServiceName": name,
+            "Services": [
+                {
+                    "InstanceType": "TI.S.SMALL.POST",
+                    "MlModelInfo": {"ModelPath": str(model)},
+                    "BatchConfig": {"MaxBatchSize": 1},
+                    **service,
+                }
+            ],
+        },
+    )
+    wait_for_status(wedata, created["ServiceId"], {"RUNNING"}, workspace=workspace)
+    return created
