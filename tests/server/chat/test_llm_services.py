@@ -310,3 +310,16 @@ def table_rows(tcdeploy_server, llm, contents: set[str]) -> dict[str, dict]:
         if contents <= rows.keys() or time.monotonic() > deadline:
             return rows
         time.sleep(0.5)
+
+
+def test_the_consoles_call_test_reaches_the_chat_route(tcdeploy_server, llm):
+    wedata = common_client(tcdeploy_server, "wedata")
+    body = {"messages": [{"role": "user", "content": "console says hi"}]}
+    raw = call(
+        wedata,
+        "ModelServiceInterfaceCallTest",
+        {"WorkspaceId": WS, "ServiceGroupId": llm["group"], "ServiceId": llm["group"], "RelativeUrl": "/v1/chat/completions",
+         "CurlData": json.dumps(body), "AuthTokenValue": llm["token"]},
+    )["Data"]["CurlResponseRaw"]  # fmt: skip
+    reply = json.loads(raw)
+    assert reply["status"] == 200 and json.loads(reply["body"])["choices"][0]["message"]["content"] == "console says hi"

@@ -17,6 +17,10 @@ or call `serve(...)`. Routes:
   sent);
   400 `{"error_code": "BAD_REQUEST", "message"}`; 500 `{"error_code": "MODEL_ERROR", "message"}`.
 
+- `POST /v1/chat/completions` (a model that can chat, see `tcdeploy.protocol.chat`): OpenAI's chat
+  request, answered whole or, with `stream: true`, as server-sent events from `predict_stream`
+  (replica/chat.py); `/predict` then also takes MLflow's chat form `{"messages": …}`.
+
 Every reply echoes an incoming `X-Request-Id` header.
 """
 

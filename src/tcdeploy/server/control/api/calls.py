@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tcdeploy.protocol.chat import CHAT_PATH
 from tcdeploy.protocol.errors import InvalidParameterValue
 from tcdeploy.protocol.urls import validate_relative_url
 
 from .context import Context, required
 
-# What a service serves; any other well-formed path is answered as the service would: a 404.
-SERVED_PATHS = ("/predict", "/invocations")
+# What a service serves (the chat route answers on LLM services); any other well-formed path is
+# answered as the service would: a 404.
+SERVED_PATHS = ("/predict", "/invocations", CHAT_PATH)
 
 
 async def call_test(ctx: Context, req: Any) -> dict:
