@@ -174,13 +174,14 @@ def request_model(action: str) -> type[WireModel]:
 
 _BY_MODEL = "the model is found by `CosPathInfo.Paths` or `ModelName`/`ModelVersion`"
 _OWN_PLACEMENT = "replicas run as processes of this machine: no resource groups, volumes or networks"
-_OWN_PROBES = "the server probes its replicas its own way (readiness, restart with backoff)"
+_OWN_SOCKET = "a replica answers its probes on its own socket (liveness /live, readiness /ping)"
 _ONE_CATEGORY = "there is one kind of service here"
 _NO_TAGS = "there are no tags here"
 
 # Members of the service requests that are accepted, stored and shown back, but act on nothing
 # here, with why (a struct's member path-wise: `ServiceLimit.InstanceReqLimit`). The list only
 # shrinks. docs/wire.md shows it; a test keeps the two the same.
+_PROBES = ("LivenessProbe", "ReadinessProbe", "StartupProbe")
 _SERVICE_SETTINGS: dict[str, str] = {
     "ChargeType": NO_BILLING,
     "HybridBillingPrepaidReplicas": NO_BILLING,
@@ -203,7 +204,11 @@ _SERVICE_SETTINGS: dict[str, str] = {
     "SchedulingStrategy": _OWN_PLACEMENT,
     "Priority": _OWN_PLACEMENT,
     "TerminationGracePeriodSeconds": "a stopping replica drains its requests, then stops",
-    "HealthProbe": _OWN_PROBES,
+    **{
+        f"HealthProbe.{probe}.ProbeAction.HTTPGet.{where}": _OWN_SOCKET
+        for probe in _PROBES
+        for where in ("Path", "Port")
+    },
     "RollingUpdate": OWN_ROLLING,
     "ModelInfo.ModelId": _BY_MODEL,
     "ModelInfo.ModelVersionId": _BY_MODEL,

@@ -26,7 +26,7 @@ from .control.backend import (
     ServerSecret,
     new_pod_name,
 )
-from .gateway import Gateway, RouteTable, TroubleListener, gateway_routes
+from .gateway import Gateway, RouteTable, TroubleListener, UnixHttpTransport, gateway_routes
 from .runtime import Fleet, LocalRuntime, ReplicaState, reap_orphans
 from .settings import ServerSettings, load_access_keys, secure_data_dir, server_secret
 from .store import Store
@@ -64,8 +64,16 @@ class Server:
 
         runtime = LocalRuntime(settings.data_dir, on_change=on_replica_change)
         fleet = Fleet(runtime, drain=routes.drain, new_pod_name=new_pod_name)
-        gateway = Gateway(routes, data_dir=settings.data_dir, usage=lambda: _usage(runtime), wake=wake)
-        reconciler = Reconciler(store, runtime, fleet, routes, settings.tracking_uri)
+        gateway = Gateway(
+            routes,
+            data_dir=settings.data_dir,
+            transport=UnixHttpTransport(timeout=settings.request_timeout),
+            usage=lambda: _usage(runtime),
+            wake=wake,
+        )
+        reconciler = Reconciler(
+            store, runtime, fleet, routes, settings.tracking_uri, hang_after_s=settings.request_timeout
+        )
         gateway.table.on_trouble = _table_events(reconciler)
         scaling = ScalingControl(
             store,

@@ -32,6 +32,9 @@ class ServerSettings:
     timezone: str = "UTC"
     scale_to_zero_after: float = 300.0
     scale_interval: float = 1.0
+    # How long the gateway waits for a replica's answer (then a 504), and how long a predict may
+    # run before the replica's liveness probe fails.
+    request_timeout: float = 60.0
 
     @property
     def public_url(self) -> str:
@@ -67,6 +70,9 @@ class ServerSettings:
         interval = float(os.environ.get("TCDEPLOY_SCALE_INTERVAL") or 1.0)
         if idle < 1 or not 0.05 <= interval <= 60:
             raise ValueError("scale_to_zero_after must be 1 s or more, scale interval 0.05 to 60 s")
+        request_timeout = float(os.environ.get("TCDEPLOY_REQUEST_TIMEOUT") or 60.0)
+        if not 1 <= request_timeout <= 3600:
+            raise ValueError(f"TCDEPLOY_REQUEST_TIMEOUT: must be 1 to 3600 seconds, got {request_timeout:g}")
         return cls(
             host=host,
             port=port,
@@ -75,6 +81,7 @@ class ServerSettings:
             timezone=zone,
             scale_to_zero_after=idle,
             scale_interval=interval,
+            request_timeout=request_timeout,
         )
 
 

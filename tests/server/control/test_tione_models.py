@@ -83,11 +83,11 @@ ACTING = {
     "CreateModelService": {
         "TiProjectId", "ServiceGroupId", "ServiceGroupName", "ServiceDescription", "ModelInfo", "InstanceType",
         "Replicas", "LogEnable", "AuthorizationEnable", "NewVersion", "ServiceLimit", "Resources", "Env",
-        *SCALING,
+        "HealthProbe", *SCALING,
     },
     "ModifyModelService": {
         "ServiceId", "TiProjectId", "ServiceDescription", "ModelInfo", "InstanceType", "Replicas", "LogEnable",
-        "ServiceAction", "ServiceLimit", "Resources", "Env", *SCALING,
+        "ServiceAction", "ServiceLimit", "Resources", "Env", "HealthProbe", *SCALING,
     },
 }  # fmt: skip
 WIRE_MD = Path(__file__).resolve().parents[3] / "docs" / "wire.md"

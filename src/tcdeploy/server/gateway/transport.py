@@ -170,12 +170,14 @@ class UnixHttpTransport:
         if timeout <= 0:
             raise ValueError(f"timeout must be above 0 seconds, got {timeout}")
         self.timeout = timeout
+        self._deadline_ms = str(int(timeout * 1000))
         self._idle: dict[str, list[_Connection]] = {}
 
     async def send(
         self, address: str, path: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
-        head = _request_head(path, body, headers)
+        # The replica drops the request unscored if it is still queued when this has passed.
+        head = _request_head(path, body, {**headers, "x-request-deadline-ms": self._deadline_ms})
         conn = self._pooled(address)
         if conn is None:
             return await self._exchange(address, await self._connect(address), head, body)

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-body-mb", type=_positive_float, default=16.0, help="largest request body accepted, in MiB (default 16)"
     )
+    parser.add_argument(
+        "--hang-after-s",
+        type=_positive_float,
+        default=60.0,
+        help="a predict running longer than this fails GET /live, the liveness probe (default 60)",
+    )
     parser.add_argument("--pod-name", help="shown by GET /version")
     return parser
 
@@ -91,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             max_batch_wait_ms=args.max_batch_wait_ms,
             pod_name=args.pod_name,
             max_body_mb=args.max_body_mb,
+            hang_after_s=args.hang_after_s,
         )
     except ModelLoadError as exc:
         print(exc, file=sys.stderr, flush=True)

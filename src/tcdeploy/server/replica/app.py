@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from mlflow.pyfunc import PyFuncModel
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
 from tcdeploy.protocol.chat import CHAT_PATH, why_not_chat
-from tcdeploy.server.replica.batching import Batcher
+from tcdeploy.server.replica.batching import Batcher, DeadlinePassed
 from tcdeploy.server.replica.chat import ChatServer, send_outcome
 from tcdeploy.server.replica.inputs import BadRequest, RequestParser, ScoringRequest
 from tcdeploy.server.replica.scoring import Outcome, Scorer, error_outcome
@@ -29,6 +30,8 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 _PARSE_OFF_LOOP_BYTES = 1024 * 1024
 _JSON_TYPES = (b"application/json", b"")
 _CSV_TYPE = b"text/csv"
+# A predict running longer than this makes the liveness probe fail (the replica is replaced).
+DEFAULT_HANG_AFTER_S = 60.0
 # How long a stop waits for batches still in the model before abandoning them.
 SHUTDOWN_DRAIN_SECONDS = 10.0
 
@@ -47,8 +50,10 @@ class ReplicaApp:
         max_batch_size: int,
         max_batch_wait_ms: float,
         max_body_bytes: int,
+        hang_after_s: float = DEFAULT_HANG_AFTER_S,
     ):
         metadata = model.metadata
+        self._hang_after = hang_after_s
         self._parser = RequestParser(
             metadata.get_input_schema(),
             type_hint_signature=metadata._is_signature_from_type_hint(),
@@ -69,6 +74,7 @@ class ReplicaApp:
         self._version = _json_bytes(_version_info(model, model_uri, pod_name))
         self._routes: dict[str, tuple[frozenset[str], Handler]] = {
             "/ping": (frozenset({"GET", "HEAD"}), self._ok),
+            "/live": (frozenset({"GET", "HEAD"}), self._live),
             "/health": (frozenset({"GET", "HEAD"}), self._ok),
             "/version": (frozenset({"GET"}), self._version_handler),
             "/stats": (frozenset({"GET"}), self._stats_handler),
@@ -149,6 +155,17 @@ class ReplicaApp:
     async def _ok(self, scope: dict, receive: Callable) -> Outcome:
         return Outcome(200, b'{"status": "ok"}')
 
+    async def _live(self, scope: dict, receive: Callable) -> Outcome:
+        """The liveness probe: the event loop answers, and no predict has been running past
+        `hang_after_s` (a deadlock or an endless loop in the model would hold every request
+        queued behind it; the supervisor replaces a replica that fails this)."""
+        since = self._batcher.busy_since
+        running = 0.0 if since is None else time.monotonic() - since
+        if running > self._hang_after:
+            message = f"a predict has been running for {running:.0f} s (a replica's limit is {self._hang_after:g} s)"
+            return error_outcome(503, "HUNG", message)
+        return Outcome(200, b'{"status": "ok"}')
+
     async def _version_handler(self, scope: dict, receive: Callable) -> Outcome:
         return Outcome(200, self._version)
 
@@ -191,7 +208,16 @@ class ReplicaApp:
                 request = parse(body)
         except BadRequest as exc:
             return error_outcome(400, "BAD_REQUEST", str(exc))
-        return await self._batcher.submit(request, rows=request.rows, key=request.batch_key)
+        try:
+            return await self._batcher.submit(
+                request, rows=request.rows, key=request.batch_key, deadline=_deadline(scope)
+            )
+        except DeadlinePassed:
+            return error_outcome(
+                504,
+                "DEADLINE_EXCEEDED",
+                "the request waited past its deadline and was not scored (the replica is busy)",
+            )
 
     async def _read_body(self, scope: dict, receive: Callable) -> bytes:
         declared = _header(scope, b"content-length")
@@ -222,6 +248,7 @@ def build_app(
     max_batch_size: int = DEFAULT_MAX_BATCH_ROWS,
     max_batch_wait_ms: float = 2.0,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    hang_after_s: float = DEFAULT_HANG_AFTER_S,
 ) -> ReplicaApp:
     """The ASGI app serving `model`; run it with uvicorn (lifespan on, so shutdown drains)."""
     return ReplicaApp(
@@ -231,7 +258,17 @@ def build_app(
         max_batch_size=max_batch_size,
         max_batch_wait_ms=max_batch_wait_ms,
         max_body_bytes=max_body_bytes,
+        hang_after_s=hang_after_s,
     )
+
+
+def _deadline(scope: dict) -> float | None:
+    """The monotonic time by which the caller stops waiting, from `x-request-deadline-ms`
+    (milliseconds left when the gateway sent it)."""
+    left = _header(scope, b"x-request-deadline-ms")
+    if left is None or not left.isdigit():
+        return None
+    return time.monotonic() + int(left) / 1000
 
 
 def _version_info(model: PyFuncModel, model_uri: str, pod_name: str | None) -> dict[str, Any]:

@@ -28,12 +28,18 @@ Result = TypeVar("Result")
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
+class DeadlinePassed(Exception):
+    """The request waited in the queue past its deadline: its caller has given up, so it is
+    never scored (work nobody waits for would only delay the requests behind it)."""
+
+
 @dataclass(slots=True)
 class _Pending:
     item: Any
     rows: int
     arrived: float
     future: asyncio.Future
+    deadline: float | None = None  # monotonic
 
 
 @dataclass
@@ -44,6 +50,7 @@ class BatchStats:
     max_batch_rows: int = 0
     max_batch_requests: int = 0
     queued: int = 0
+    expired: int = 0  # dropped unscored: still queued at their deadline
     row_buckets: list[int] = field(default_factory=lambda: [0] * (len(ROW_BUCKETS) + 1))
 
     def record(self, requests: int, rows: int) -> None:
@@ -66,6 +73,7 @@ class BatchStats:
             "max_batch_rows": self.max_batch_rows,
             "max_batch_requests": self.max_batch_requests,
             "queued": self.queued,
+            "expired": self.expired,
             "batch_rows_buckets": buckets,
         }
 
@@ -96,16 +104,19 @@ class Batcher(Generic[Item, Result]):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self._task: asyncio.Task | None = None
         self._stopping = False
+        self.busy_since: float | None = None  # when the batch in the worker began (monotonic)
         self.stats = BatchStats()
 
-    async def submit(self, item: Item, *, rows: int, key: Hashable | None) -> Result:
-        """Queue `item` (holding `rows` rows) and wait for its result; None key: never merged."""
+    async def submit(self, item: Item, *, rows: int, key: Hashable | None, deadline: float | None = None) -> Result:
+        """Queue `item` (holding `rows` rows) and wait for its result; None key: never merged.
+        Raises DeadlinePassed if it is still queued at `deadline` (monotonic)."""
         if self._stopping:
             raise RuntimeError("the batcher is stopping")
         self._ensure_running()
         now = time.monotonic()
         future = asyncio.get_running_loop().create_future()
-        self._queues.setdefault(object() if key is None else key, deque()).append(_Pending(item, rows, now, future))
+        pending = _Pending(item, rows, now, future, deadline)
+        self._queues.setdefault(object() if key is None else key, deque()).append(pending)
         self.stats.requests += 1
         self.stats.queued += 1
         self._arrival.set()
@@ -141,6 +152,10 @@ class Batcher(Generic[Item, Result]):
                 continue
             key, queue = min(self._queues.items(), key=lambda entry: entry[1][0].arrived)
             await self._gather(queue)
+            self._drop_expired(queue)
+            if not queue:
+                del self._queues[key]
+                continue
             batch = self._take(queue)
             if not queue:
                 del self._queues[key]
@@ -168,6 +183,15 @@ class Batcher(Generic[Item, Result]):
             except asyncio.TimeoutError:  # the builtin TimeoutError only from 3.11
                 return
 
+    def _drop_expired(self, queue: deque[_Pending]) -> None:
+        now = time.monotonic()
+        for pending in [p for p in queue if p.deadline is not None and p.deadline <= now]:
+            queue.remove(pending)
+            self.stats.queued -= 1
+            self.stats.expired += 1
+            if not pending.future.done():
+                pending.future.set_exception(DeadlinePassed())
+
     def _take(self, queue: deque[_Pending]) -> list[_Pending]:
         """The oldest requests whose rows fit in a batch; a request too big for one goes alone."""
         batch = [queue.popleft()]
@@ -181,6 +205,7 @@ class Batcher(Generic[Item, Result]):
         self.stats.queued -= len(batch)
         self.stats.record(len(batch), sum(p.rows for p in batch))
         self._expected = len(batch)
+        self.busy_since = time.monotonic()
         try:
             results = await loop.run_in_executor(self._executor, self._run_batch, [p.item for p in batch])
             if len(results) != len(batch):
@@ -193,6 +218,7 @@ class Batcher(Generic[Item, Result]):
             return
         finally:
             self._last_batch_end = time.monotonic()
+            self.busy_since = None
         for pending, result in zip(batch, results):
             if not pending.future.done():
                 pending.future.set_result(result)

@@ -20,7 +20,7 @@ from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 from mlflow.pyfunc import PyFuncModel
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
-from tcdeploy.server.replica.app import DEFAULT_MAX_BODY_BYTES, build_app
+from tcdeploy.server.replica.app import DEFAULT_HANG_AFTER_S, DEFAULT_MAX_BODY_BYTES, build_app
 
 # Requests still running this long after SIGTERM are abandoned so a stop cannot hang forever.
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -73,6 +73,7 @@ def serve(
     max_batch_wait_ms: float = 2.0,
     pod_name: str | None = None,
     max_body_mb: float = DEFAULT_MAX_BODY_BYTES / 2**20,
+    hang_after_s: float = DEFAULT_HANG_AFTER_S,
 ) -> None:
     """Load `model_uri` and serve it until SIGTERM or SIGINT.
 
@@ -91,6 +92,7 @@ def serve(
         max_batch_size=max_batch_size,
         max_batch_wait_ms=max_batch_wait_ms,
         max_body_bytes=int(max_body_mb * 2**20),
+        hang_after_s=hang_after_s,
     )
     listener = _bind(host, port, uds)
     address = f"unix:{uds}" if uds else f"http://{host}:{listener.getsockname()[1]}"

@@ -9,13 +9,17 @@ from tcdeploy.server.runtime.fleet import Fleet, FleetResult, ReplicaTemplate
 from tcdeploy.server.runtime.local import LocalRuntime
 from tcdeploy.server.runtime.logs import LogLine, pod_log_names, read_logs, tail_logs
 from tcdeploy.server.runtime.paths import reap_orphans
-from tcdeploy.server.runtime.spec import ReplicaSpec, ReplicaState
+from tcdeploy.server.runtime.spec import LIVENESS_FAILED, NOT_READY, HealthProbes, Probe, ReplicaSpec, ReplicaState
 
 __all__ = [
+    "LIVENESS_FAILED",
+    "NOT_READY",
     "Fleet",
     "FleetResult",
+    "HealthProbes",
     "LocalRuntime",
     "LogLine",
+    "Probe",
     "ReplicaSpec",
     "ReplicaState",
     "ReplicaTemplate",

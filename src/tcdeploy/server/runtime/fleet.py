@@ -14,6 +14,7 @@ from tcdeploy.server.runtime.spec import (
     CRASH_LOOP,
     LOAD_FAILED,
     READY_TIMEOUT,
+    HealthProbes,
     ReplicaSpec,
     ReplicaState,
 )
@@ -34,6 +35,8 @@ class ReplicaTemplate:
     max_batch_size: int = DEFAULT_MAX_BATCH_ROWS
     max_batch_wait_ms: float = 2.0
     env: Mapping[str, str] = field(default_factory=dict)
+    probes: HealthProbes = HealthProbes()
+    hang_after_s: float = 60.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", dict(self.env))  # so templates compare by value

@@ -61,6 +61,8 @@ def replica_argv(python: str, spec: ReplicaSpec, socket_path: Path) -> list[str]
         repr(float(spec.max_batch_wait_ms)),
         "--pod-name",
         spec.pod_name,
+        "--hang-after-s",
+        repr(float(spec.hang_after_s)),
     ]
 
 

@@ -26,8 +26,10 @@ from tcdeploy.server.runtime.paths import RunPaths
 from tcdeploy.server.runtime.spec import (
     CRASH_LOOP,
     ERROR,
+    LIVENESS_FAILED,
     LOAD_FAILED,
     LOAD_FAILED_EXIT_CODE,
+    NOT_READY,
     OOM_KILLED,
     READY_TIMEOUT,
     ReplicaSpec,
@@ -62,6 +64,7 @@ class _Exit:
     ready_for: float
     oom_rss: int | None
     timed_out: bool
+    unhealthy: str | None  # why the liveness probe failed, when that is why it was killed
 
 
 class Supervisor:
@@ -185,7 +188,7 @@ class Supervisor:
         ]
         exited = asyncio.create_task(proc.wait())
         try:
-            ready_at, timed_out = await self._serve(proc, exited, started)
+            ready_at, timed_out, unhealthy = await self._serve(proc, exited, started)
         finally:
             if not exited.done():  # cancelled: never leave the process behind
                 launch.signal_group(proc.pid, signal.SIGKILL)
@@ -198,7 +201,7 @@ class Supervisor:
         launch.signal_group(proc.pid, signal.SIGKILL)
         self.log.event(launch.describe_exit(proc.returncode))
         ready_for = time.monotonic() - ready_at if ready_at is not None else 0.0
-        return _Exit(proc.returncode, ready_at is not None, ready_for, self._oom_rss, timed_out)
+        return _Exit(proc.returncode, ready_at is not None, ready_for, self._oom_rss, timed_out, unhealthy)
 
     async def _spawn(self) -> asyncio.subprocess.Process | None:
         self._oom_rss = None
@@ -217,38 +220,108 @@ class Supervisor:
 
     async def _serve(
         self, proc: asyncio.subprocess.Process, exited: asyncio.Task, started: float
-    ) -> tuple[float | None, bool]:
-        """Wait for ready, then for an exit or a command; end the process if it still runs.
+    ) -> tuple[float | None, bool, str | None]:
+        """Wait for ready, then for an exit, a command or a failed liveness probe; end the
+        process if it still runs.
 
-        Returns when it became ready (monotonic, or None) and whether readiness timed out.
+        Returns when it became ready (monotonic, or None), whether readiness timed out, and why
+        the liveness probe failed (None if it did not).
         """
-        ready_at, timed_out = None, False
+        ready_at, timed_out, unhealthy = None, False, None
         if await self._become_ready(exited):
             ready_at = time.monotonic()
             self.log.event(f"ready after {ready_at - started:.1f} s")
-            self._update(
-                phase=PodPhase.RUNNING,
-                ready=True,
-                address=str(self._socket),
-                reason="",
-                message="",
-                crash_looping=False,
-            )
-            woken = asyncio.create_task(self._wake.wait())
-            try:
-                await asyncio.wait({exited, woken}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                woken.cancel()
+            self._become_routable()
+            unhealthy = await self._watch(exited)
+            if unhealthy is not None:
+                # Out of rotation at once: a hung replica would hold every request sent to it.
+                self._update(ready=False, address=None, reason=LIVENESS_FAILED, message=unhealthy)
+                self.log.event(f"{unhealthy}; killing it")
         elif not exited.done() and self._command is None:
             timed_out = True
-            self.log.event(f"not ready after {self._settings.ready_timeout:g} s; killing it")
+            self.log.event(f"not ready after {self._ready_timeout():g} s; killing it")
         if not exited.done():
             await self._terminate(proc, exited)
-        return ready_at, timed_out
+        return ready_at, timed_out, unhealthy
+
+    def _become_routable(self) -> None:
+        self._update(
+            phase=PodPhase.RUNNING,
+            ready=True,
+            address=str(self._socket),
+            reason="",
+            message="",
+            crash_looping=False,
+        )
+
+    async def _watch(self, exited: asyncio.Task) -> str | None:
+        """Probe a ready replica until it exits or a command comes; returns why the liveness
+        probe failed, if it did. Readiness failures only take it out of rotation meanwhile."""
+        transport = httpx.AsyncHTTPTransport(uds=str(self._socket))
+        async with httpx.AsyncClient(transport=transport) as client:
+            liveness = asyncio.create_task(self._liveness(client))
+            readiness = asyncio.create_task(self._readiness(client))
+            woken = asyncio.create_task(self._wake.wait())
+            try:
+                await asyncio.wait({exited, woken, liveness}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (woken, readiness, liveness):
+                    task.cancel()
+                await asyncio.gather(woken, readiness, liveness, return_exceptions=True)
+        if liveness.cancelled() or exited.done() or self._command is not None:
+            return None
+        return liveness.result()
+
+    async def _liveness(self, client: httpx.AsyncClient) -> str:
+        """Returns once GET /live has failed `failure_threshold` times in a row: why."""
+        probe, failures = self.spec.probes.liveness, 0
+        await asyncio.sleep(probe.initial_delay + probe.period)
+        while True:
+            problem = await self._probe(client, "/live", probe.timeout)
+            failures = 0 if problem is None else failures + 1
+            if failures >= probe.failure_threshold:
+                return f"liveness probe failed {failures} times: {problem}"
+            await asyncio.sleep(probe.period)
+
+    async def _readiness(self, client: httpx.AsyncClient) -> None:
+        """Take the replica out of rotation after `failure_threshold` failed GET /ping in a
+        row, and back after `success_threshold` good ones."""
+        probe, failures, successes = self.spec.probes.readiness, 0, 0
+        await asyncio.sleep(probe.initial_delay + probe.period)
+        while True:
+            problem = await self._probe(client, "/ping", probe.timeout)
+            failures, successes = (0, successes + 1) if problem is None else (failures + 1, 0)
+            if self.state.ready and failures >= probe.failure_threshold:
+                self.log.event(f"readiness probe failed {failures} times: {problem}; out of rotation")
+                self._update(ready=False, address=None, reason=NOT_READY, message=problem)
+            elif not self.state.ready and successes >= probe.success_threshold:
+                self.log.event("readiness probe passed; back in rotation")
+                self._become_routable()
+            await asyncio.sleep(probe.period)
+
+    async def _probe(self, client: httpx.AsyncClient, path: str, timeout: float) -> str | None:
+        """None if `path` answers 200 within `timeout`; else what went wrong."""
+        try:
+            reply = await client.get(f"http://replica{path}", timeout=timeout)
+        except httpx.TimeoutException:
+            return f"GET {path} did not answer within {timeout:g} s"
+        except httpx.HTTPError as exc:
+            return f"GET {path} failed: {exc or type(exc).__name__}"
+        if reply.status_code == 200:
+            return None
+        try:
+            detail = reply.json().get("message") or reply.text
+        except ValueError:
+            detail = reply.text
+        return f"GET {path} answered {reply.status_code}: {detail[:200]}"
+
+    def _ready_timeout(self) -> float:
+        startup = self.spec.probes.startup
+        return startup.allowance if startup is not None else self._settings.ready_timeout
 
     async def _become_ready(self, exited: asyncio.Task) -> bool:
         """Poll GET /ping over the socket until 200; False on exit, command or timeout."""
-        deadline = time.monotonic() + self._settings.ready_timeout
+        deadline = time.monotonic() + self._ready_timeout()
         transport = httpx.AsyncHTTPTransport(uds=str(self._socket))
         async with httpx.AsyncClient(transport=transport, timeout=_PING_TIMEOUT) as client:
             while not exited.done() and self._command is None:
@@ -375,6 +448,8 @@ def _cause(ended: _Exit) -> tuple[str, str]:
     """(reason, human text) of an unexpected exit."""
     if ended.oom_rss is not None:
         return OOM_KILLED, f"OOMKilled: memory use reached {ended.oom_rss / 2**20:.0f} MiB"
+    if ended.unhealthy is not None:
+        return LIVENESS_FAILED, f"{ended.unhealthy}; killed"
     if ended.timed_out:
         return READY_TIMEOUT, "not ready in time; killed"
     if ended.returncode == 0:

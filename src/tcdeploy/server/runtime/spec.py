@@ -11,6 +11,8 @@ from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
 
 # Reasons.
 OOM_KILLED = "OOMKilled"
+LIVENESS_FAILED = "LivenessProbeFailed"
+NOT_READY = "NotReady"  # the readiness probe failed: out of rotation until it passes
 ERROR = "Error"
 CRASH_LOOP = "CrashLoopBackOff"
 LOAD_FAILED = "LoadFailed"
@@ -43,6 +45,41 @@ def _require_positive(name: str, value: float, *, allow_zero: bool = False) -> N
 
 
 @dataclass(frozen=True)
+class Probe:
+    """How one health probe runs (Kubernetes' and TI-ONE's `Probe` timings)."""
+
+    period: float = 5.0
+    timeout: float = 2.0
+    failure_threshold: int = 3
+    success_threshold: int = 1
+    initial_delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("period", "timeout"):
+            _require_positive(name, getattr(self, name))
+        _require_positive("initial_delay", self.initial_delay, allow_zero=True)
+        for name in ("failure_threshold", "success_threshold"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {getattr(self, name)!r}")
+
+    @property
+    def allowance(self) -> float:
+        """How long the probe may fail before it counts: the startup probe's time to be ready."""
+        return self.initial_delay + self.period * self.failure_threshold
+
+
+@dataclass(frozen=True)
+class HealthProbes:
+    """A replica's probes once it is ready: liveness (`GET /live`; failing it, the replica is
+    killed and restarted) and readiness (`GET /ping`; failing it, the replica leaves rotation
+    until it passes again). `startup`, when given, bounds the time to first be ready."""
+
+    liveness: Probe = Probe()
+    readiness: Probe = Probe()
+    startup: Probe | None = None
+
+
+@dataclass(frozen=True)
 class ReplicaSpec:
     """One replica to run.
 
@@ -60,9 +97,13 @@ class ReplicaSpec:
     max_batch_size: int = DEFAULT_MAX_BATCH_ROWS
     max_batch_wait_ms: float = 2.0
     env: Mapping[str, str] = field(default_factory=dict)
+    probes: HealthProbes = HealthProbes()
+    # A predict running longer than this fails the liveness probe (see `replica.app`).
+    hang_after_s: float = 60.0
 
     def __post_init__(self) -> None:
         check_pod_name(self.pod_name)
+        _require_positive("hang_after_s", self.hang_after_s)
         if not isinstance(self.service_id, str) or not self.service_id:
             raise ValueError("service_id: must be a non-empty string")
         if not isinstance(self.model_uri, str) or not self.model_uri:

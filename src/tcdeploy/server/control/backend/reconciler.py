@@ -16,10 +16,11 @@ from tcdeploy.protocol.chat import is_llm
 from tcdeploy.protocol.states import EventType, PodPhase, ServiceStatus
 
 from ...gateway import Group, Replica, RouteTable, Version
-from ...runtime import Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
+from ...runtime import LIVENESS_FAILED, NOT_READY, Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
 from ...store import EventRecord, ServiceRecord, Store
 from .environment import service_env
 from .instance_types import sized
+from .probes import health_probes
 
 log = logging.getLogger("tcdeploy.server")
 
@@ -34,8 +35,12 @@ class Reconciler:
         fleet: Fleet,
         routes: RouteTable,
         tracking_uri: str,
+        *,
+        hang_after_s: float = 60.0,
     ) -> None:
+        """`hang_after_s`: how long a predict may run before its replica fails liveness."""
         self._store = store
+        self._hang_after = hang_after_s
         self._runtime = runtime
         self._fleet = fleet
         self._routes = routes
@@ -58,6 +63,8 @@ class Reconciler:
             max_batch_size=int(batch.get("MaxBatchSize", 1 if is_llm(service.spec) else DEFAULT_MAX_BATCH_ROWS)),
             max_batch_wait_ms=float(batch.get("MaxBatchWaitMs", DEFAULT_MAX_BATCH_WAIT_MS)),
             env={**service_env(service.spec), "MLFLOW_TRACKING_URI": self._tracking_uri},
+            probes=health_probes(service.spec),
+            hang_after_s=self._hang_after,
         )
 
     def apply(self, service_id: str, *, previous_spec: dict | None = None) -> None:
@@ -170,6 +177,9 @@ class Reconciler:
             self.record(
                 now.service_id, EventType.WARNING, "Restarted", f"{pod} restarted{why}; restart #{now.restart_count}"
             )
+        if now.reason in PROBE_FAILURES and now.message and not (before and before.message == now.message):
+            # Which probe failed and how: the replica leaves rotation (and, for liveness, is replaced).
+            self.record(now.service_id, EventType.WARNING, "Unhealthy", f"{pod}: {_first_line(now.message)}")
         if now.crash_looping and not (before and before.crash_looping):
             self.record(now.service_id, EventType.WARNING, "CrashLoopBackOff", f"{pod} is crash-looping")
         if now.phase == PodPhase.FAILED and not (before and before.phase == PodPhase.FAILED):
@@ -250,6 +260,10 @@ class Reconciler:
 
     def record(self, service_id: str, kind: EventType, reason: str, message: str) -> None:
         self._store.add_event(EventRecord(service_id, time.time(), kind, reason, message))
+
+
+# Replica reasons that say a health probe failed (see runtime.process).
+PROBE_FAILURES = frozenset({LIVENESS_FAILED, NOT_READY})
 
 
 def _first_line(text: str) -> str:

@@ -8,6 +8,7 @@ from tcdeploy.protocol.errors import InvalidParameterValue
 
 from .environment import service_env
 from .instance_types import instance_type
+from .probes import check_health_probe
 
 MAX_REPLICAS = 16
 
@@ -20,6 +21,7 @@ def check_spec(spec: dict[str, Any], field: str = "") -> dict[str, Any]:
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
         raise InvalidParameterValue(member(field, "Replicas"), f"must be an integer from 0 to {MAX_REPLICAS}")
     service_env(spec, member(field, "Env"))
+    check_health_probe(spec.get("HealthProbe"), member(field, "HealthProbe"))
     for name in ("Resources", "TioneResourceInfo"):
         check_resources(spec.get(name) or {}, member(field, name))
     return spec
