@@ -318,7 +318,7 @@ def test_the_consoles_call_test_reaches_the_chat_route(tcdeploy_server, llm):
     raw = call(
         wedata,
         "ModelServiceInterfaceCallTest",
-        {"WorkspaceId": WS, "ServiceGroupId": llm["group"], "ServiceId": llm["group"], "RelativeUrl": "/v1/chat/completions",
+        {"WorkspaceId": WS, "ServiceGroupId": llm["group"], "ServiceId": llm["service"], "RelativeUrl": "/v1/chat/completions",
          "CurlData": json.dumps(body), "AuthTokenValue": llm["token"]},
     )["Data"]["CurlResponseRaw"]  # fmt: skip
     reply = json.loads(raw)
