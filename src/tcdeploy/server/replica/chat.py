@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -32,6 +33,9 @@ _logger = logging.getLogger(__name__)
 
 THREADS_PER_CORE = 4
 MIN_THREADS = 4
+# Requests a replica takes per generation thread (one generating, one waiting for a thread);
+# beyond, a fast 503 rather than an ever longer queue.
+REQUESTS_PER_THREAD = 2
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 DONE = b"data: [DONE]\n\n"
 # What the pumping thread hands the event loop.
@@ -51,12 +55,16 @@ class ChatServer:
     def __init__(self, model: PyFuncModel, *, name: str, threads: int | None = None) -> None:
         self._model = model
         self._name = name
-        self._pool = ThreadPoolExecutor(max_workers=threads or chat_threads(), thread_name_prefix="chat")
+        threads = threads or chat_threads()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chat")
+        self._capacity = threads * REQUESTS_PER_THREAD
+        self._active = 0
         self.streams = 0
         self.cancelled = 0
+        self.overloaded = 0
 
     def stats(self) -> dict[str, int]:
-        return {"chat_streams": self.streams, "chat_cancelled": self.cancelled}
+        return {"chat_streams": self.streams, "chat_cancelled": self.cancelled, "chat_overloaded": self.overloaded}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -72,7 +80,8 @@ class ChatServer:
             return error_outcome(400, "BAD_REQUEST", str(exc))
         if request.get("stream"):
             return error_outcome(400, "BAD_REQUEST", "stream: /predict answers whole; stream at /v1/chat/completions")
-        return await self._complete(request)
+        with self._admitted() as refusal:
+            return refusal or await self._complete(request)
 
     async def serve(self, scope: dict, receive: Callable, send: Callable, body: bytes) -> None:
         """POST /v1/chat/completions: a completion, or with `stream` server-sent events."""
@@ -82,10 +91,30 @@ class ChatServer:
         except ChatBodyError as exc:
             await send_outcome(send, error_outcome(400, "BAD_REQUEST", str(exc)), request_id)
             return
-        if not request.get("stream"):
-            await send_outcome(send, await self._complete(request), request_id)
+        with self._admitted() as refusal:
+            if refusal is not None:
+                await send_outcome(send, refusal, request_id)
+            elif not request.get("stream"):
+                await send_outcome(send, await self._complete(request), request_id)
+            else:
+                await self._stream(request, receive, send, request_id)
+
+    @contextmanager
+    def _admitted(self) -> Iterator[Outcome | None]:
+        """None while the replica has room for one more chat request, else the 503 to answer."""
+        if self._active >= self._capacity:
+            self.overloaded += 1
+            yield error_outcome(
+                503,
+                "TEMPORARILY_UNAVAILABLE",
+                f"the replica is answering {self._active} chat requests, its most; retry",
+            )
             return
-        await self._stream(request, receive, send, request_id)
+        self._active += 1
+        try:
+            yield None
+        finally:
+            self._active -= 1
 
     # ---- whole replies -------------------------------------------------------------------------
 
