@@ -122,8 +122,10 @@ def request_files(tmp_path_factory, iris):
 def test_predict_takes_mlflows_request_forms(tcdeploy_server, cli_deployment, request_files, logistic_predictions):
     name, _ = cli_deployment
     for path in request_files:
-        out = mlflow(tcdeploy_server, "predict", "--name", name, "-I", str(path)).stdout
-        assert json.loads(out)["predictions"] == logistic_predictions[:5], path.name
+        done = mlflow(tcdeploy_server, "predict", "--name", name, "-I", str(path))
+        assert json.loads(done.stdout)["predictions"] == logistic_predictions[:5], path.name
+        dropped = "column(s) 'id' are not in the model's signature: dropped" in done.stderr
+        assert dropped == ("with an id" in path.name), done.stderr[-2000:]  # the reply's Warning, told
 
 
 def test_update(tcdeploy_server, cli_deployment, client):

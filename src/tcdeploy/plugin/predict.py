@@ -7,7 +7,9 @@ published example shows), and ``body``, the model's reply, which a ``tcdeploy se
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +29,8 @@ _HTTP_ERROR_CODES = {
     503: "TEMPORARILY_UNAVAILABLE",
 }
 _MAX_MESSAGE = 2000
+_WARNING_TEXT = re.compile(r'^\d{3} \S+ "(.*)"')  # RFC 7234: code, agent, "text"
+_logger = logging.getLogger(__name__)
 # MLflow's scoring-server request forms (`mlflow models serve`), and what may sit beside them.
 REQUEST_FORMS = frozenset({"dataframe_split", "dataframe_records", "instances", "inputs"})
 _BESIDE_A_FORM = frozenset({"params"})
@@ -100,11 +104,21 @@ def _send(api: CloudApi, body: dict[str, Any]) -> tuple[int, str]:
         reply = json.loads(raw) if isinstance(raw, str) else raw
         # The published reply is the upstream's headers plus `status`; the body, when the
         # server passes one on, is `body`.
-        return int(reply["status"]), _as_text(reply.get("body", ""))
+        status, text = int(reply["status"]), _as_text(reply.get("body", ""))
     except (TypeError, ValueError, KeyError) as exc:
         raise MlflowException(
             f"ModelServiceInterfaceCallTest: unreadable CurlResponseRaw ({exc}): {str(raw)[:200]!r}"
         ) from None
+    _tell(reply.get("Warning"))
+    return status, text
+
+
+def _tell(warning: Any) -> None:
+    """A reply's ``Warning`` header (columns the model left out) goes to the person: MLflow's
+    serving only logs it on the server."""
+    if isinstance(warning, str) and warning:
+        match = _WARNING_TEXT.match(warning)
+        _logger.warning("%s", match.group(1) if match else warning)
 
 
 def _as_text(body: Any) -> str:

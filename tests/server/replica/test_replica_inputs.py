@@ -114,7 +114,8 @@ def test_missing_columns_are_named_and_unknown_ones_pass_with_a_warning(caplog):
     one = parser()
     with caplog.at_level("WARNING", logger="tcdeploy.server.replica.inputs"):
         for _ in range(3):
-            assert one.parse_json(json.dumps(split(["a", "b", "id"], [[1.0, 2.0, 3]])).encode()).rows == 1
+            request = one.parse_json(json.dumps(split(["a", "b", "id"], [[1.0, 2.0, 3]])).encode())
+            assert request.rows == 1 and request.dropped == ("id",)  # for the reply to name
     assert [r.getMessage() for r in caplog.records] == [
         "column(s) 'id' are not in the model's signature: they are dropped, as MLflow's serving does"
     ]

@@ -157,6 +157,8 @@ def test_an_extra_column_is_dropped_as_mlflow_serving_drops_it(client, sample, e
         reply = client.post("/predict", json=body)
         assert reply.status_code == 200, reply.text
         assert reply.json()["predictions"] == expected
+        assert reply.headers["warning"] == "299 tcdeploy \"column(s) 'id' are not in the model's signature: dropped\""
+    assert "warning" not in client.post("/predict", json=split_body(sample)).headers
 
 
 def test_missing_column_in_records_is_named(client, sample):

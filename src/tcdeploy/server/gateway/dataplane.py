@@ -216,9 +216,10 @@ class Gateway:
             status, headers, reply_body = await self._send(
                 version.service_id, path, body, {"content-type": content_type, "x-request-id": request_id}, deadline
             )
-            reply = GatewayReply(
-                status, reply_body, {"content-type": headers.get("content-type", JSON), "x-request-id": request_id}
-            )
+            passed = {"content-type": headers.get("content-type", JSON), "x-request-id": request_id}
+            if "warning" in headers:  # what the replica left out of the request (dropped columns)
+                passed["warning"] = headers["warning"]
+            reply = GatewayReply(status, reply_body, passed)
         except GatewayError as error:
             reply = error.reply(request_id)
         finally:

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import mlflow
@@ -123,6 +124,8 @@ class ReplicaApp:
             headers.append((b"x-request-id", request_id))
         if outcome.batch_rows:
             headers.append((b"x-batch-rows", str(outcome.batch_rows).encode()))
+        if outcome.warning:
+            headers.append((b"warning", outcome.warning.encode("ascii", "backslashreplace")))
         await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
         body = b"" if scope["method"] == "HEAD" else outcome.body
         await send({"type": "http.response.body", "body": body})
@@ -209,9 +212,10 @@ class ReplicaApp:
         except BadRequest as exc:
             return error_outcome(400, "BAD_REQUEST", str(exc))
         try:
-            return await self._batcher.submit(
+            outcome = await self._batcher.submit(
                 request, rows=request.rows, key=request.batch_key, deadline=_deadline(scope)
             )
+            return _with_dropped_columns(outcome, request.dropped)
         except DeadlinePassed:
             return error_outcome(
                 504,
@@ -238,6 +242,15 @@ class ReplicaApp:
 
     def _too_large(self) -> str:
         return f"request body is larger than the limit of {self._max_body_bytes} bytes"
+
+
+def _with_dropped_columns(outcome: Outcome, dropped: tuple) -> Outcome:
+    """A scored reply names the columns the model left out, in a `Warning` header (299: a
+    persistent warning), as a client of MLflow's serving would only learn from its log."""
+    if not dropped or outcome.status >= 400:
+        return outcome
+    names = ", ".join(repr(str(name)) for name in dropped[:20])
+    return replace(outcome, warning=f'299 tcdeploy "column(s) {names} are not in the model\'s signature: dropped"')
 
 
 def build_app(

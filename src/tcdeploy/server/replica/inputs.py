@@ -56,6 +56,7 @@ class ScoringRequest:
     client_request_id: str | int | None
     rows: int
     batch_key: Hashable | None  # None: this request is scored alone
+    dropped: tuple = ()  # columns the signature does not name, which the model leaves out
 
 
 @dataclass(slots=True)
@@ -97,11 +98,12 @@ class RequestParser:
         shape = _SHAPERS[kind](payload, self._max_batch_rows)
         if shape.rows == 0:
             raise BadRequest(f"'{kind}' holds no rows: send at least one row to score")
+        dropped: tuple = ()
         if shape.columns is not None:
-            self.check_columns(shape.columns)
+            dropped = self.check_columns(shape.columns)
         for i, keys in enumerate(shape.ragged or ()):
             try:
-                self.check_columns(keys)
+                dropped += tuple(c for c in self.check_columns(keys) if c not in dropped)
             except BadRequest as refused:
                 raise BadRequest(f"record {i}: {refused}") from None
         if self._required:
@@ -110,7 +112,7 @@ class RequestParser:
         if shape.key is not None:
             params_key = None if params is None else json.dumps(params, sort_keys=True)
             key = (kind, shape.key, params_key)
-        return ScoringRequest(kind, payload, params, client_request_id, shape.rows, key)
+        return ScoringRequest(kind, payload, params, client_request_id, shape.rows, key, dropped)
 
     def parse_csv(self, body: bytes) -> ScoringRequest:
         try:
@@ -121,15 +123,16 @@ class RequestParser:
             raise BadRequest("CSV body is empty: send a header line and at least one row")
         return ScoringRequest(CSV, text, None, None, 1, None)
 
-    def check_columns(self, columns: Iterable) -> None:
+    def check_columns(self, columns: Iterable) -> tuple:
         """Refuse missing required columns; let columns the signature does not name pass.
 
         MLflow's own serving drops such columns (an id a client sends along must not break the
         call) and logs a warning; the model's ``predict`` does the dropping here too, and the
-        warning goes to the replica's log once per set of columns, not once per request.
+        warning goes to the replica's log once per set of columns, not once per request. Returns
+        those columns, for the reply to name.
         """
         if self._known is None:
-            return
+            return ()
         present = set(columns)
         missing = [name for name in self._required if name not in present]
         if missing:
@@ -144,6 +147,7 @@ class RequestParser:
                 "column(s) %s are not in the model's signature: they are dropped, as MLflow's serving does",
                 _quote_names(list(unknown)),
             )
+        return unknown
 
     def _refuse_nulls(self, kind: str, payload: Any, shape: _Shape) -> None:
         """A null where the signature requires a value is the caller's mistake, whatever the model

@@ -40,6 +40,7 @@ class Outcome:
     body: bytes
     batch_rows: int = 0  # rows in the predict call that answered (for the gateway's metrics)
     completion_tokens: int | None = None  # a chat reply's, for the gateway's metrics
+    warning: str | None = None  # an HTTP `Warning` value: what the reply leaves out of the request
 
 
 class Scorer:
