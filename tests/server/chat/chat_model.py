@@ -1,6 +1,7 @@
 """A tiny chat model for the LLM-service tests: it answers the last message back, word by word
 with a small delay, and records in a directory when it produces each word, when it finishes and
-when a stream is cancelled (the `RECORD` line is filled in when the test saves it)."""
+when a stream is cancelled (the `RECORD` line is filled in when the test saves it). A message
+starting with "boom" makes it raise after two words."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class WordByWord(ChatModel):
         tag = words[0]
         try:
             for i, word in enumerate(words):
+                if tag == "boom" and i == 2:
+                    raise RuntimeError("the model broke mid-reply")
                 note(f"produced {{tag}} {{i}}")
                 delta = ChatChoiceDelta(role="assistant", content=(" " if i else "") + word)
                 yield ChatCompletionChunk(choices=[ChatChunkChoice(index=0, delta=delta)])

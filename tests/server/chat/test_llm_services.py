@@ -323,3 +323,15 @@ def test_the_consoles_call_test_reaches_the_chat_route(tcdeploy_server, llm):
     )["Data"]["CurlResponseRaw"]  # fmt: skip
     reply = json.loads(raw)
     assert reply["status"] == 200 and json.loads(reply["body"])["choices"][0]["message"]["content"] == "console says hi"
+
+
+def test_a_model_that_fails_mid_stream_ends_it_with_an_error_event(llm):
+    client = openai.OpenAI(base_url=f"{llm['base']}/v1", api_key=llm["token"])
+    stream = client.chat.completions.create(
+        model="chatty", messages=[{"role": "user", "content": "boom goes the model"}], stream=True
+    )
+    received = []
+    with pytest.raises(openai.APIError, match="the model broke mid-reply"):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["boom", " goes"]  # what came before the failure still came
