@@ -170,7 +170,8 @@ def check(**spec):
         ({"ScaleMode": "AUTO", "ScaleStrategy": "CRON"}, "Services.0.CronScaleJobs", MissingParameter),
         ({"ScaleMode": "AUTO", "ScaleStrategy": "CRON", "CronScaleJobs": [{"Schedule": "61 * * * *", "TargetReplicas": 1}]},
          "Services.0.CronScaleJobs.0.Schedule", InvalidParameterValue),
-        ({"CronScaleJobs": [{"Schedule": "0 9 * * *", "TargetReplicas": 1}]}, "Services.0.CronScaleJobs", InvalidParameterValue),
+        ({"CronScaleJobs": [{"Schedule": "0 9 * * *"}]}, "Services.0.CronScaleJobs.0.TargetReplicas", MissingParameter),
+        ({"ScaleMode": "AUTO", "ScaleStrategy": "VPA"}, "Services.0.ScaleStrategy", InvalidParameterValue),
         ({"ScheduledAction": {"ScheduleStop": True, "ScheduleStopTime": "2020-01-01T00:00:00+08:00"}},
          "Services.0.ScheduledAction.ScheduleStopTime", InvalidParameterValue),
         ({"ScheduledAction": {"ScheduleStop": True}}, "Services.0.ScheduledAction.ScheduleStopTime", MissingParameter),
@@ -187,6 +188,11 @@ def test_settings_the_server_cannot_act_on_are_refused_naming_the_member(spec, f
 def test_a_past_stop_time_already_stored_does_not_block_other_updates():
     stored = {"ScheduledAction": {"ScheduleStop": True, "ScheduleStopTime": "2020-01-01T00:00:00+08:00"}}
     check_scaling(stored, "", given={"Replicas"}, now=at("2026-03-01T00:00:00"), max_replicas=16)
+
+
+def test_manual_keeps_an_autoscaler_and_jobs_for_later():
+    check(ScaleMode="MANUAL", HorizontalPodAutoscaler={"MinReplicas": 1, "MaxReplicas": 2},
+          CronScaleJobs=[{"Schedule": "0 9 * * *", "TargetReplicas": 2}])  # fmt: skip
 
 
 def test_good_settings_pass():

@@ -48,29 +48,30 @@ def check_scaling(spec: dict[str, Any], field: str, *, given: set[str], now: flo
     mode = spec.get("ScaleMode") or "MANUAL"
     if mode not in ("MANUAL", "AUTO"):
         raise InvalidParameterValue(_at(field, "ScaleMode"), "must be MANUAL or AUTO")
+    strategy = spec.get("ScaleStrategy") or "HPA"
+    if mode == "AUTO" and strategy not in STRATEGIES:
+        raise InvalidParameterValue(_at(field, "ScaleStrategy"), "must be HPA or CRON with ScaleMode AUTO")
+    # Kept and checked whatever the mode (a client switching to MANUAL sends them back); they
+    # act under AUTO, the autoscaler with metrics, the jobs with ScaleStrategy CRON.
     hpa = spec.get("HorizontalPodAutoscaler")
     if hpa:
-        check_autoscaler(hpa, _at(field, "HorizontalPodAutoscaler"), max_replicas)
+        check_autoscaler(hpa, _at(field, "HorizontalPodAutoscaler"), max_replicas, needs_metrics=mode == "AUTO")
     jobs = spec.get("CronScaleJobs") or []
     for i, job in enumerate(jobs):
         check_cron_job(job, _at(field, f"CronScaleJobs.{i}"), max_replicas)
-    if mode == "AUTO":
-        strategy = spec.get("ScaleStrategy") or "HPA"
-        if strategy not in STRATEGIES:
-            raise InvalidParameterValue(_at(field, "ScaleStrategy"), "must be HPA or CRON with ScaleMode AUTO")
-        if strategy == "HPA" and not hpa:
-            raise MissingParameter(_at(field, "HorizontalPodAutoscaler"), "is required with ScaleMode AUTO")
-        if strategy == "CRON" and not jobs:
-            raise MissingParameter(_at(field, "CronScaleJobs"), "is required with ScaleStrategy CRON")
-    elif jobs:
-        raise InvalidParameterValue(_at(field, "CronScaleJobs"), "act with ScaleMode AUTO and ScaleStrategy CRON")
+    if mode == "AUTO" and strategy == "HPA" and not hpa:
+        raise MissingParameter(_at(field, "HorizontalPodAutoscaler"), "is required with ScaleMode AUTO")
+    if mode == "AUTO" and strategy == "CRON" and not jobs:
+        raise MissingParameter(_at(field, "CronScaleJobs"), "is required with ScaleStrategy CRON")
     check_scheduled_stop(
         spec.get("ScheduledAction") or {}, _at(field, "ScheduledAction"), now, "ScheduledAction" in given
     )
     check_limit(spec.get("ServiceLimit") or {}, _at(field, "ServiceLimit"))
 
 
-def check_autoscaler(hpa: dict[str, Any], field: str, max_replicas: int) -> None:
+def check_autoscaler(hpa: dict[str, Any], field: str, max_replicas: int, *, needs_metrics: bool = True) -> None:
+    """`needs_metrics`: under AUTO the autoscaler needs something to follow; kept under MANUAL,
+    it may have none yet (wedata's struct has no `HpaMetrics`: they are our extension)."""
     low, high = hpa.get("MinReplicas"), hpa.get("MaxReplicas")
     for name, value in (("MinReplicas", low), ("MaxReplicas", high)):
         if value is None:
@@ -82,7 +83,7 @@ def check_autoscaler(hpa: dict[str, Any], field: str, max_replicas: int) -> None
         if hpa.get(name) is not None:
             _integer(hpa[name], f"{field}.{name}", 0, MAX_WINDOW_SECONDS)
     metrics = hpa.get("HpaMetrics") or []
-    if not metrics:
+    if not metrics and needs_metrics:
         raise MissingParameter(f"{field}.HpaMetrics", f"needs at least one of {', '.join(METRIC_RANGES)}")
     seen = set()
     for i, metric in enumerate(metrics):
