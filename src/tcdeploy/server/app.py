@@ -75,6 +75,7 @@ class Server:
             store, runtime, fleet, routes, settings.tracking_uri, hang_after_s=settings.request_timeout
         )
         gateway.table.on_trouble = _table_events(reconciler)
+        gateway.table.retention_days = settings.inference_retention_days or None
         scaling = ScalingControl(
             store,
             runtime,

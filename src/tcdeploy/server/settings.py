@@ -35,6 +35,8 @@ class ServerSettings:
     # How long the gateway waits for a replica's answer (then a 504), and how long a predict may
     # run before the replica's liveness probe fails.
     request_timeout: float = 60.0
+    # Days of inference-table rows kept (whole UTC dates; 0 keeps every row).
+    inference_retention_days: int = 30
 
     @property
     def public_url(self) -> str:
@@ -73,6 +75,9 @@ class ServerSettings:
         request_timeout = float(os.environ.get("TCDEPLOY_REQUEST_TIMEOUT") or 60.0)
         if not 1 <= request_timeout <= 3600:
             raise ValueError(f"TCDEPLOY_REQUEST_TIMEOUT: must be 1 to 3600 seconds, got {request_timeout:g}")
+        retention = os.environ.get("TCDEPLOY_INFERENCE_RETENTION_DAYS") or "30"
+        if not retention.isdigit():
+            raise ValueError(f"TCDEPLOY_INFERENCE_RETENTION_DAYS: must be a whole number of days, got {retention!r}")
         return cls(
             host=host,
             port=port,
@@ -82,6 +87,7 @@ class ServerSettings:
             scale_to_zero_after=idle,
             scale_interval=interval,
             request_timeout=request_timeout,
+            inference_retention_days=int(retention),
         )
 
 

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .journal import Journal, Row, decode, segments
+from .table_files import compact, read_files, remove_expired, segment_number_at
 
 if TYPE_CHECKING:
     import pandas
@@ -87,6 +89,12 @@ class InferenceTableWriter:
         self._pending: deque[Row] = deque()  # rows the journal refused, oldest first
         self._pending_bytes = 0
         self._troubled: set[str] = set()  # services whose rows are not being written
+        # Compaction and retention (see `table_files`): merge files older than this many
+        # seconds, look every `maintain_every` seconds, remove dates older than the retention
+        # (None: keep every row).
+        self.compact_after = 3600.0
+        self.maintain_every = 600.0
+        self.retention_days: int | None = None
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()  # one flush at a time, so files never race for a name
 
@@ -167,10 +175,33 @@ class InferenceTableWriter:
         if self.on_trouble is not None:
             self.on_trouble(services, True, message)
 
+    async def maintain(self) -> None:
+        """Merge small files and remove expired dates. Only files older than `compact_after`, and
+        older than every segment still to be made into Parquet, are merged: a merged file covers
+        the numbers it spans, so a later file inside that span would be ignored."""
+        async with self._lock:
+            older_than = segment_number_at(time.time() - self.compact_after)
+            waiting = segments(self.root / JOURNAL_DIR)
+            if waiting:
+                older_than = min(older_than, waiting[0][0])
+            await asyncio.to_thread(self._maintain, older_than)
+
+    def _maintain(self, older_than: int) -> None:
+        try:
+            compact(self.root, older_than=older_than, schema=SCHEMA)
+            if self.retention_days:
+                remove_expired(self.root, self.retention_days)
+        except OSError as error:  # a full disk, say: the small files stay, as readable as before
+            log.warning("inference table: compaction skipped: %s", error)
+
     async def _flush_loop(self) -> None:
+        maintained = time.monotonic()
         while True:
             await asyncio.sleep(self.flush_interval)
             await self.flush()
+            if time.monotonic() - maintained >= self.maintain_every:
+                await self.maintain()
+                maintained = time.monotonic()
 
 
 class TableFigures(Collector):
@@ -286,8 +317,5 @@ def _group_dir(root: Path, group_id: str) -> Path:
 def read_inference_table(data_dir: Path, group_id: str) -> pandas.DataFrame:
     """Every row recorded for a group, oldest first, as a pandas DataFrame."""
     directory = _group_dir(Path(data_dir) / "inference", group_id)
-    files = sorted(directory.glob("date=*/part-*.parquet"))
-    tables = [pq.read_table(path, schema=SCHEMA, partitioning=None) for path in files]
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-    frame = table.to_pandas()
+    frame = read_files(sorted(directory.glob("date=*")), SCHEMA).to_pandas()
     return frame.sort_values("timestamp", kind="stable", ignore_index=True)

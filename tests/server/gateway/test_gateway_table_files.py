@@ -1,0 +1,91 @@
+"""Compaction and retention of the inference table's files: fewer files, the same rows, never a
+row twice, whatever a crash left; old dates removed."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import datetime, timezone
+
+from tcdeploy.server.gateway import read_inference_table
+from tcdeploy.server.gateway.inference_table import SCHEMA, InferenceTableWriter, Row
+from tcdeploy.server.gateway.table_files import compact, live_files, parts, remove_expired
+
+DAY = 86_400.0
+T0 = 1_700_000_000.0  # 2023-11-14 UTC
+
+
+def row(n: int, timestamp: float = T0, group_id: str = "grp-t") -> Row:
+    return Row(f"r{n}", group_id, "svc-t", "name", "1", timestamp + n, 1.0, 200, b"{}", b'{"predictions": [0]}')
+
+
+def flushed_one_by_one(tmp_path, rows: list[Row]) -> None:
+    """Each row in a segment of its own, as a busy server's flushes make them."""
+    writer = InferenceTableWriter(tmp_path)
+    for r in rows:
+        writer.append(r)
+        asyncio.run(writer.flush())
+    asyncio.run(writer.close())
+
+
+def day_dir(tmp_path, day: str = "2023-11-14"):
+    return tmp_path / "inference" / "grp-t" / f"date={day}"
+
+
+def test_compaction_merges_small_files_into_one_with_every_row_once(tmp_path):
+    flushed_one_by_one(tmp_path, [row(n) for n in range(6)])
+    assert len(list(day_dir(tmp_path).glob("part-*.parquet"))) == 6
+    merged = compact(tmp_path / "inference", older_than=10**20, schema=SCHEMA)
+    assert merged == 6
+    (only,) = day_dir(tmp_path).glob("part-*.parquet")
+    assert "~" in only.name
+    assert list(read_inference_table(tmp_path, "grp-t")["request_id"]) == [f"r{n}" for n in range(6)]
+
+
+def test_only_files_older_than_the_bound_are_merged(tmp_path):
+    flushed_one_by_one(tmp_path, [row(n) for n in range(4)])
+    numbers = sorted(p.first for p in parts(day_dir(tmp_path)))
+    compact(tmp_path / "inference", older_than=numbers[2], schema=SCHEMA)  # the first two only
+    assert len(list(day_dir(tmp_path).glob("part-*.parquet"))) == 3
+    assert sorted(read_inference_table(tmp_path, "grp-t")["request_id"]) == [f"r{n}" for n in range(4)]
+
+
+def test_sources_a_crash_left_beside_their_merged_file_are_never_read_and_are_tidied(tmp_path):
+    flushed_one_by_one(tmp_path, [row(n) for n in range(3)])
+    kept = tmp_path / "kept"
+    shutil.copytree(day_dir(tmp_path), kept)
+    compact(tmp_path / "inference", older_than=10**20, schema=SCHEMA)
+    for source in kept.glob("part-*.parquet"):  # as if the server died before removing them
+        shutil.copy(source, day_dir(tmp_path) / source.name)
+    assert len(live_files(day_dir(tmp_path))) == 1
+    assert sorted(read_inference_table(tmp_path, "grp-t")["request_id"]) == ["r0", "r1", "r2"]
+    compact(tmp_path / "inference", older_than=10**20, schema=SCHEMA)
+    assert len(list(day_dir(tmp_path).glob("part-*.parquet"))) == 1
+
+
+def test_merged_files_merge_again_and_later_rows_stay_readable(tmp_path):
+    flushed_one_by_one(tmp_path, [row(n) for n in range(3)])
+    compact(tmp_path / "inference", older_than=10**20, schema=SCHEMA)
+    flushed_one_by_one(tmp_path, [row(n) for n in range(3, 5)])
+    compact(tmp_path / "inference", older_than=10**20, schema=SCHEMA)
+    assert len(list(day_dir(tmp_path).glob("part-*.parquet"))) == 1
+    assert list(read_inference_table(tmp_path, "grp-t")["request_id"]) == [f"r{n}" for n in range(5)]
+
+
+def test_retention_removes_whole_dates_older_than_it(tmp_path):
+    flushed_one_by_one(tmp_path, [row(0), row(1, T0 + 5 * DAY), row(2, T0 + 10 * DAY)])
+    today = datetime.fromtimestamp(T0 + 10 * DAY, timezone.utc)
+    removed = remove_expired(tmp_path / "inference", retention_days=7, today=today)
+    assert [d.name for d in removed] == ["date=2023-11-14"]
+    assert sorted(read_inference_table(tmp_path, "grp-t")["request_id"]) == ["r1", "r2"]
+
+
+def test_the_writer_compacts_what_is_old_enough_and_keeps_the_journal_s_rows(tmp_path):
+    flushed_one_by_one(tmp_path, [row(n) for n in range(3)])
+    writer = InferenceTableWriter(tmp_path)
+    writer.compact_after = 0.0
+    writer.append(row(3))  # journaled, not yet Parquet: never merged past
+    asyncio.run(writer.maintain())
+    assert len(list(day_dir(tmp_path).glob("part-*.parquet"))) == 1
+    asyncio.run(writer.close())
+    assert list(read_inference_table(tmp_path, "grp-t")["request_id"]) == [f"r{n}" for n in range(4)]
