@@ -140,7 +140,12 @@ def test_modify_scales_stops_and_resumes(tcdeploy_server, lifecycle):
     changed = sdk_call(
         tcdeploy_server,
         "ModifyModelService",
-        {"ServiceId": second.ServiceId, "ServiceDescription": "second", "CronScaleJobs": [{"Name": "night"}]},
+        {
+            "ServiceId": second.ServiceId,
+            "ServiceDescription": "second",
+            # Kept under MANUAL (they act under AUTO with ScaleStrategy CRON).
+            "CronScaleJobs": [{"Name": "night", "Schedule": "0 22 * * *", "TargetReplicas": 1}],
+        },
     ).Service
     assert changed.ServiceDescription == "second" and changed.ServiceInfo.CronScaleJobs[0].Name == "night"
     sdk_call(tcdeploy_server, "ModifyModelService", {"ServiceId": second.ServiceId, "ServiceAction": "STOP"})
