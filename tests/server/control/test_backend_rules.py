@@ -211,6 +211,16 @@ def test_an_unknown_instance_type_is_refused_naming_the_field(world):
     run(go())
 
 
+def test_an_instance_type_is_read_in_any_case_and_kept_as_the_server_spells_it(world):
+    async def go():
+        service = await world.backend.create_service(
+            WS, "small", spec={"InstanceType": "ti.s.Small.post", "Replicas": 1}, model=world.good
+        )
+        assert world.store.service(service.id).spec["InstanceType"] == "TI.S.SMALL.POST"
+
+    run(go())
+
+
 def test_a_model_that_cannot_load_fails_the_create_with_the_reason(world):
     async def go():
         service = await world.create("bad", world.broken)

@@ -23,6 +23,7 @@ INSTANCE_TYPES = (
     InstanceType("TI.S.XLARGE.POST", "8C16G", 8000, 16384),
 )
 _BY_NAME = {spec.name: spec for spec in INSTANCE_TYPES}
+_BY_UPPER_NAME = {spec.name.upper(): spec for spec in INSTANCE_TYPES}
 
 
 def sized(spec: dict) -> InstanceType:
@@ -39,9 +40,10 @@ def sized(spec: dict) -> InstanceType:
 
 
 def instance_type(name: str, field: str = "InstanceType") -> InstanceType:
-    """The instance type called `name`; refused naming `field` and the known types."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
+    """The instance type called `name`, in any case (`ti.s.small.post` is `TI.S.SMALL.POST`, as a
+    person types it); refused naming `field` and the known types."""
+    found = _BY_NAME.get(name) or (_BY_UPPER_NAME.get(name.upper()) if isinstance(name, str) else None)
+    if found is None:
         known = ", ".join(_BY_NAME)
-        raise InvalidParameterValue(field, f"unknown instance type {name!r}; known: {known}") from None
+        raise InvalidParameterValue(field, f"unknown instance type {name!r}; known: {known}")
+    return found

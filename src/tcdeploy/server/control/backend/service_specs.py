@@ -15,8 +15,9 @@ MAX_REPLICAS = 16
 
 def check_spec(spec: dict[str, Any], field: str = "") -> dict[str, Any]:
     """Whatever API asked: a service's settings the replicas can run with, else refused naming
-    the member (under `field` when the request nests them)."""
-    instance_type(spec["InstanceType"], member(field, "InstanceType"))
+    the member (under `field` when the request nests them). The instance type is kept as the
+    server spells it."""
+    spec = {**spec, "InstanceType": instance_type(spec["InstanceType"], member(field, "InstanceType")).name}
     replicas = spec.get("Replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_REPLICAS:
         raise InvalidParameterValue(member(field, "Replicas"), f"must be an integer from 0 to {MAX_REPLICAS}")
