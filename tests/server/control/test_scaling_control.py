@@ -131,6 +131,30 @@ async def test_a_scheduled_stop_stops_the_service_with_an_event(world, monkeypat
     assert world.status(service) is ServiceStatus.STOPPED
     assert "ScheduledStop" in reasons(world, service)
     assert not world.runtime.states(service.id)
+    await world.backend.update_service(WS, service.id, action="RESUME")
+    await world.reconciler.idle()
+    scaling.tick()
+    await world.reconciler.idle()
+    assert world.status(service) is ServiceStatus.RUNNING  # stopped once, not again
+
+
+@in_loop
+async def test_a_stop_time_passing_while_stopped_does_not_stop_a_later_resume(world, monkeypatch):
+    clock = Clock("2026-03-02T08:00:00")
+    monkeypatch.setattr("time.time", clock)
+    stop = {"ScheduleStop": True, "ScheduleStopTime": "2026-03-02T08:30:00+08:00"}
+    service = await make(world, ScheduledAction=stop)
+    scaling = control(world, clock)
+    await world.backend.update_service(WS, service.id, action="STOP")
+    await world.reconciler.idle()
+    clock.now += 31 * 60
+    scaling.tick()
+    await world.backend.update_service(WS, service.id, action="RESUME")
+    await world.reconciler.idle()
+    scaling.tick()
+    await world.reconciler.idle()
+    assert world.status(service) is ServiceStatus.RUNNING
+    assert "ScheduledStop" not in reasons(world, service)
 
 
 @in_loop

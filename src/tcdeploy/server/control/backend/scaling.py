@@ -94,7 +94,10 @@ class ScalingControl:
         seen = set()
         for service in self._store.services():
             seen.add(service.id)
-            if service.stopped or service.status not in _ACTIVE:
+            if service.stopped:
+                self._stop_passed_while_stopped(service, now)
+                continue
+            if service.status not in _ACTIVE:
                 continue
             if self._scheduled_stop(service, now) or self._cron(service, now):
                 continue
@@ -119,6 +122,13 @@ class ScalingControl:
         self._reconciler.publish_group(service.group_id)
         return True
 
+    def _stop_passed_while_stopped(self, service: ServiceRecord, now: float) -> None:
+        """A stop time that comes while the service is stopped anyway is done with: a RESUME
+        after it must not stop the service again at once."""
+        when = stop_due(service.spec, now, stop_time)
+        if when is not None:
+            self._store.update_service(service.id, spec={**service.spec, "_StoppedAt": when})
+
     def _cron(self, service: ServiceRecord, now: float) -> bool:
         spec = service.spec
         jobs = spec.get("CronScaleJobs") or []
@@ -142,9 +152,10 @@ class ScalingControl:
         if policy is None or self._reconciler.busy(service.id):
             return
         load = self._load(service, now)
-        last_request = self._last_request(service, now)
-        changed = self._changed.get(service.id, self._started)
-        idle_for = now - max(last_request, changed)
+        idle_for = 0.0
+        if policy.min_replicas == 0:  # only then does idling matter
+            changed = self._changed.get(service.id, self._started)
+            idle_for = now - max(self._last_request(service, now), changed)
         stabilizer = self._stabilizers.setdefault(service.id, Stabilizer())
         decision = decide(
             now, service.replicas, load, policy, stabilizer, idle_for=idle_for, idle_after=self.settings.idle_after
