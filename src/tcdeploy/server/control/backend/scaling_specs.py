@@ -60,7 +60,11 @@ def check_scaling(spec: dict[str, Any], field: str, *, given: set[str], now: flo
     for i, job in enumerate(jobs):
         check_cron_job(job, _at(field, f"CronScaleJobs.{i}"), max_replicas)
     if mode == "AUTO" and strategy == "HPA" and not hpa:
-        raise MissingParameter(_at(field, "HorizontalPodAutoscaler"), "is required with ScaleMode AUTO")
+        raise MissingParameter(
+            _at(field, "HorizontalPodAutoscaler"),
+            "is required with ScaleMode AUTO (wedata's CreateMLModelService has no such member: create with "
+            "CreateMLModelServices, or set it with UpdateMLModelService)",
+        )
     if mode == "AUTO" and strategy == "CRON" and not jobs:
         raise MissingParameter(_at(field, "CronScaleJobs"), "is required with ScaleStrategy CRON")
     check_scheduled_stop(
