@@ -55,6 +55,7 @@ class ChatServer:
     def __init__(self, model: PyFuncModel, *, name: str, threads: int | None = None) -> None:
         self._model = model
         self._name = name
+        self._params = _params_taken(model)
         threads = threads or chat_threads()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chat")
         self._capacity = threads * REQUESTS_PER_THREAD
@@ -121,7 +122,7 @@ class ChatServer:
     async def _complete(self, request: dict[str, Any]) -> Outcome:
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._pool, self._model.predict, model_input(request))
+            result = await loop.run_in_executor(self._pool, self._model.predict, model_input(request, self._params))
         except Exception as exc:
             return _model_failure(exc)
         reply = completion(result, request, self._name)
@@ -136,7 +137,9 @@ class ChatServer:
         stop = threading.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, stop))
         self.streams += 1
-        pumping = loop.run_in_executor(self._pool, _pump, self._model, model_input(request), loop, queue, stop)
+        pumping = loop.run_in_executor(
+            self._pool, _pump, self._model, model_input(request, self._params), loop, queue, stop
+        )
         try:
             kind, item = await queue.get()
             if kind == _ERROR:
@@ -196,12 +199,12 @@ async def _watch_disconnect(receive: Callable, stop: threading.Event) -> None:
             return
 
 
-def model_input(request: dict[str, Any]) -> dict[str, Any]:
+def model_input(request: dict[str, Any], params: tuple[str, ...] = MODEL_PARAMS) -> dict[str, Any]:
     """What a chat model's `predict`/`predict_stream` takes: the messages (text content) and the
-    chat parameters MLflow's ChatParams know."""
+    chat parameters among `params` (those its signature has: a ChatAgent takes none)."""
     messages = [{"role": m["role"], "content": text_of(m.get("content"))} for m in request["messages"]]
     data: dict[str, Any] = {"messages": messages}
-    for name in MODEL_PARAMS:
+    for name in params:
         if request.get(name) is not None:
             data[name] = request[name]
     if isinstance(data.get("stop"), str):
@@ -209,9 +212,22 @@ def model_input(request: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _params_taken(model: PyFuncModel) -> tuple[str, ...]:
+    """The chat parameters the model's signature takes (all of them when it has none)."""
+    schema = getattr(getattr(model, "metadata", None), "get_input_schema", lambda: None)()
+    if schema is None or not schema.has_input_names():
+        return MODEL_PARAMS
+    names = set(schema.input_names())
+    return tuple(name for name in MODEL_PARAMS if name in names)
+
+
 def completion(result: Any, request: dict[str, Any], name: str) -> dict[str, Any]:
     """The model's reply in OpenAI's shape, members it left out filled in (usage in words)."""
     reply = dict(result) if isinstance(result, dict) else {}
+    if "choices" not in reply and isinstance(reply.get("messages"), list) and reply["messages"]:
+        # A ChatAgent's reply: the messages it adds; the last one is the answer.
+        last = reply["messages"][-1]
+        reply["choices"] = [{"index": 0, "message": {"role": "assistant", "content": last.get("content")}}]
     if "choices" not in reply:
         text = result if isinstance(result, str) else json.dumps(result)
         reply["choices"] = [{"index": 0, "message": {"role": "assistant", "content": text}}]
@@ -274,6 +290,8 @@ class ChunkFramer:
 def _chunk_choices(chunk: Any) -> list[dict]:
     if isinstance(chunk, dict) and isinstance(chunk.get("choices"), list):
         return [c for c in chunk["choices"] if isinstance(c, dict)]
+    if isinstance(chunk, dict) and isinstance(chunk.get("delta"), dict):  # a ChatAgent's chunk
+        return [{"index": 0, "delta": {"role": "assistant", "content": chunk["delta"].get("content")}}]
     text = chunk if isinstance(chunk, str) else json.dumps(chunk)
     return [{"index": 0, "delta": {"content": text}}]
 
