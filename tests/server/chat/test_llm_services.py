@@ -107,6 +107,9 @@ def test_the_openai_client_works_unmodified(llm):
     )
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "one two three"
     assert [m.id for m in client.models.list()] == ["chatty"]
+    assert client.models.retrieve("chatty").id == "chatty"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
 
 
 def test_a_client_that_disconnects_cancels_the_generation(llm, record):

@@ -3,7 +3,8 @@
 - `POST …/v1/chat/completions`: the body is checked here (a bad one is a 400 naming the member),
   then answered by the data plane as any request is (auth, weights, limits, the inference
   table); with `stream: true` the reply is relayed as server-sent events (streaming.py).
-- `GET …/v1/models`: the one model the URL serves, named after the group (or the service).
+- `GET …/v1/models` (and `…/v1/models/<name>`): the one model the URL serves, named after the
+  group (or the service).
 
 Time to first token and tokens per second are kept per (group, service) beside the request
 metrics, read from what each reply's exchange reports.
@@ -80,7 +81,8 @@ class ChatEndpoint(PredictEndpoint):
 
 
 class ModelsEndpoint:
-    """GET /groups/{group_id}/v1/models or /services/{service_id}/v1/models (OpenAI's list)."""
+    """GET /groups/{group_id}/v1/models or /services/{service_id}/v1/models (OpenAI's list), and
+    …/v1/models/{model} (OpenAI's retrieve: the one model, by its name)."""
 
     def __init__(self, gateway: Gateway, param: str) -> None:
         self.gateway = gateway
@@ -98,8 +100,12 @@ class ModelsEndpoint:
         except GatewayError as error:
             await send_reply(send, error.reply(request_id))
             return
-        listing = {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "tcdeploy"}]}
-        body = json.dumps(listing).encode()
+        model = {"id": name, "object": "model", "created": 0, "owned_by": "tcdeploy"}
+        asked = scope["path_params"].get("model")
+        if asked is not None and asked != name:
+            await send_reply(send, not_found(f"model {asked!r} (this URL serves {name!r})").reply(request_id))
+            return
+        body = json.dumps(model if asked is not None else {"object": "list", "data": [model]}).encode()
         await send_reply(send, GatewayReply(200, body, {"content-type": JSON, "x-request-id": request_id}))
 
     def _served(self, ident: str) -> tuple[Group, str]:
@@ -210,4 +216,5 @@ def chat_routes(gateway: Gateway) -> list[BaseRoute]:
     for prefix, param in (("/groups/{group_id}", "group_id"), ("/services/{service_id}", "service_id")):
         routes.append(Route(prefix + CHAT_PATH, ChatEndpoint(gateway, param), methods=["POST"]))
         routes.append(Route(prefix + MODELS_PATH, ModelsEndpoint(gateway, param), methods=["GET"]))
+        routes.append(Route(prefix + MODELS_PATH + "/{model}", ModelsEndpoint(gateway, param), methods=["GET"]))
     return routes
