@@ -1,8 +1,10 @@
 """Scaling with real replicas, through the API: concurrency drives 1 → 2 → 1 replicas with no
 failed request; a `service-qps` trigger stays within `MaxReplicas`; a scheduled stop stops; the
 per-replica concurrency limit answers 429 with Retry-After and X-RateLimit-* headers; a service
-idled to zero answers its next request. (Cron runs are tested in-process with a clock the test
-moves: tests/server/control/test_scaling_control.py.)
+idled to zero answers its next request; a cron job due every minute fires (made first, checked
+last, so its minute passes while the rest run). Cron's timing rules (a stated timezone, one run,
+the latest missed run after a restart) are tested in-process with a clock the test moves:
+tests/server/control/test_scaling_control.py.
 
 One server for the module, idling services to zero after 3 s and ticking every 0.3 s; short
 stabilization windows. Nothing here is timed: waits have generous deadlines."""
@@ -48,6 +50,13 @@ def slow_model(tmp_path_factory):
 
 def make(wedata, name: str, model, **service) -> dict:
     return create_slow_service(wedata, name, model, WS, **service)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def every_minute(wedata, slow_model):
+    """A CRON service whose job (every minute: 2 replicas) is due within a minute of its making."""
+    job = {"Name": "each-minute", "Schedule": "* * * * *", "TargetReplicas": 2}
+    return make(wedata, "cron", slow_model, Replicas=1, ScaleMode="AUTO", ScaleStrategy="CRON", CronScaleJobs=[job])
 
 
 def detail(wedata, service_id: str) -> dict:
@@ -210,3 +219,11 @@ def test_a_service_idle_at_zero_answers_its_next_request(server, wedata, slow_mo
     events = reasons(wedata, sid)
     assert "ScaledToZero" in events and "cold start" in events["Woken"]
     assert detail(wedata, sid)["WorkloadStatus"]["ReadyReplicas"] == 1
+
+
+def test_a_cron_job_fires_in_the_servers_timezone(wedata, every_minute):
+    sid = every_minute["ServiceId"]
+    wait_until(lambda: detail(wedata, sid)["WorkloadStatus"]["ReadyReplicas"] == 2, "the cron job's 2 replicas", 120)
+    fired = reasons(wedata, sid)["CronScaled"]
+    assert fired.startswith("cron job each-minute (* * * * *, UTC) at ") and fired.endswith(": 1 → 2")
+    assert detail(wedata, sid)["ScaleStrategy"] == "CRON"

@@ -143,8 +143,11 @@ class ScalingControl:
         replicas, bounds = apply_run(run.job, service.replicas, spec.get("_Bounds") or {})
         new_spec = {**spec, "_CronAfter": now, "_Bounds": bounds}
         when = run.when.strftime("%Y-%m-%d %H:%M %Z")
+        if replicas == service.replicas and bounds == (spec.get("_Bounds") or {}):
+            self._store.update_service(service.id, spec=new_spec)  # a run that changes nothing: no event
+            return True
         message = f"cron job {run.name} ({run.job['Schedule']}, {self.settings.timezone}) at {when}"
-        self._scale(service, replicas, new_spec, "CronScaled", message)
+        self._scale(service, replicas, new_spec, "CronScaled", f"{message}: {service.replicas} → {replicas}")
         return True
 
     def _autoscale(self, service: ServiceRecord, now: float) -> None:
