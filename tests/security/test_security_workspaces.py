@@ -176,7 +176,8 @@ LISTINGS = {
     "ListMLModelServiceGroups", "DescribeModelServiceGroups", "ListMLServiceLogs", "CreateModelServiceGroup",
     "CheckDuplicateServiceName",
 }  # fmt: skip
-# The instance types and the MLflow registry are the server's, not a workspace's.
+# The instance types are the server's; the registry's partition by workspace has its own module
+# (test_security_registry.py), with models registered for B.
 SERVER_WIDE = {
     "DescribeInferenceSpecs", "DescribeBillingSpecs", "GetBillingSpecs", "ListModelVersions", "GetModelVersion",
     "UpdateModelVersionAliases", "ListModels", "GetModel", "SearchModels",

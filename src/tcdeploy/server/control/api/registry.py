@@ -25,7 +25,7 @@ _TOKEN_PREFIX = "tcdeploy:"
 
 async def list_model_versions(ctx: Context, req: Any) -> dict:
     names = _names(req)
-    versions = await ctx.backend.registry.versions(names)
+    versions = await ctx.backend.registry.versions(names, ctx.workspace)
     if versions is None:
         raise ResourceNotFound("model", names[0])
     page, following = _page(versions, req.MaxResults, req.PageToken)
@@ -39,7 +39,7 @@ async def list_model_versions(ctx: Context, req: Any) -> dict:
 
 
 async def get_model_version(ctx: Context, req: Any) -> dict:
-    version = await ctx.backend.registry.version(_names(req), str(req.ModelVersion))
+    version = await ctx.backend.registry.version(_names(req), str(req.ModelVersion), ctx.workspace)
     if version is None:
         raise ResourceNotFound("model version", f"{_names(req)[0]}/{req.ModelVersion}")
     return {"Data": {"ModelVersion": _version_info(req, version)}}
@@ -47,7 +47,11 @@ async def get_model_version(ctx: Context, req: Any) -> dict:
 
 async def update_aliases(ctx: Context, req: Any) -> dict:
     version = await ctx.backend.registry.update_aliases(
-        _names(req), str(req.ModelVersion), list(req.AddedAliases or ()), list(req.RemovedAliases or ())
+        _names(req),
+        str(req.ModelVersion),
+        list(req.AddedAliases or ()),
+        list(req.RemovedAliases or ()),
+        ctx.workspace,
     )
     if version is None:
         raise ResourceNotFound("model version", f"{_names(req)[0]}/{req.ModelVersion}")
@@ -58,12 +62,12 @@ async def update_aliases(ctx: Context, req: Any) -> dict:
 
 
 async def list_models(ctx: Context, req: Any) -> dict:
-    models = await ctx.backend.registry.models(prefix=f"{req.CatalogName}.{req.SchemaName}.")
+    models = await ctx.backend.registry.models(prefix=f"{req.CatalogName}.{req.SchemaName}.", workspace=ctx.workspace)
     return _model_page(models, req)
 
 
 async def get_model(ctx: Context, req: Any) -> dict:
-    model = await ctx.backend.registry.model(_names(req))
+    model = await ctx.backend.registry.model(_names(req), ctx.workspace)
     if model is None:
         raise ResourceNotFound("model", _names(req)[0])
     return {"Data": {"Model": _model_info(model)}}
@@ -74,7 +78,9 @@ async def search_models(ctx: Context, req: Any) -> dict:
     if req.SchemaName and not req.CatalogName:
         raise InvalidParameterValue("SchemaName", "needs CatalogName")
     prefix = ".".join(p for p in (req.CatalogName, req.SchemaName) if p)
-    models = await ctx.backend.registry.models(prefix=f"{prefix}." if prefix else "", contains=req.Filter or "")
+    models = await ctx.backend.registry.models(
+        prefix=f"{prefix}." if prefix else "", contains=req.Filter or "", workspace=ctx.workspace
+    )
     return _model_page(models, req)
 
 

@@ -217,7 +217,7 @@ class Backend(TokenRules, ObservingRules):
                 "delete one before adding another"
             )
         model_uri = await self.registry.resolve(
-            model, spec.get("CatalogName"), spec.get("SchemaName"), member(field, "MlModelInfo")
+            model, spec.get("CatalogName"), spec.get("SchemaName"), member(field, "MlModelInfo"), workspace
         )
         siblings = [s.spec for s in self.store.services(group.id)] if group is not None else []
         spec = {
@@ -333,7 +333,7 @@ class Backend(TokenRules, ObservingRules):
         spec = with_scaling(check_spec({**service.spec, **changes}), "", given=set(changes), now=time.time())
         if model is not None:
             spec["ModelUri"] = await self.registry.resolve(
-                model, spec.get("CatalogName"), spec.get("SchemaName"), "MlModelInfo"
+                model, spec.get("CatalogName"), spec.get("SchemaName"), "MlModelInfo", service.workspace
             )
             # A new model keeps the service's type: an LLM service's must still chat.
             kept = service.spec.get("ServiceType", MACHINE_LEARNING)

@@ -1,4 +1,10 @@
-"""The MLflow model registry: which URI a service's replicas load, and the versions of a model."""
+"""The MLflow model registry: which URI a service's replicas load, and the versions of a model.
+
+The registry is partitioned by workspace: a version belongs to the workspace its
+`tcdeploy.workspace` tag names, else to the one its registered model's tag names, else to
+`default` (a model registered from a notebook with plain MLflow). From another workspace it
+cannot be listed, read, changed or deployed: it answers as a model that is not there.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ from pathlib import Path
 
 from tcdeploy.protocol.errors import InvalidParameterValue, MissingParameter, ResourceNotFound
 from tcdeploy.protocol.urls import validate_model_uri
+
+WORKSPACE_TAG = "tcdeploy.workspace"
+DEFAULT_WORKSPACE = "default"
 
 
 @dataclass(frozen=True)
@@ -32,28 +41,32 @@ class ModelRegistry:
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
-    async def resolve(self, ref: ModelRef, catalog: str | None, schema: str | None, field: str) -> str:
+    async def resolve(
+        self, ref: ModelRef, catalog: str | None, schema: str | None, field: str, workspace: str = DEFAULT_WORKSPACE
+    ) -> str:
         """The URI replicas load: the path if given (checked), else the registry's name/version
-        (qualified by catalog and schema first, as WeData's Unity-style names are)."""
+        (qualified by catalog and schema first, as WeData's Unity-style names are), of a model
+        in `workspace`."""
         if ref.path:
             try:
                 uri = validate_model_uri(ref.path)
             except ValueError as exc:
                 raise InvalidParameterValue(f"{field}.ModelPath", str(exc)) from None
-            await asyncio.to_thread(self._check_exists, uri, f"{field}.ModelPath")
+            await asyncio.to_thread(self._check_exists, uri, f"{field}.ModelPath", workspace)
             return uri
         if ref.name and ref.version:
             names = [f"{catalog}.{schema}.{ref.name}"] if catalog and schema else []
             names.append(ref.name)
             for name in names:
-                if await asyncio.to_thread(self._registered, name, ref.version):
+                if await asyncio.to_thread(self._registered, name, ref.version, workspace):
                     return f"models:/{name}/{ref.version}"
             raise ResourceNotFound("model version", f"{names[0]}/{ref.version}")
         raise MissingParameter(field, "ModelPath, or Name and Version, is required")
 
-    async def versions(self, names: list[str]) -> list[dict] | None:
-        """The versions of the first of `names` that is registered, oldest first; None if none is."""
-        return await asyncio.to_thread(self._versions, names)
+    async def versions(self, names: list[str], workspace: str = DEFAULT_WORKSPACE) -> list[dict] | None:
+        """The versions in `workspace` of the first of `names` that is registered there, oldest
+        first; None if none is."""
+        return await asyncio.to_thread(self._versions, names, workspace)
 
     async def mlmodel(self, uri: str) -> dict | None:
         """The model's MLmodel file as a dict (what it is: flavors, signature, metadata), or None
@@ -88,15 +101,15 @@ class ModelRegistry:
             return self._client.get_model_version_download_uri(name, version)
         return self._client.get_logged_model(name).artifact_location
 
-    def _check_exists(self, uri: str, field: str) -> None:
+    def _check_exists(self, uri: str, field: str, workspace: str) -> None:
         if uri.startswith("models:/"):
             ref = uri[len("models:/") :]
             if "@" in ref:
                 name, alias = ref.split("@", 1)
-                found = self._alias_exists(name, alias)
+                found = self._alias_exists(name, alias, workspace)
             else:
                 name, _, version = ref.partition("/")
-                found = (not version) or self._registered(name, version)
+                found = (not version) or self._registered(name, version, workspace)
             if not found:
                 raise InvalidParameterValue(field, f"{uri} is not in the model registry")
         elif uri.startswith("runs:/"):
@@ -110,14 +123,21 @@ class ModelRegistry:
             if not (path / "MLmodel").is_file():
                 raise InvalidParameterValue(field, f"{path} is not an MLflow model directory (no MLmodel file)")
 
-    def _registered(self, name: str, version: str) -> bool:
+    def _registered(self, name: str, version: str, workspace: str) -> bool:
         from mlflow.exceptions import MlflowException
 
         try:
-            self._client.get_model_version(name, str(version))
-            return True
+            return self._in(workspace, self._client.get_model_version(name, str(version)))
         except MlflowException:
             return False
+
+    def _in(self, workspace: str, version, model=None) -> bool:
+        """Whether a model version (or, with `version` None, a registered model) is `workspace`'s."""
+        tags = dict(getattr(version, "tags", None) or {}) if version is not None else {}
+        if WORKSPACE_TAG not in tags:
+            model = model or self._client.get_registered_model(version.name)
+            tags = dict(model.tags or {})
+        return tags.get(WORKSPACE_TAG, DEFAULT_WORKSPACE) == workspace
 
     def _run_exists(self, run_id: str) -> bool:
         from mlflow.exceptions import MlflowException
@@ -128,79 +148,96 @@ class ModelRegistry:
         except MlflowException:
             return False
 
-    def _alias_exists(self, name: str, alias: str) -> bool:
+    def _alias_exists(self, name: str, alias: str, workspace: str) -> bool:
         from mlflow.exceptions import MlflowException
 
         try:
-            self._client.get_model_version_by_alias(name, alias)
-            return True
+            return self._in(workspace, self._client.get_model_version_by_alias(name, alias))
         except MlflowException:
             return False
 
-    def _versions(self, names: list[str]) -> list[dict] | None:
-        name = self._first_registered(names)
+    def _versions(self, names: list[str], workspace: str) -> list[dict] | None:
+        name = self._first_registered(names, workspace)
         if name is None:
             return None
+        model = self._client.get_registered_model(name)
         versions = self._client.search_model_versions(f"name = '{_quote(name)}'")
         versions.sort(key=lambda v: int(v.version))
-        return [_version(v) for v in versions]
+        return [_version(v) for v in versions if self._in(workspace, v, model)]
 
-    def _first_registered(self, names: list[str]) -> str | None:
+    def _first_registered(self, names: list[str], workspace: str) -> str | None:
+        """The first of `names` registered with a version (or, with none yet, its model tag) in
+        `workspace`."""
         from mlflow.exceptions import MlflowException
 
         for name in names:
             try:
-                self._client.get_registered_model(name)
-                return name
+                model = self._client.get_registered_model(name)
             except MlflowException:
                 continue
+            if self._model_in(workspace, model):
+                return name
         return None
+
+    def _model_in(self, workspace: str, model) -> bool:
+        if WORKSPACE_TAG in (model.tags or {}):
+            return model.tags[WORKSPACE_TAG] == workspace
+        latest = model.latest_versions or ()
+        return self._in(workspace, latest[-1], model) if latest else workspace == DEFAULT_WORKSPACE
 
     # ---- models and aliases, for wedata's registry actions --------------------------------------
 
-    async def version(self, names: list[str], version: str) -> dict | None:
-        """One version of the first of `names` that is registered; None if there is none."""
-        return await asyncio.to_thread(self._version, names, version)
+    async def version(self, names: list[str], version: str, workspace: str = DEFAULT_WORKSPACE) -> dict | None:
+        """One version in `workspace` of the first of `names` registered there; None if there is none."""
+        return await asyncio.to_thread(self._version, names, version, workspace)
 
-    async def models(self, prefix: str = "", contains: str = "") -> list[dict]:
-        """Every registered model whose name starts with `prefix` and contains `contains`, by name."""
-        return await asyncio.to_thread(self._models, prefix, contains)
+    async def models(self, prefix: str = "", contains: str = "", workspace: str = DEFAULT_WORKSPACE) -> list[dict]:
+        """Every registered model of `workspace` whose name starts with `prefix` and contains
+        `contains`, by name."""
+        return await asyncio.to_thread(self._models, prefix, contains, workspace)
 
-    async def model(self, names: list[str]) -> dict | None:
-        return await asyncio.to_thread(self._model, names)
+    async def model(self, names: list[str], workspace: str = DEFAULT_WORKSPACE) -> dict | None:
+        return await asyncio.to_thread(self._model, names, workspace)
 
-    async def update_aliases(self, names: list[str], version: str, added: list[str], removed: list[str]) -> dict | None:
+    async def update_aliases(
+        self, names: list[str], version: str, added: list[str], removed: list[str], workspace: str = DEFAULT_WORKSPACE
+    ) -> dict | None:
         """Point `added` at this version (moving them from another) and drop `removed` from it.
         An alias to remove must be on this version: refused naming `RemovedAliases`, nothing changed."""
-        return await asyncio.to_thread(self._update_aliases, names, version, added, removed)
+        return await asyncio.to_thread(self._update_aliases, names, version, added, removed, workspace)
 
-    def _version(self, names: list[str], version: str) -> dict | None:
+    def _version(self, names: list[str], version: str, workspace: str) -> dict | None:
         from mlflow.exceptions import MlflowException
 
-        name = self._first_registered(names)
+        name = self._first_registered(names, workspace)
         if name is None:
             return None
         try:
-            return _version(self._client.get_model_version(name, str(version)))
+            found = self._client.get_model_version(name, str(version))
         except MlflowException:
             return None
+        return _version(found) if self._in(workspace, found) else None
 
-    def _models(self, prefix: str, contains: str) -> list[dict]:
+    def _models(self, prefix: str, contains: str, workspace: str) -> list[dict]:
         found, token = [], None
         while True:
             page = self._client.search_registered_models(max_results=1000, page_token=token)
-            found.extend(m for m in page if m.name.startswith(prefix) and contains in m.name)
+            found.extend(
+                m for m in page if m.name.startswith(prefix) and contains in m.name and self._model_in(workspace, m)
+            )
             token = page.token
             if not token:
                 break
         return [_model(m) for m in sorted(found, key=lambda m: m.name)]
 
-    def _model(self, names: list[str]) -> dict | None:
-        name = self._first_registered(names)
+    def _model(self, names: list[str], workspace: str) -> dict | None:
+        name = self._first_registered(names, workspace)
         return None if name is None else _model(self._client.get_registered_model(name))
 
-    def _update_aliases(self, names: list[str], version: str, added: list[str], removed: list[str]) -> dict | None:
-        current = self._version(names, version)
+    def _update_aliases(
+        self, names: list[str], version: str, added: list[str], removed: list[str], workspace: str
+    ) -> dict | None:
+        current = self._version(names, version, workspace)
         if current is None:
             return None
         for i, alias in enumerate(removed):
@@ -210,7 +247,7 @@ class ModelRegistry:
             self._client.delete_registered_model_alias(current["Name"], alias)
         for alias in added:
             self._client.set_registered_model_alias(current["Name"], alias, str(version))
-        return self._version([current["Name"]], version)
+        return self._version([current["Name"]], version, workspace)
 
 
 def _version(v) -> dict:
