@@ -2,9 +2,9 @@
 failed request; a `service-qps` trigger stays within `MaxReplicas`; a scheduled stop stops; the
 per-replica concurrency limit answers 429 with Retry-After and X-RateLimit-* headers; a service
 idled to zero answers its next request; a cron job due every minute fires (made first, checked
-last, so its minute passes while the rest run). Cron's timing rules (a stated timezone, one run,
-the latest missed run after a restart) are tested in-process with a clock the test moves:
-tests/server/control/test_scaling_control.py.
+last, so its minute passes while the rest run), and the run due while the server was stopped is
+applied once at start. Cron's rules in detail (a stated timezone, one run, only the latest missed
+run) are tested in-process with a clock the test moves: tests/server/control/test_scaling_control.py.
 
 One server for the module, idling services to zero after 3 s and ticking every 0.3 s; short
 stabilization windows. Nothing here is timed: waits have generous deadlines."""
@@ -227,3 +227,21 @@ def test_a_cron_job_fires_in_the_servers_timezone(wedata, every_minute):
     fired = reasons(wedata, sid)["CronScaled"]
     assert fired.startswith("cron job each-minute (* * * * *, UTC) at ") and fired.endswith(": 1 → 2")
     assert detail(wedata, sid)["ScaleStrategy"] == "CRON"
+
+
+def test_a_run_missed_while_the_server_was_down_is_applied_once_at_start(server, wedata, every_minute):
+    sid = every_minute["ServiceId"]
+    while not 1 <= datetime.now(timezone.utc).second <= 20:  # room to scale and stop within this minute
+        time.sleep(0.5)
+    call(wedata, "UpdateMLModelService", {"WorkspaceId": WS, "ServiceId": sid, "ServiceAction": "SCALE", "Replicas": 1})
+    wait_until(lambda: detail(wedata, sid)["Replicas"] == 1, "scaled to 1 by hand", 10)
+    server.stop()
+    stopped = datetime.now(timezone.utc)
+    assert stopped.second < 58, "the stop took too long to leave a minute of downtime to test"
+    missed = (stopped + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    time.sleep((missed - datetime.now(timezone.utc)).total_seconds() + 1.5)
+    server.start()
+    wait_until(lambda: detail(wedata, sid)["WorkloadStatus"]["ReadyReplicas"] == 2, "the missed run's 2 replicas")
+    at = missed.strftime("%Y-%m-%d %H:%M UTC")
+    runs = [e["Message"] for e in events_of(wedata, sid) if e["Message"].startswith("CronScaled:")]
+    assert sum(at in m for m in runs) == 1 and any(at in m and m.endswith("1 → 2") for m in runs), runs
