@@ -116,13 +116,23 @@ async def test_after_a_restart_the_latest_missed_run_is_applied_once(world, monk
     assert len([e for e in world.store.events(service.id) if e.reason == "CronScaled"]) == 1
 
 
-@in_loop
-async def test_a_scheduled_stop_stops_the_service_with_an_event(world, monkeypatch):
+async def stopping_at_half_past(world, monkeypatch):
+    """A service set to stop at 08:30 (Shanghai), the clock at 08:00, and the loop."""
     clock = Clock("2026-03-02T08:00:00")
     monkeypatch.setattr("time.time", clock)
     stop = {"ScheduleStop": True, "ScheduleStopTime": "2026-03-02T08:30:00+08:00"}
     service = await make(world, ScheduledAction=stop)
-    scaling = control(world, clock)
+    return clock, service, control(world, clock)
+
+
+async def act(world, service, action: str) -> None:
+    await world.backend.update_service(WS, service.id, action=action)
+    await world.reconciler.idle()
+
+
+@in_loop
+async def test_a_scheduled_stop_stops_the_service_with_an_event(world, monkeypatch):
+    clock, service, scaling = await stopping_at_half_past(world, monkeypatch)
     scaling.tick()
     assert world.status(service) is ServiceStatus.RUNNING
     clock.now += 31 * 60
@@ -131,8 +141,7 @@ async def test_a_scheduled_stop_stops_the_service_with_an_event(world, monkeypat
     assert world.status(service) is ServiceStatus.STOPPED
     assert "ScheduledStop" in reasons(world, service)
     assert not world.runtime.states(service.id)
-    await world.backend.update_service(WS, service.id, action="RESUME")
-    await world.reconciler.idle()
+    await act(world, service, "RESUME")
     scaling.tick()
     await world.reconciler.idle()
     assert world.status(service) is ServiceStatus.RUNNING  # stopped once, not again
@@ -140,17 +149,11 @@ async def test_a_scheduled_stop_stops_the_service_with_an_event(world, monkeypat
 
 @in_loop
 async def test_a_stop_time_passing_while_stopped_does_not_stop_a_later_resume(world, monkeypatch):
-    clock = Clock("2026-03-02T08:00:00")
-    monkeypatch.setattr("time.time", clock)
-    stop = {"ScheduleStop": True, "ScheduleStopTime": "2026-03-02T08:30:00+08:00"}
-    service = await make(world, ScheduledAction=stop)
-    scaling = control(world, clock)
-    await world.backend.update_service(WS, service.id, action="STOP")
-    await world.reconciler.idle()
+    clock, service, scaling = await stopping_at_half_past(world, monkeypatch)
+    await act(world, service, "STOP")
     clock.now += 31 * 60
     scaling.tick()
-    await world.backend.update_service(WS, service.id, action="RESUME")
-    await world.reconciler.idle()
+    await act(world, service, "RESUME")
     scaling.tick()
     await world.reconciler.idle()
     assert world.status(service) is ServiceStatus.RUNNING
