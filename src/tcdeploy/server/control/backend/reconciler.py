@@ -18,6 +18,7 @@ from tcdeploy.protocol.states import EventType, PodPhase, ServiceStatus
 from ...gateway import Group, Replica, RouteTable, Version
 from ...runtime import LIVENESS_FAILED, NOT_READY, Fleet, LocalRuntime, ReplicaState, ReplicaTemplate
 from ...store import EventRecord, ServiceRecord, Store
+from .autoscaler import wakes
 from .environment import service_env
 from .instance_types import sized
 from .probes import health_probes
@@ -73,6 +74,10 @@ class Reconciler:
         task = asyncio.create_task(self._apply_after(prior, service_id, previous_spec))
         self._tasks[service_id] = task
         task.add_done_callback(lambda t: self._forget_task(service_id, t))
+
+    def busy(self, service_id: str) -> bool:
+        """Whether apply work on the service is pending (the autoscaler waits for it to finish)."""
+        return service_id in self._tasks
 
     async def idle(self) -> None:
         """Return once no apply work is pending (work started meanwhile is waited for too)."""
@@ -208,11 +213,9 @@ class Reconciler:
                 version=str(service.version),
                 weight=service.weight,
                 status=service.status,
-                rps_limit_per_replica=(
-                    float(limit["InstanceRpsLimit"])
-                    if limit.get("EnableInstanceRpsLimit") and limit.get("InstanceRpsLimit")
-                    else None
-                ),
+                rps_limit_per_replica=_limit(limit, "InstanceRpsLimit"),
+                inflight_limit_per_replica=_limit(limit, "InstanceReqLimit"),
+                wakes=wakes(service.spec),
                 inference_table=bool(service.spec.get("InferenceTablePushEnable") or service.spec.get("LogEnable")),
                 expected_replicas=0 if service.stopped else service.replicas,
                 chat=is_llm(service.spec),
@@ -264,6 +267,11 @@ class Reconciler:
 
 # Replica reasons that say a health probe failed (see runtime.process).
 PROBE_FAILURES = frozenset({LIVENESS_FAILED, NOT_READY})
+
+
+def _limit(limit: dict, name: str) -> float | None:
+    """A `ServiceLimit` member's per-replica value, when its `Enable…` is on and it is above 0."""
+    return float(limit[name]) if limit.get(f"Enable{name}") and limit.get(name) else None
 
 
 def _first_line(text: str) -> str:
