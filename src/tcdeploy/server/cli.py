@@ -78,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .accesslog import AccessLog
     from .app import build_app
+    from .connections import serving_config
     from .settings import DataDirInUse, ServerSettings, forget_key_environment, lock_data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -111,14 +112,12 @@ def _serve(args: argparse.Namespace) -> int:
         f"schedules: timezone {settings.timezone}; scale to zero after {settings.scale_to_zero_after:g} s idle",
         flush=True,
     )
-    config = uvicorn.Config(
+    config = serving_config(
         app,
         host=args.host,
         port=args.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=30,
+        max_connections=settings.max_connections,
+        read_timeout=settings.request_read_timeout,
     )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the handler
     # that was there before it; a quiet handler makes a clean stop exit 0 rather than die by signal.

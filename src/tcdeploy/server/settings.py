@@ -37,6 +37,10 @@ class ServerSettings:
     request_timeout: float = 60.0
     # Days of inference-table rows kept (whole UTC dates; 0 keeps every row).
     inference_retention_days: int = 30
+    # Connections and requests at once (past them a 503), and how long a request may take to
+    # arrive whole (past it a 408): see `connections`.
+    max_connections: int = 2048
+    request_read_timeout: float = 30.0
 
     @property
     def public_url(self) -> str:
@@ -75,6 +79,12 @@ class ServerSettings:
         request_timeout = float(os.environ.get("TCDEPLOY_REQUEST_TIMEOUT") or 60.0)
         if not 1 <= request_timeout <= 3600:
             raise ValueError(f"TCDEPLOY_REQUEST_TIMEOUT: must be 1 to 3600 seconds, got {request_timeout:g}")
+        max_connections = os.environ.get("TCDEPLOY_MAX_CONNECTIONS") or "2048"
+        if not max_connections.isdigit() or int(max_connections) < 16:
+            raise ValueError(f"TCDEPLOY_MAX_CONNECTIONS: must be a whole number of 16 or more, got {max_connections!r}")
+        read_timeout = float(os.environ.get("TCDEPLOY_REQUEST_READ_TIMEOUT") or 30.0)
+        if not 1 <= read_timeout <= 3600:
+            raise ValueError(f"TCDEPLOY_REQUEST_READ_TIMEOUT: must be 1 to 3600 seconds, got {read_timeout:g}")
         retention = os.environ.get("TCDEPLOY_INFERENCE_RETENTION_DAYS") or "30"
         if not retention.isdigit():
             raise ValueError(f"TCDEPLOY_INFERENCE_RETENTION_DAYS: must be a whole number of days, got {retention!r}")
@@ -88,6 +98,8 @@ class ServerSettings:
             scale_interval=interval,
             request_timeout=request_timeout,
             inference_retention_days=int(retention),
+            max_connections=int(max_connections),
+            request_read_timeout=read_timeout,
         )
 
 

@@ -1,17 +1,23 @@
 """Per-version limits: the request rate (one token bucket per version, refilled at the per-replica
 limit times the number of ready replicas) and the requests in flight (the per-replica limit times
 the ready replicas). Each reports itself as the real gateway does, in `X-RateLimit-Limit` and
-`X-RateLimit-Remaining`; where both apply, the one nearer its end."""
+`X-RateLimit-Remaining`; where both apply, the one nearer its end.
+
+Without a concurrency limit of its own, a version still holds at most `QUEUE_PER_REPLICA`
+requests in flight per ready replica: past that the gateway answers a fast 503 with
+`Retry-After` instead of letting requests queue without bound (memory and latency)."""
 
 from __future__ import annotations
 
 import math
 
-from .replies import over_concurrency, rate_limited
+from .replies import over_concurrency, overloaded, rate_limited
 from .routes import Version
 
 # Burst: how many seconds' worth of requests a bucket holds when full.
 BURST_SECONDS = 1.0
+# Requests in flight per ready replica (sent or queued in it) before the gateway refuses more.
+QUEUE_PER_REPLICA = 128
 
 
 class TokenBucket:
@@ -56,7 +62,11 @@ class RateLimiter:
         """Admit one request to `version` (`inflight`: its requests in flight now) or raise the
         429 of the limit it is over; the headers its reply carries."""
         reports: list[tuple[int, int]] = []  # (limit, remaining)
-        if version.inflight_limit_per_replica is not None:
+        if version.inflight_limit_per_replica is None:
+            bound = QUEUE_PER_REPLICA * max(ready, 1)  # no replica yet: requests wait for one
+            if inflight >= bound:
+                raise overloaded(version.service_id, bound)
+        else:
             limit = int(version.inflight_limit_per_replica * ready)
             if inflight >= limit:
                 raise over_concurrency(version.service_id, limit, _headers(limit, 0))

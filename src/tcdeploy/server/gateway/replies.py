@@ -68,6 +68,14 @@ def over_concurrency(service_id: str, limit: int, headers: dict[str, str]) -> Ga
     return GatewayError(429, "REQUEST_LIMIT_EXCEEDED", f"{message}; retry later", {"retry-after": "1", **headers})
 
 
+def overloaded(service_id: str, bound: int) -> GatewayError:
+    message = (
+        f"service {service_id} has {bound} requests in flight, as many as its replicas queue; "
+        "retry later (or add replicas)"
+    )
+    return GatewayError(503, "OVERLOADED", message, {"retry-after": "1"})
+
+
 def held_too_many(count: int) -> GatewayError:
     message = f"{count} requests are already waiting for a replica to wake from zero; retry later"
     return GatewayError(429, "REQUEST_LIMIT_EXCEEDED", message, {"retry-after": "2"})
