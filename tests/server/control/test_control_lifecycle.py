@@ -227,7 +227,8 @@ def test_the_pod_page_needs_its_token(wedata, running, tcdeploy_server):
     page = httpx.get(data["Url"], timeout=10)
     assert page.status_code == 200 and pod in page.text
     assert httpx.get(data["Url"].split("?")[0], timeout=10).status_code == 403
-    assert httpx.get(data["Url"][:-1] + "0", timeout=10).status_code in (403,)
+    spoiled = data["Url"][:-1] + ("1" if data["Url"].endswith("0") else "0")  # its last character changed
+    assert httpx.get(spoiled, timeout=10).status_code == 403
     other_host = httpx.get(data["Url"], headers={"Host": f"evil.example:{tcdeploy_server.port}"}, timeout=10)
     assert other_host.status_code == 421
 
