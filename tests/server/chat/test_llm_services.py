@@ -176,6 +176,27 @@ def test_the_inference_table_has_one_row_per_chat_with_the_whole_reply(tcdeploy_
         assert response["usage"]["completion_tokens"] == len(content.split())
 
 
+def test_without_the_token_a_group_does_not_say_whether_it_is_an_llm_service(tcdeploy_server, logistic_model_dir):
+    wedata = common_client(tcdeploy_server, "wedata")
+    params = {
+        "WorkspaceId": WS,
+        "ServiceName": "tabular-with-auth",
+        "AuthorizationEnable": True,
+        "Services": [
+            {"InstanceType": "TI.S.SMALL.POST", "Replicas": 0, "MlModelInfo": {"ModelPath": str(logistic_model_dir)}}
+        ],
+    }
+    group_id = create_service(wedata, params)["ServiceGroupId"]
+    try:
+        base = f"{tcdeploy_server.url}/groups/{group_id}"
+        body = {"messages": [{"role": "user", "content": "is it?"}]}
+        assert httpx.post(f"{base}/v1/chat/completions", json=body, timeout=10).status_code == 401
+        assert httpx.post(f"{base}/v1/chat/completions", json={}, timeout=10).status_code == 401
+        assert httpx.get(f"{base}/v1/models", timeout=10).status_code == 401
+    finally:
+        call(wedata, "DeleteMLModelServiceGroup", {"WorkspaceId": WS, "ServiceGroupId": group_id})
+
+
 def test_a_model_that_cannot_chat_is_refused_as_llm(tcdeploy_server, logistic_model_dir):
     wedata = common_client(tcdeploy_server, "wedata")
     params = {

@@ -41,8 +41,8 @@ class ChatEndpoint(PredictEndpoint):
     async def answer(self, request: Request, receive, send) -> None:
         request = request._replace(request_id=new_request_id(request.request_id))
         try:
+            _check_llm(self.gateway, request)  # before the body: a caller without a key learns nothing
             chat = parse_chat(request.body)
-            _check_llm(self.gateway, request)
         except ChatBodyError as exc:
             await send_reply(send, GatewayError(400, "BAD_REQUEST", str(exc)).reply(request.request_id))
             return
@@ -93,10 +93,7 @@ class ModelsEndpoint:
         headers = dict(scope["headers"])
         request_id = new_request_id((headers.get(b"x-request-id") or b"").decode("latin-1") or None)
         try:
-            group, name = self._served(ident)
-            authorization = (headers.get(b"authorization") or b"").decode("latin-1")
-            if group.auth_enabled and not authorized(authorization, group.token_hashes):
-                raise unauthenticated()
+            group, name = self._served(ident, (headers.get(b"authorization") or b"").decode("latin-1"))
         except GatewayError as error:
             await send_reply(send, error.reply(request_id))
             return
@@ -108,8 +105,9 @@ class ModelsEndpoint:
         body = json.dumps(model if asked is not None else {"object": "list", "data": [model]}).encode()
         await send_reply(send, GatewayReply(200, body, {"content-type": JSON, "x-request-id": request_id}))
 
-    def _served(self, ident: str) -> tuple[Group, str]:
-        request = Request(*((ident, None) if self.param == "group_id" else (None, ident)), b"", None, None, None)
+    def _served(self, ident: str, authorization: str) -> tuple[Group, str]:
+        ids = (ident, None) if self.param == "group_id" else (None, ident)
+        request = Request(*ids, b"", authorization, None, None)
         _check_llm(self.gateway, request)
         if request.group_id is not None:
             group = self.gateway.routes.group(ident)
@@ -119,17 +117,20 @@ class ModelsEndpoint:
 
 
 def _check_llm(gateway: Gateway, request: Request) -> None:
-    """Raise a 404 unless the URL is an LLM service's (or an LLM group's)."""
+    """Raise a 404 unless the URL is an LLM service's (or an LLM group's), and a 401 before
+    saying which it is to a caller without the group's token."""
     if request.service_id is not None:
         found = gateway.routes.service(request.service_id)
         if found is None:
             raise not_found(f"service {request.service_id!r}")
-        chats = found[1].chat
+        group, chats = found[0], found[1].chat
     else:
         group = gateway.routes.group(request.group_id)  # type: ignore[arg-type]
         if group is None:
             raise not_found(f"service group {request.group_id!r}")
         chats = any(v.chat for v in group.versions.values())
+    if group.auth_enabled and not authorized(request.authorization or "", group.token_hashes):
+        raise unauthenticated()
     if not chats:
         raise GatewayError(404, "ENDPOINT_NOT_FOUND", "this is not an LLM service: use /predict")
 
