@@ -10,7 +10,15 @@ import signal
 import httpx
 import pytest
 
-from tests.support.cloudapi import call, common_client, error_of, events_of, pod_facts, wait_for_status
+from tests.support.cloudapi import (
+    call,
+    common_client,
+    create_service,
+    error_of,
+    events_of,
+    pod_facts,
+    wait_for_status,
+)
 from tests.support.server import start_server
 
 from .resilience_helpers import group_url, iris_body, kill_replicas, pod_pid, wait_until
@@ -112,3 +120,22 @@ def test_a_probe_that_cannot_run_here_is_refused_naming_it(health_server, sentin
         tione, "DescribeModelServiceGroups", {"Filters": [{"Name": "ServiceGroupName", "Values": ["health-refused"]}]}
     )
     assert groups["TotalCount"] == 0
+
+
+def test_a_service_s_own_request_timeout_bounds_its_requests(health_server, sentinel_model_dir):
+    """RequestTimeoutSeconds (our extension) below the server's: a predict slower than it is a 504."""
+    wedata = common_client(health_server, "wedata")
+    item = {"InstanceType": "TI.S.SMALL.POST", "MlModelInfo": {"ModelPath": str(sentinel_model_dir)}}
+    params = {
+        "WorkspaceId": "default",
+        "ServiceName": "health-own-timeout",
+        "Services": [{**item, "RequestTimeoutSeconds": 2}],
+    }
+    service = create_service(wedata, params)
+    wait_for_status(wedata, service["ServiceId"], {"RUNNING"}, timeout=180)
+    detail = call(wedata, "GetMLModelService", {"WorkspaceId": "default", "ServiceId": service["ServiceId"]})
+    assert detail["Data"]["RequestTimeoutSeconds"] == 2
+    url = group_url(health_server, service["ServiceGroupId"])
+    slow = httpx.post(url, content=iris_body(sleep_s=3), timeout=30)  # within the server's 4 s
+    assert slow.status_code == 504 and slow.json()["error_code"] == "DEADLINE_EXCEEDED", slow.text
+    assert httpx.post(url, content=iris_body(sleep_s=0.5), timeout=30).status_code == 200

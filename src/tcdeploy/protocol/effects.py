@@ -108,6 +108,9 @@ NO_EFFECT: dict[str, dict[str, str]] = {
 }
 
 REPLY_EXTENSIONS: dict[str, dict[str, str]] = {
-    "MLModelService": {"BatchConfig": "adaptive batching on the replica, as the request set it (an extension)"},
+    "MLModelService": {
+        "BatchConfig": "adaptive batching on the replica, as the request set it (an extension)",
+        "RequestTimeoutSeconds": "how long the gateway waits for a replica's answer, then a 504 (an extension)",
+    },
     "HorizontalPodAutoscaler": {"HpaMetrics": "the metrics the autoscaler follows, as the request set them (TI-ONE's)"},
 }

@@ -100,13 +100,20 @@ _NARROWING: dict[str, dict[str, tuple[Any, ...]]] = {
 }
 
 SERVICE_TYPE = (Annotated[Optional[str], Field(max_length=32)], None)
+# How long the gateway waits for a replica's answer (then a 504), and a predict may run before
+# the replica fails its liveness probe; absent, the server's TCDEPLOY_REQUEST_TIMEOUT.
+REQUEST_TIMEOUT = (Annotated[Optional[int], Field(ge=1, le=3600)], None)
 _EXTENSIONS: dict[str, dict[str, tuple[Any, Any]]] = {
     "HorizontalPodAutoscaler": {"HpaMetrics": (Optional[list[HpaMetric]], None)},
-    "CreateServiceInfos": {"BatchConfig": (Optional[BatchConfig], None)},
-    "CreateMLModelService": {"BatchConfig": (Optional[BatchConfig], None), "ServiceType": SERVICE_TYPE},
+    "CreateServiceInfos": {"BatchConfig": (Optional[BatchConfig], None), "RequestTimeoutSeconds": REQUEST_TIMEOUT},
+    "CreateMLModelService": {
+        "BatchConfig": (Optional[BatchConfig], None),
+        "ServiceType": SERVICE_TYPE,
+        "RequestTimeoutSeconds": REQUEST_TIMEOUT,
+    },
     # The console's 服务类型 (the replies' `ServiceType`); absent, it is read from the model.
     "CreateMLModelServices": {"ServiceType": SERVICE_TYPE},
-    "UpdateMLModelService": {"BatchConfig": (Optional[BatchConfig], None)},
+    "UpdateMLModelService": {"BatchConfig": (Optional[BatchConfig], None), "RequestTimeoutSeconds": REQUEST_TIMEOUT},
     "ListMLModelServiceGroups": {
         "ServiceGroupId": (Optional[str], None),
         "Offset": (Annotated[Optional[int], Field(ge=0)], None),

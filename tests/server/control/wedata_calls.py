@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tcdeploy.protocol.effects import REPLY_EXTENSIONS
 from tcdeploy.protocol.schema import reply_mismatches
 from tests.support.cloudapi import call, create_service, wait_for_status
 
 WS = "default"
 # Our own reply members, as docs/wire.md names them (never in place of a schema member).
-EXTENSIONS = {"MLModelService": {"BatchConfig"}}
+EXTENSIONS = {struct: set(members) for struct, members in REPLY_EXTENSIONS.items()}
 
 
 def checked(client, action: str, params: dict) -> dict:

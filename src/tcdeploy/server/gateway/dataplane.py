@@ -214,7 +214,7 @@ class Gateway:
         headers: dict[str, str] = {}
         try:
             status, headers, reply_body = await self._send(
-                version.service_id, path, body, {"content-type": content_type, "x-request-id": request_id}, deadline
+                version.service_id, path, body, _replica_headers(version, content_type, request_id), deadline
             )
             passed = {"content-type": headers.get("content-type", JSON), "x-request-id": request_id}
             if "warning" in headers:  # what the replica left out of the request (dropped columns)
@@ -352,3 +352,12 @@ class Gateway:
     def _forget_group(self, group_id: str) -> None:
         self._stats.pop(group_id, None)
         self.metrics.forget_group(group_id)
+
+
+def _replica_headers(version: Version, content_type: str, request_id: str) -> dict[str, str]:
+    """What a replica is told of a request: its type and id, and the version's own deadline
+    when it has one (the transport's otherwise)."""
+    headers = {"content-type": content_type, "x-request-id": request_id}
+    if version.request_timeout is not None:
+        headers["x-request-deadline-ms"] = str(int(version.request_timeout * 1000))
+    return headers

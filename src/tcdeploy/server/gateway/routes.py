@@ -56,6 +56,8 @@ class Version:
     # Scaled to zero (or allowed to be): a request finding no replica wakes one and waits for it.
     wakes: bool = False
     chat: bool = False  # an LLM service: it answers the OpenAI chat routes too
+    # How long to wait for a replica's answer (its `RequestTimeoutSeconds`); None: the transport's.
+    request_timeout: float | None = None
 
     def __post_init__(self) -> None:
         self.status = ServiceStatus(self.status)

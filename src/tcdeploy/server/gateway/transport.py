@@ -176,13 +176,16 @@ class UnixHttpTransport:
     async def send(
         self, address: str, path: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
-        # The replica drops the request unscored if it is still queued when this has passed.
-        head = _request_head(path, body, {**headers, "x-request-deadline-ms": self._deadline_ms})
+        # The version's own deadline when the gateway gives one, else the transport's; the replica
+        # drops the request unscored if it is still queued when it has passed.
+        deadline_ms = headers.get("x-request-deadline-ms")
+        timeout = int(deadline_ms) / 1000 if deadline_ms else self.timeout
+        head = _request_head(path, body, {**headers, "x-request-deadline-ms": deadline_ms or self._deadline_ms})
         conn = self._pooled(address)
         if conn is None:
-            return await self._exchange(address, await self._connect(address), head, body)
+            return await self._exchange(address, await self._connect(address), head, body, timeout)
         try:
-            return await self._exchange(address, conn, head, body)
+            return await self._exchange(address, conn, head, body, timeout)
         except ReplicaConnectionError as lost:
             # A pooled connection the replica closed meanwhile (idle timeout, restart): try once
             # on a fresh one before reporting the replica unreachable. If no fresh connection can
@@ -191,7 +194,7 @@ class UnixHttpTransport:
                 fresh = await self._connect(address)
             except ReplicaConnectionError:
                 raise lost from None
-        return await self._exchange(address, fresh, head, body)
+        return await self._exchange(address, fresh, head, body, timeout)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
@@ -199,9 +202,9 @@ class UnixHttpTransport:
             for conn in connections:
                 conn.close()
 
-    async def _exchange(self, address: str, conn: _Connection, head: bytes, body: bytes):
+    async def _exchange(self, address: str, conn: _Connection, head: bytes, body: bytes, timeout: float):
         try:
-            reply = await conn.request(head, body, self.timeout)
+            reply = await conn.request(head, body, timeout)
         except BaseException:
             conn.close()  # the connection's state is unknown (cancelled, failed): never reuse it
             raise

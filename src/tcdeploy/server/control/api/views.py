@@ -136,6 +136,7 @@ def wedata_service(ctx: Context, snap: ServiceSnapshot) -> dict:
         "TerminationGracePeriodSeconds": spec.get("TerminationGracePeriodSeconds") or 30,
         "BatchConfig": spec.get("BatchConfig")
         or {"MaxBatchSize": DEFAULT_MAX_BATCH_ROWS, "MaxBatchWaitMs": DEFAULT_MAX_BATCH_WAIT_MS},
+        "RequestTimeoutSeconds": spec.get("RequestTimeoutSeconds"),  # null: the server's default
     }
 
 

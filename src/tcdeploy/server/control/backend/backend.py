@@ -53,7 +53,7 @@ log = logging.getLogger("tcdeploy.server")
 S = ServiceStatus
 MAX_SERVICES_PER_GROUP = 2
 # Changing any of these needs new replicas; the rest apply at once.
-ROLLING_FIELDS = ("InstanceType", "Resources", "BatchConfig", "ModelUri", "Env", "EnvVar")
+ROLLING_FIELDS = ("InstanceType", "Resources", "BatchConfig", "ModelUri", "Env", "EnvVar", "RequestTimeoutSeconds")
 SERVICE_ACTIONS = ("START", "STOP", "RESUME", "SCALE")
 
 

@@ -65,7 +65,7 @@ class Reconciler:
             max_batch_wait_ms=float(batch.get("MaxBatchWaitMs", DEFAULT_MAX_BATCH_WAIT_MS)),
             env={**service_env(service.spec), "MLFLOW_TRACKING_URI": self._tracking_uri},
             probes=health_probes(service.spec),
-            hang_after_s=self._hang_after,
+            hang_after_s=float(service.spec.get("RequestTimeoutSeconds") or self._hang_after),
         )
 
     def apply(self, service_id: str, *, previous_spec: dict | None = None) -> None:
@@ -219,6 +219,7 @@ class Reconciler:
                 inference_table=bool(service.spec.get("InferenceTablePushEnable") or service.spec.get("LogEnable")),
                 expected_replicas=0 if service.stopped else service.replicas,
                 chat=is_llm(service.spec),
+                request_timeout=service.spec.get("RequestTimeoutSeconds"),
             )
         self._routes.put_group(
             Group(
