@@ -61,8 +61,8 @@ class ServerSettings:
         timezone: str | None = None,
         scale_to_zero_after: float | None = None,
     ) -> ServerSettings:
-        """Flags first, then TCDEPLOY_TIMEZONE / TCDEPLOY_SCALE_TO_ZERO_AFTER /
-        TCDEPLOY_SCALE_INTERVAL, then the defaults. Raises ValueError for an unknown timezone."""
+        """Flags first, then the TCDEPLOY_ variables, then the defaults. Raises ValueError,
+        naming the setting, for an unknown timezone or a number out of its range."""
         data_dir = data_dir.resolve()
         tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir / 'mlflow.db'}"
         zone = timezone or os.environ.get("TCDEPLOY_TIMEZONE") or "UTC"
@@ -72,22 +72,14 @@ class ServerSettings:
             raise ValueError(f"timezone: {zone!r} is not a known timezone (like UTC or Asia/Shanghai)") from None
         idle = scale_to_zero_after
         if idle is None:
-            idle = float(os.environ.get("TCDEPLOY_SCALE_TO_ZERO_AFTER") or 300)
-        interval = float(os.environ.get("TCDEPLOY_SCALE_INTERVAL") or 1.0)
-        if idle < 1 or not 0.05 <= interval <= 60:
-            raise ValueError("scale_to_zero_after must be 1 s or more, scale interval 0.05 to 60 s")
-        request_timeout = float(os.environ.get("TCDEPLOY_REQUEST_TIMEOUT") or 60.0)
-        if not 1 <= request_timeout <= 3600:
-            raise ValueError(f"TCDEPLOY_REQUEST_TIMEOUT: must be 1 to 3600 seconds, got {request_timeout:g}")
-        max_connections = os.environ.get("TCDEPLOY_MAX_CONNECTIONS") or "2048"
-        if not max_connections.isdigit() or int(max_connections) < 16:
-            raise ValueError(f"TCDEPLOY_MAX_CONNECTIONS: must be a whole number of 16 or more, got {max_connections!r}")
-        read_timeout = float(os.environ.get("TCDEPLOY_REQUEST_READ_TIMEOUT") or 30.0)
-        if not 1 <= read_timeout <= 3600:
-            raise ValueError(f"TCDEPLOY_REQUEST_READ_TIMEOUT: must be 1 to 3600 seconds, got {read_timeout:g}")
-        retention = os.environ.get("TCDEPLOY_INFERENCE_RETENTION_DAYS") or "30"
-        if not retention.isdigit():
-            raise ValueError(f"TCDEPLOY_INFERENCE_RETENTION_DAYS: must be a whole number of days, got {retention!r}")
+            idle = env_number("TCDEPLOY_SCALE_TO_ZERO_AFTER", 300.0, 1, 10**7)
+        elif idle < 1:
+            raise ValueError(f"scale_to_zero_after: must be 1 s or more, got {idle:g}")
+        interval = env_number("TCDEPLOY_SCALE_INTERVAL", 1.0, 0.05, 60)
+        request_timeout = env_number("TCDEPLOY_REQUEST_TIMEOUT", 60.0, 1, 3600)
+        max_connections = int(env_number("TCDEPLOY_MAX_CONNECTIONS", 2048, 16, 10**6, whole=True))
+        read_timeout = env_number("TCDEPLOY_REQUEST_READ_TIMEOUT", 30.0, 1, 3600)
+        retention = int(env_number("TCDEPLOY_INFERENCE_RETENTION_DAYS", 30, 0, 36500, whole=True))
         return cls(
             host=host,
             port=port,
@@ -97,10 +89,26 @@ class ServerSettings:
             scale_to_zero_after=idle,
             scale_interval=interval,
             request_timeout=request_timeout,
-            inference_retention_days=int(retention),
-            max_connections=int(max_connections),
+            inference_retention_days=retention,
+            max_connections=max_connections,
             request_read_timeout=read_timeout,
         )
+
+
+def env_number(name: str, default: float, low: float, high: float, *, whole: bool = False) -> float:
+    """The number in environment variable `name` (absent or empty: `default`), refused naming
+    the variable unless it is a number (a whole one, with `whole`) from `low` to `high`."""
+    text = os.environ.get(name) or ""
+    if not text:
+        return default
+    kind = "a whole number" if whole else "a number"
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        raise ValueError(f"{name}: must be {kind} from {low:g} to {high:g}, got {text!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name}: must be {kind} from {low:g} to {high:g}, got {text!r}")
+    return value
 
 
 # Files in the data dir that hold secrets or what they guard (token hashes, keys), made 0600
