@@ -3,7 +3,9 @@
 Starts `tcdeploy server` on its own temp data dir, deploys a group of two versions (auth and the
 inference table on), and runs a steady load of concurrent `/predict` calls for `--duration`
 seconds while it, in turn: rolls version 1 onto another model, shifts the weights, SIGKILLs a
-replica, and SIGKILLs the server and starts it again on the same data dir. Then it stops the server
+replica, SIGSTOPs one (it hangs: its liveness probe must have it replaced), SIGKILLs the server
+and starts it again on the same data dir, and fills the inference table's disk for a while (a
+small tmpfs; as root only, else skipped). Then it stops the server
 cleanly and prints requests sent, succeeded and failed (by cause), inference-table rows against
 acknowledged requests, and recovery times. The run is also written as JSON under bench/results/.
 
@@ -22,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,16 +49,27 @@ from tests.resilience.resilience_helpers import (  # noqa: E402
     service,
     update,
     varied_bodies,
+    wait_replaced,
     wait_settled,
 )
 from tests.resilience.resilience_load import Call, Load  # noqa: E402
 from tests.support.cloudapi import call, common_client, pod_facts  # noqa: E402
+from tests.support.disks import fill  # noqa: E402
 from tests.support.models import train_forest, train_logistic  # noqa: E402
 from tests.support.server import BackgroundServer, start_server  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # When each disruption starts, as a share of the run (each waits for the one before to settle).
-SCHEDULE = {"update": 0.10, "weights": 0.30, "replica_kill": 0.45, "server_kill": 0.60}
+SCHEDULE = {
+    "update": 0.10,
+    "weights": 0.25,
+    "replica_kill": 0.35,
+    "replica_hang": 0.45,
+    "server_kill": 0.60,
+    "disk_full": 0.75,
+}
+DISK_FULL_FOR = 10.0  # s the inference table's filesystem stays full
+DISK_SIZE = "256m"  # the tmpfs the data dir's inference folder is mounted on (root only)
 
 
 @dataclass
@@ -98,14 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"chaos: {args.duration:g} s of load, {args.workers} clients; files in {workdir}", flush=True)
     server: BackgroundServer | None = None
+    disk: Path | None = None
     try:
         models = {
             "logistic": train_logistic(workdir / "logistic"),
             "forest": train_forest(workdir / "forest"),
             "sentinel": save_sentinel_model(workdir / "sentinel"),
         }
+        disk = mount_small_disk(workdir / "data" / "inference")
         server = start_server(workdir / "data")
-        result = run(server, models, args)
+        result = run(server, models, args, disk)
         # A clean stop writes every row still buffered, and must leave no replica behind.
         result["clean_stop_exit_code"] = server.stop(signal.SIGTERM)
         result["replicas_left_after_stop"] = len(replica_pids(server.data_dir))
@@ -117,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop(signal.SIGKILL)
             kill_replicas(server.data_dir)
+        if disk is not None:
+            subprocess.run(["umount", "-l", str(disk)], check=False)
     result["pass"] = result["pass"] and result["clean_stop_exit_code"] == 0 and result["replicas_left_after_stop"] == 0
     print_report(result)
     path = write_json(args.results_dir, result)
@@ -128,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result["pass"] else 1
 
 
-def run(server: BackgroundServer, models: dict[str, Path], args: argparse.Namespace) -> dict:
+def run(server: BackgroundServer, models: dict[str, Path], args: argparse.Namespace, disk: Path | None) -> dict:
     wedata, tione = common_client(server, "wedata"), common_client(server, "tione")
     v1 = deploy(
         wedata, "chaos-v1", models["logistic"], replicas=2, AuthorizationEnable=True, InferenceTablePushEnable=True
@@ -154,7 +172,9 @@ def run(server: BackgroundServer, models: dict[str, Path], args: argparse.Namesp
         set_weights(tione, gid, ids, (40, 60))
         timeline.note("weights 80/20 -> 40/60")
         kill_replica(timeline, args.duration, server, wedata, ids[0])
+        hang_replica(timeline, args.duration, server, wedata, ids[0])
         kill_server(timeline, args.duration, server, wedata, ids, load)
+        fill_disk(timeline, args.duration, disk)
         timeline.at(1.0, args.duration)
     timeline.note("load stopped")
     return {
@@ -188,17 +208,41 @@ def roll_version(timeline: Timeline, duration: float, wedata, service_id: str, m
 
 def kill_replica(timeline: Timeline, duration: float, server: BackgroundServer, wedata, service_id: str) -> None:
     timeline.at(SCHEDULE["replica_kill"], duration)
-    victim = pod_facts(service(wedata, service_id))[0]["PodName"]
-    os.kill(pod_pid(server.data_dir, victim), signal.SIGKILL)
-    killed = time.monotonic()
-    while True:
-        pod = next(p for p in pod_facts(service(wedata, service_id)) if p["PodName"] == victim)
-        if pod["Ready"] and pod["RestartCount"] >= 1:
-            break
-        time.sleep(0.1)
-    timeline.note(
-        f"SIGKILL replica {victim}", back_in_s=round(time.monotonic() - killed, 1), restart_count=pod["RestartCount"]
-    )
+    victim = pod_facts(service(wedata, service_id))[0]
+    os.kill(pod_pid(server.data_dir, victim["PodName"]), signal.SIGKILL)
+    back_in = wait_replaced(wedata, service_id, victim)
+    timeline.note(f"SIGKILL replica {victim['PodName']}", back_in_s=round(back_in, 1))
+
+
+def hang_replica(timeline: Timeline, duration: float, server: BackgroundServer, wedata, service_id: str) -> None:
+    """SIGSTOP a replica: alive, answering nothing, until its liveness probe has it replaced."""
+    timeline.at(SCHEDULE["replica_hang"], duration)
+    victim = pod_facts(service(wedata, service_id))[0]
+    os.kill(pod_pid(server.data_dir, victim["PodName"]), signal.SIGSTOP)
+    replaced_in = wait_replaced(wedata, service_id, victim)
+    timeline.note(f"SIGSTOP replica {victim['PodName']}", replaced_in_s=round(replaced_in, 1))
+
+
+def mount_small_disk(path: Path) -> Path | None:
+    """A small tmpfs on the data dir's inference folder, to fill later; None (the fault skipped)
+    where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0700", "tmpfs", str(path)])
+    if mounted.returncode != 0:
+        print("  (no full-disk fault: a filesystem cannot be mounted here without root)", flush=True)
+        return None
+    return path
+
+
+def fill_disk(timeline: Timeline, duration: float, disk: Path | None) -> None:
+    """Fill the inference table's filesystem for a while, then free it."""
+    if disk is None:
+        return
+    timeline.at(SCHEDULE["disk_full"], duration)
+    ballast = fill(disk)
+    time.sleep(DISK_FULL_FOR)
+    ballast.unlink()
+    timeline.note(f"inference table's disk full for {DISK_FULL_FOR:g} s, then freed")
 
 
 def kill_server(

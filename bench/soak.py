@@ -49,6 +49,7 @@ from tests.resilience.resilience_helpers import (  # noqa: E402
     service,
     update,
     varied_bodies,
+    wait_replaced,
     wait_settled,
 )
 from tests.resilience.resilience_load import Load  # noqa: E402
@@ -171,13 +172,7 @@ shift.flip = True
 def kill_one(server: BackgroundServer, wedata, service_id: str) -> str:
     victim = pod_facts(service(wedata, service_id))[0]
     os.kill(pod_pid(server.data_dir, victim["PodName"]), signal.SIGKILL)
-    killed = time.monotonic()
-    while True:
-        pod = next(p for p in pod_facts(service(wedata, service_id)) if p["PodName"] == victim["PodName"])
-        if pod["Ready"] and pod["RestartCount"] > victim["RestartCount"]:
-            break
-        time.sleep(0.1)
-    return f"SIGKILL replica {victim['PodName']}, ready again in {time.monotonic() - killed:.1f} s"
+    return f"SIGKILL replica {victim['PodName']}, ready again in {wait_replaced(wedata, service_id, victim):.1f} s"
 
 
 def _sample_every(server: BackgroundServer, every: float, began: float, samples: list[dict], stop) -> None:

@@ -15,7 +15,7 @@ import psutil
 from mlflow.models import infer_signature
 
 from tcdeploy.server.runtime.paths import RunPaths
-from tests.support.cloudapi import call, create_service, ready_replicas, wait_for_status
+from tests.support.cloudapi import call, create_service, pod_facts, ready_replicas, wait_for_status
 from tests.support.models import iris_frame
 
 from .resilience_load import Call
@@ -124,6 +124,19 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def wait_replaced(wedata, service_id: str, pod: dict, timeout: float = 180.0) -> float:
+    """Wait until `pod` (a `pod_facts` entry) is ready again with more restarts than it had;
+    return how long it took."""
+    began = time.monotonic()
+    while True:
+        now = next(p for p in pod_facts(service(wedata, service_id)) if p["PodName"] == pod["PodName"])
+        if now["Ready"] and now["RestartCount"] > pod["RestartCount"]:
+            return time.monotonic() - began
+        if time.monotonic() - began > timeout:
+            raise AssertionError(f"{pod['PodName']} was not replaced within {timeout:g} s: {now}")
+        time.sleep(0.1)
 
 
 def rows_lost(calls: Iterable[Call], rows: set[str]) -> list[Call]:
