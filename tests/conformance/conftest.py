@@ -135,7 +135,7 @@ class Estate:
 def estate(tcdeploy_server, logistic_model_dir):
     client = common_client(tcdeploy_server, "wedata")
     tione = common_client(tcdeploy_server, "tione")
-    version = int(register_model(tcdeploy_server.tracking_uri, f"{CATALOG}.{SCHEMA}.{MODEL}"))
+    version = int(register_model(tcdeploy_server.tracking_uri, f"{CATALOG}.{SCHEMA}.{MODEL}", workspace=WS))
     ids = Ids(WS, "", "", "", "", CATALOG, SCHEMA, MODEL, version, str(logistic_model_dir))
     found = Estate(client, tione, ids)
     ids.names = found.name

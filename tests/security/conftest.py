@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .security_estate import Estate, build_estate
+from .security_estate import WORKSPACE_FUZZ, Estate, build_estate
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def registered_model(estate) -> str:
     """A model in the server's registry, so ListModelVersions and Name/Version get past the lookup."""
     from tests.support.models import register_model
 
-    register_model(estate.server.tracking_uri, "fuzzmodel")
+    register_model(estate.server.tracking_uri, "fuzzmodel", workspace=WORKSPACE_FUZZ)
     return "fuzzmodel"
 
 

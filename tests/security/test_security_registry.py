@@ -19,8 +19,7 @@ REGISTRY = {"CatalogName": "default", "SchemaName": "default"}
 def b_model(estate: Estate) -> str:
     """A model of B's: registered with MLflow, tagged for B's workspace."""
     name = "b-only-model"
-    register_model(estate.server.tracking_uri, name)
-    MlflowClient(estate.server.tracking_uri).set_registered_model_tag(name, "tcdeploy.workspace", estate.b.workspace)
+    register_model(estate.server.tracking_uri, name, workspace=estate.b.workspace)
     return name
 
 

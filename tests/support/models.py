@@ -12,6 +12,8 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
+from tcdeploy.server.control.backend.registry import WORKSPACE_TAG
+
 # MLflow >= 3.17 saves sklearn models with skops and refuses types it has not been told to trust.
 TREE_TYPES = ["sklearn.tree._tree.Tree"]
 
@@ -40,8 +42,10 @@ def train_forest(path: Path, n_estimators: int = 10, seed: int = 0) -> Path:
     return save_sklearn(model, path, X, trusted_types=TREE_TYPES)
 
 
-def register_model(tracking_uri: str, name: str, kind: str = "logistic") -> str:
-    """Log a freshly trained model to the registry at `tracking_uri` as a new version of `name`."""
+def register_model(tracking_uri: str, name: str, kind: str = "logistic", workspace: str | None = None) -> str:
+    """Log a freshly trained model to the registry at `tracking_uri` as a new version of `name`;
+    with `workspace`, the registered model is tagged as that workspace's (untagged, it is the
+    default workspace's: the server's registry is partitioned by workspace)."""
     import mlflow
 
     X, y = iris_frame()
@@ -63,6 +67,8 @@ def register_model(tracking_uri: str, name: str, kind: str = "logistic") -> str:
                 signature=infer_signature(X, model.predict(X)),
                 skops_trusted_types=trusted,
             )
+        if workspace is not None:
+            mlflow.MlflowClient(tracking_uri).set_registered_model_tag(name, WORKSPACE_TAG, workspace)
         return str(info.registered_model_version)
     finally:
         mlflow.set_tracking_uri(previous)
