@@ -191,3 +191,19 @@ def test_a_null_in_an_optional_column_passes_through():
     assert parse({"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1.0, 2.0, None]]}}).rows == 1
     assert parse({"dataframe_records": [{"a": 1.0, "b": 2.0, "c": None}]}).rows == 1
     assert parse({"inputs": {"a": [1.0], "b": [2.0], "c": [None]}}).rows == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"instances": [{"a": 0.0, "b": []}]}, "column 'b' must hold one value per row"),
+        ({"instances": [{"a": 0.0, "b": [1.0, 2.0]}]}, "column 'b' must hold one value per row"),
+        ({"inputs": {"a": [0.0, 1.0], "b": [[], []]}}, "column 'b' must hold one value per row"),
+    ],
+    ids=["empty-list", "two-values", "columns-of-lists"],
+)
+def test_a_required_value_that_is_not_one_per_row_is_refused_naming_the_column(body, said):
+    request_parser = parser()
+    request = request_parser.parse_json(json.dumps(body).encode())
+    with pytest.raises(BadRequest, match=said):
+        request_parser.to_model_input(request.kind, request.payload)

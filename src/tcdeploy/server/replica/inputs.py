@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from io import StringIO
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.scoring_server import parse_csv_input
 from mlflow.types import DataType, Schema
@@ -81,6 +83,12 @@ class RequestParser:
         self._names = list(schema.input_names()) if named else []
         self._required = list(schema.required_input_names()) if named else []
         self._plain_dtypes = _plain_dtypes(schema) if named else None
+        # Required columns of one scalar value a row: name -> its type, as the signature says.
+        self._required_scalars = {
+            spec.name: spec.type.name
+            for spec in (schema.inputs if named else ())
+            if spec.required and isinstance(spec.type, DataType)
+        }
         self._warned: set[tuple] = set()  # sets of unknown columns already logged
 
     def parse_json(self, body: bytes) -> ScoringRequest:
@@ -167,14 +175,42 @@ class RequestParser:
             return payload
         try:
             if kind == CSV:
-                return parse_csv_input(StringIO(payload), schema=self.schema)
-            if kind in (DF_SPLIT, DF_RECORDS):
-                return self._dataframe(kind, payload)
-            return parse_tf_serving_input({kind: payload}, schema=self.schema)
+                data = parse_csv_input(StringIO(payload), schema=self.schema)
+            elif kind in (DF_SPLIT, DF_RECORDS):
+                data = self._dataframe(kind, payload)
+            else:
+                data = parse_tf_serving_input({kind: payload}, schema=self.schema)
         except MlflowException as exc:
             raise BadRequest(exc.message) from None
         except Exception as exc:  # pandas/numpy refusing the shape or values the caller sent
             raise BadRequest(f"'{kind}' cannot be read: {type(exc).__name__}: {exc}") from None
+        if self._required_scalars:
+            self._refuse_missing_values(data)
+        return data
+
+    def _refuse_missing_values(self, data: Any) -> None:
+        """A required scalar column with no value in some row, however it lost it (a null, or a
+        value such as `[]` that the cast to the signature's type left empty): the caller's
+        mistake, never the model's 500. MLflow hands a frame, or (for `instances`/`inputs`) a
+        dict of arrays, one a column."""
+        if isinstance(data, pd.DataFrame):
+            columns = {name: data[name].to_numpy() for name in self._required_scalars if name in data.columns}
+        elif isinstance(data, dict):
+            columns = {name: np.asarray(data[name]) for name in self._required_scalars if name in data}
+        else:
+            return
+        for name, values in columns.items():
+            if values.ndim != 1:
+                raise BadRequest(
+                    f"column '{name}' must hold one value per row (the model's signature makes it a "
+                    f"{self._required_scalars[name]}); got an array of shape {values.shape}"
+                )
+            missing = pd.isna(values)
+            if missing.any():
+                raise BadRequest(
+                    f"column '{name}' is required by the model's signature, but row {int(missing.argmax())} "
+                    "holds no value (a null, or a value its type cannot hold, read as missing)"
+                )
 
     def _dataframe(self, kind: str, payload: Any):
         """`dataframe_from_parsed_json`, minus its casting pass when that would change nothing.
