@@ -5,20 +5,23 @@ inference table on), and runs a steady load of concurrent `/predict` calls for `
 seconds while it, in turn: rolls version 1 onto another model, shifts the weights, SIGKILLs a
 replica, SIGSTOPs one (it hangs: its liveness probe must have it replaced), SIGKILLs the server
 and starts it again on the same data dir, and fills the inference table's disk for a while (a
-small tmpfs; as root only, else skipped). Then it stops the server
+small tmpfs; as root only, else skipped), and sends a burst of 400 requests at once to another
+group (one replica of a slow model), beside the steady load. Then it stops the server
 cleanly and prints requests sent, succeeded and failed (by cause), inference-table rows against
 acknowledged requests, and recovery times. The run is also written as JSON under bench/results/.
 
 Targets: failed = 0 outside the window in which the server process itself is down, and no
 answered request without its inference-table row (rows are journaled before the reply leaves,
-so not even the killed server's last replies lose theirs).
-Exit status: 0 when both hold, 1 otherwise, 130 on Ctrl-C. Every process it starts is stopped in
+so not even the killed server's last replies lose theirs); every request of the burst answered
+(scored, a 503 with Retry-After, or a 504 at the deadline). Exit status: 0 when all hold, 1 otherwise, 130 on Ctrl-C. Every process it starts is stopped in
 a `finally`, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
 import datetime as dt
 import json
 import os
@@ -31,6 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 REPO = Path(__file__).resolve().parents[1]
 # The test suite's SDK clients, models and load driver (the `tests` package at the repo's top):
 # the chaos run drives the service exactly as the resilience tests do, only for longer.
@@ -41,6 +46,7 @@ from tcdeploy.server.gateway import read_inference_table  # noqa: E402
 from tests.resilience.resilience_helpers import (  # noqa: E402
     deploy,
     group_url,
+    iris_body,
     kill_replicas,
     pod_pid,
     replica_pids,
@@ -67,7 +73,9 @@ SCHEDULE = {
     "replica_hang": 0.45,
     "server_kill": 0.60,
     "disk_full": 0.75,
+    "overload": 0.85,
 }
+OVERLOAD_BURST = 400  # requests at once against a group of one replica, beside the steady load
 DISK_FULL_FOR = 10.0  # s the inference table's filesystem stays full
 DISK_SIZE = "256m"  # the tmpfs the data dir's inference folder is mounted on (root only)
 
@@ -135,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             kill_replicas(server.data_dir)
         if disk is not None:
             subprocess.run(["umount", "-l", str(disk)], check=False)
-    result["pass"] = result["pass"] and result["clean_stop_exit_code"] == 0 and result["replicas_left_after_stop"] == 0
+    result["pass"] = (
+        result["pass"]
+        and result["clean_stop_exit_code"] == 0
+        and result["replicas_left_after_stop"] == 0
+        and result["overload"]["unanswered"] == 0
+    )
     print_report(result)
     path = write_json(args.results_dir, result)
     print(f"\nwritten to {path}")
@@ -155,6 +168,7 @@ def run(server: BackgroundServer, models: dict[str, Path], args: argparse.Namesp
     v2 = deploy(wedata, "chaos-v2", models["sentinel"], group_id=gid, InferenceTablePushEnable=True)
     ids = (v1["ServiceId"], v2["ServiceId"])
     set_weights(tione, gid, ids, (80, 20))
+    other = deploy(wedata, "chaos-other", models["sentinel"])
     token = call(tione, "DescribeModelServiceCallInfo", {"ServiceGroupId": gid})["ServiceCallInfoV2"]["AuthToken"]
     load = Load(
         group_url(server, gid),
@@ -175,6 +189,7 @@ def run(server: BackgroundServer, models: dict[str, Path], args: argparse.Namesp
         hang_replica(timeline, args.duration, server, wedata, ids[0])
         kill_server(timeline, args.duration, server, wedata, ids, load)
         fill_disk(timeline, args.duration, disk)
+        overload = overload_other(timeline, args.duration, group_url(server, other["ServiceGroupId"]))
         timeline.at(1.0, args.duration)
     timeline.note("load stopped")
     return {
@@ -184,6 +199,7 @@ def run(server: BackgroundServer, models: dict[str, Path], args: argparse.Namesp
         "events": timeline.events,
         "calls": load.calls,
         "timeline": timeline,
+        "overload": overload,
     }
 
 
@@ -243,6 +259,35 @@ def fill_disk(timeline: Timeline, duration: float, disk: Path | None) -> None:
     time.sleep(DISK_FULL_FOR)
     ballast.unlink()
     timeline.note(f"inference table's disk full for {DISK_FULL_FOR:g} s, then freed")
+
+
+def overload_other(timeline: Timeline, duration: float, url: str) -> dict:
+    """A burst of OVERLOAD_BURST requests at once against another group (one replica, a slow
+    model): each must be answered (scored, a fast 503 with Retry-After, or a 504 at the
+    deadline), and the steady load on the chaos group must not notice."""
+    timeline.at(SCHEDULE["overload"], duration)
+
+    async def burst() -> list[tuple[int | str, float]]:
+        limits = httpx.Limits(max_connections=OVERLOAD_BURST, max_keepalive_connections=0)
+        async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+
+            async def one() -> tuple[int | str, float]:
+                began = time.monotonic()
+                try:
+                    reply = await client.post(url, content=iris_body(sleep_s=0.2))
+                    ok = reply.status_code != 503 or reply.headers.get("retry-after")
+                    return (reply.status_code if ok else "503 without Retry-After"), time.monotonic() - began
+                except httpx.HTTPError as error:
+                    return type(error).__name__, time.monotonic() - began
+
+            return await asyncio.gather(*[one() for _ in range(OVERLOAD_BURST)])
+
+    replies = asyncio.run(burst())
+    counts = collections.Counter(str(status) for status, _ in replies)
+    figures = {"by_status": dict(counts), "slowest_s": round(max(t for _, t in replies), 1)}
+    timeline.note(f"burst of {OVERLOAD_BURST} at another group", **figures)
+    figures["unanswered"] = sum(n for status, n in counts.items() if status not in ("200", "503", "504"))
+    return figures
 
 
 def kill_server(
@@ -324,6 +369,8 @@ def print_report(result: dict) -> None:
         f"  rows lost that were flushed (target 0) {result['rows_lost_flushed']:8d}",
         f"  answered, no row (target 0)            {result['rows_lost']:8d}",
         f"  rows whose reply the client never saw  {result['rows_without_reply']:8d}  (answered as the server died)",
+        f"burst of {OVERLOAD_BURST} at another group: {result['overload']['by_status']}, "
+        f"slowest {result['overload']['slowest_s']} s, unanswered (target 0) {result['overload']['unanswered']}",
         "clean stop at the end",
         f"  server exit code                       {result['clean_stop_exit_code']:8d}",
         f"  replicas left running (target 0)       {result['replicas_left_after_stop']:8d}",
