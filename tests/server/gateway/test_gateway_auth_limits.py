@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
 
-from tcdeploy.server.gateway import Replica, RouteTable, read_inference_table
+from tcdeploy.server.gateway import GatewayError, Replica, RouteTable, read_inference_table
 from tcdeploy.server.gateway.auth import authorized, token_hash
-from tcdeploy.server.gateway.ratelimit import TokenBucket
+from tcdeploy.server.gateway.ratelimit import RateLimiter, TokenBucket
 
 from .gateway_harness import IRIS_BODY, CountingTransport, make_group, make_version, serve_gateway
 
@@ -146,3 +147,15 @@ async def test_rate_limit_answers_429_and_admits_the_limit_within_10_percent(tmp
         assert refused[0].headers["retry-after"] == "1"
         assert refused[0].json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
     assert admitted.sum() <= limit * seconds.iloc[-1] + limit + 2
+
+
+def test_a_concurrency_limit_with_no_replica_ready_lets_one_replicas_worth_wait():
+    """While a version's replica restarts (or wakes from zero), requests wait for it up to the
+    limit one replica would have, instead of all being refused because 0 replicas × limit is 0."""
+    version = dataclasses.replace(make_version("svc-c", "grp-c"), inflight_limit_per_replica=2.0)
+    limiter = RateLimiter()
+    assert limiter.check(version, ready=0, inflight=1, now=0.0)["x-ratelimit-limit"] == "2"
+    with pytest.raises(GatewayError) as refused:
+        limiter.check(version, ready=0, inflight=2, now=0.0)
+    assert refused.value.status == 429
+    assert limiter.check(version, ready=3, inflight=5, now=0.0)["x-ratelimit-limit"] == "6"

@@ -67,7 +67,9 @@ class RateLimiter:
             if inflight >= bound:
                 raise overloaded(version.service_id, bound)
         else:
-            limit = int(version.inflight_limit_per_replica * ready)
+            # No replica ready yet (one restarting, or waking from zero): one replica's worth may
+            # wait for it, rather than all be refused.
+            limit = max(1, int(version.inflight_limit_per_replica * max(ready, 1)))
             if inflight >= limit:
                 raise over_concurrency(version.service_id, limit, _headers(limit, 0))
             reports.append((limit, limit - inflight - 1))
