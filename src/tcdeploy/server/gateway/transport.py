@@ -1,28 +1,38 @@
-"""The one narrow seam between the gateway and its replicas: send a POST to a unix socket and get
-(status, headers, body) back.
+"""The one narrow seam between the gateway and its replicas: send a POST to a unix socket (or, for
+a replica on another machine, a TCP address) and get (status, headers, body) back.
 
 `UnixHttpTransport` is a minimal keep-alive HTTP/1.1 client: an asyncio protocol per connection
 that feeds httptools' response parser, one pool of idle connections per replica address. It does
 only what the gateway needs (POST with a body, a Content-Length or chunked reply) and, measured
 against httpx over the same socket, costs a fraction of the CPU per request — the gateway's hop
 is on every prediction's path.
+
+A replica address is a unix socket path, or `tcp://HOST:PORT/POD` for a replica elsewhere (the Ray
+runtime). A TCP port is reachable by the cluster network, so every request there carries the pod's
+token (`replica_token(pod)`, which the replica checks); connecting gives up after a short timeout
+(a node that is gone should cost a retry elsewhere, not the request's whole deadline), and
+connections have TCP keep-alive and TCP_NODELAY.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Protocol
 
 import httptools
+
+from tcdeploy.protocol.replica_hop import TCP_PREFIX, TOKEN_HEADER, split_tcp_address
 
 # Replicas keep idle connections 75 s (uvicorn's default is 5 s); one idle longer than this is
 # dropped rather than reused, so a reuse rarely races with the server closing it. If it does,
 # send() tries once more on a fresh connection.
 IDLE_TTL = 30.0
 MAX_IDLE_PER_ADDRESS = 256
+TCP_CONNECT_TIMEOUT = 1.0
 
 
 class ReplicaConnectionError(Exception):
@@ -164,12 +174,16 @@ class _Connection(asyncio.Protocol):
 
 
 class UnixHttpTransport:
-    """HTTP/1.1 over unix sockets with a pool of keep-alive connections per address."""
+    """HTTP/1.1 over unix sockets (and TCP) with a pool of keep-alive connections per address.
 
-    def __init__(self, *, timeout: float = 300.0) -> None:
+    `replica_token(pod_name)` gives the token a TCP replica checks; without it, TCP addresses are
+    refused."""
+
+    def __init__(self, *, timeout: float = 300.0, replica_token: Callable[[str], str] | None = None) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be above 0 seconds, got {timeout}")
         self.timeout = timeout
+        self._replica_token = replica_token
         self._deadline_ms = str(int(timeout * 1000))
         self._idle: dict[str, list[_Connection]] = {}
 
@@ -180,7 +194,10 @@ class UnixHttpTransport:
         # drops the request unscored if it is still queued when it has passed.
         deadline_ms = headers.get("x-request-deadline-ms")
         timeout = int(deadline_ms) / 1000 if deadline_ms else self.timeout
-        head = _request_head(path, body, {**headers, "x-request-deadline-ms": deadline_ms or self._deadline_ms})
+        headers = {**headers, "x-request-deadline-ms": deadline_ms or self._deadline_ms}
+        if address.startswith(TCP_PREFIX):
+            headers[TOKEN_HEADER] = self._token_for(address)
+        head = _request_head(path, body, headers)
         conn = self._pooled(address)
         if conn is None:
             return await self._exchange(address, await self._connect(address), head, body, timeout)
@@ -234,15 +251,42 @@ class UnixHttpTransport:
         conn.idle_since = time.monotonic()
         idle.append(conn)
 
+    def _token_for(self, address: str) -> str:
+        if self._replica_token is None:
+            raise ReplicaConnectionError(f"{address}: this gateway has no replica tokens for TCP replicas")
+        return self._replica_token(_split_tcp(address)[2])
+
     async def _connect(self, address: str) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(loop.create_unix_connection(_Connection, path=address), self.timeout)
+            if address.startswith(TCP_PREFIX):
+                host, port, _ = _split_tcp(address)
+                connecting, timeout = loop.create_connection(_Connection, host, port), TCP_CONNECT_TIMEOUT
+            else:
+                connecting, timeout = loop.create_unix_connection(_Connection, path=address), self.timeout
+            transport, conn = await asyncio.wait_for(connecting, timeout)
         except asyncio.TimeoutError:
             raise ReplicaConnectionError(f"connecting to {address} timed out") from None
         except OSError as exc:
             raise ReplicaConnectionError(f"cannot connect to {address}: {exc}") from exc
+        if address.startswith(TCP_PREFIX):
+            _tune_tcp(transport)
         return conn
+
+
+def _split_tcp(address: str) -> tuple[str, int, str]:
+    try:
+        return split_tcp_address(address)
+    except ValueError as exc:
+        raise ReplicaConnectionError(str(exc)) from None
+
+
+def _tune_tcp(transport: asyncio.BaseTransport) -> None:
+    """Small requests go out at once (no Nagle delay); a peer that vanished is noticed."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
 
 def _request_head(path: str, body: bytes, headers: Mapping[str, str]) -> bytes:

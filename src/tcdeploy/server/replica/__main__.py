@@ -13,6 +13,7 @@ import os
 import sys
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
+from tcdeploy.protocol.replica_hop import TOKEN_ENV
 
 EXIT_MODEL_LOAD_FAILED = 3
 EXIT_CANNOT_LISTEN = 4
@@ -46,6 +47,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), _port(port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tcdeploy.server.replica",
@@ -77,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a predict running longer than this fails GET /live, the liveness probe (default 60)",
     )
     parser.add_argument("--pod-name", help="shown by GET /version")
+    parser.add_argument(
+        "--tcp",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help=f"also listen on this TCP address; requests there must carry the token in ${TOKEN_ENV}",
+    )
     return parser
 
 
@@ -85,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.uds and (args.host or args.port is not None):
         parser.error("give either --uds or --host/--port, not both")
+    token = os.environ.pop(TOKEN_ENV, "")  # the model's own code need not see it
+    if args.tcp and not token:
+        parser.error(f"--tcp needs a token in ${TOKEN_ENV}")
     from tcdeploy.server.replica.server import ListenError, ModelLoadError, serve
 
     try:
@@ -98,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             pod_name=args.pod_name,
             max_body_mb=args.max_body_mb,
             hang_after_s=args.hang_after_s,
+            tcp=args.tcp,
+            token=token,
         )
     except ModelLoadError as exc:
         print(exc, file=sys.stderr, flush=True)

@@ -21,6 +21,7 @@ from mlflow.pyfunc import PyFuncModel
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
 from tcdeploy.server.replica.app import DEFAULT_HANG_AFTER_S, DEFAULT_MAX_BODY_BYTES, build_app
+from tcdeploy.server.replica.token_gate import TokenGate
 
 # Requests still running this long after SIGTERM are abandoned so a stop cannot hang forever.
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -74,12 +75,17 @@ def serve(
     pod_name: str | None = None,
     max_body_mb: float = DEFAULT_MAX_BODY_BYTES / 2**20,
     hang_after_s: float = DEFAULT_HANG_AFTER_S,
+    tcp: tuple[str, int] | None = None,
+    token: str = "",
 ) -> None:
     """Load `model_uri` and serve it until SIGTERM or SIGINT.
 
     Ready means `GET /ping` answers 200: the model is loaded before the socket listens. On a
     signal the server stops accepting, finishes in-flight requests and returns. Raises
     `ModelLoadError` or `ListenError`, each with a message fit to show as is.
+
+    `tcp` (host, port): listen there too, for a gateway on another machine; requests that come
+    that way must carry `token` (see `token_gate`).
     """
     _configure_logging()
     started = time.monotonic()
@@ -95,13 +101,18 @@ def serve(
         hang_after_s=hang_after_s,
     )
     listener = _bind(host, port, uds)
+    listeners = [listener]
+    if tcp is not None:
+        app = TokenGate(app, token)
+        listeners.append(_bind(tcp[0], tcp[1], None))
     address = f"unix:{uds}" if uds else f"http://{host}:{listener.getsockname()[1]}"
     server = _AnnouncingServer(uvicorn_config(app, host=host, port=port, uds=uds), address)
     try:
         with _signals_end_serving_only():
-            server.run(sockets=[listener])
+            server.run(sockets=listeners)
     finally:
-        listener.close()
+        for each in listeners:
+            each.close()
         if uds:
             _remove_socket(uds)
 

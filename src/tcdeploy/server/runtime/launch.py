@@ -63,6 +63,7 @@ def replica_argv(python: str, spec: ReplicaSpec, socket_path: Path) -> list[str]
         spec.pod_name,
         "--hang-after-s",
         repr(float(spec.hang_after_s)),
+        *(("--tcp", spec.tcp) if spec.tcp else ()),
     ]
 
 

@@ -100,6 +100,9 @@ class ReplicaSpec:
     probes: HealthProbes = HealthProbes()
     # A predict running longer than this fails the liveness probe (see `replica.app`).
     hang_after_s: float = 60.0
+    # "host:port" the replica listens on besides its unix socket, for a gateway on another machine
+    # (the Ray runtime's data hop; the token it checks comes in `env`). Empty: the socket only.
+    tcp: str = ""
 
     def __post_init__(self) -> None:
         check_pod_name(self.pod_name)
@@ -132,6 +135,7 @@ class ReplicaState:
     reason: str = ""
     message: str = ""
     crash_looping: bool = False
+    node: str = ""  # the machine it runs on, when that is not the server's (the Ray runtime)
 
     def copy(self) -> ReplicaState:
         return dataclasses.replace(self)
