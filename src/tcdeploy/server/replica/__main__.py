@@ -11,9 +11,13 @@ import atexit
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS
 from tcdeploy.protocol.replica_hop import TOKEN_ENV
+
+if TYPE_CHECKING:
+    from mlflow.pyfunc import PyFuncModel
 
 EXIT_MODEL_LOAD_FAILED = 3
 EXIT_CANNOT_LISTEN = 4
@@ -94,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, model: PyFuncModel | None = None) -> int:
+    """Serve as the command line says; `model`, when given, is that URI already loaded (a replica
+    forked by the zygote, `replica.zygote`, serves the model it loaded before the fork)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.uds and (args.host or args.port is not None):
@@ -117,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             hang_after_s=args.hang_after_s,
             tcp=args.tcp,
             token=token,
+            model=model,
         )
     except ModelLoadError as exc:
         print(exc, file=sys.stderr, flush=True)

@@ -77,8 +77,9 @@ def serve(
     hang_after_s: float = DEFAULT_HANG_AFTER_S,
     tcp: tuple[str, int] | None = None,
     token: str = "",
+    model: PyFuncModel | None = None,
 ) -> None:
-    """Load `model_uri` and serve it until SIGTERM or SIGINT.
+    """Load `model_uri` (unless `model` is it, loaded already) and serve it until SIGTERM or SIGINT.
 
     Ready means `GET /ping` answers 200: the model is loaded before the socket listens. On a
     signal the server stops accepting, finishes in-flight requests and returns. Raises
@@ -88,9 +89,10 @@ def serve(
     that way must carry `token` (see `token_gate`).
     """
     _configure_logging()
-    started = time.monotonic()
-    model = load_model(model_uri)
-    print(f"model loaded in {time.monotonic() - started:.2f}s", flush=True)
+    if model is None:
+        started = time.monotonic()
+        model = load_model(model_uri)
+        print(f"model loaded in {time.monotonic() - started:.2f}s", flush=True)
     app = build_app(
         model,
         model_uri=model_uri,

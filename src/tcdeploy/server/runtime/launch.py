@@ -37,7 +37,7 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 # Numeric libraries start one thread per core by default; N replicas on one box would oversubscribe.
-_THREAD_HINTS = (
+THREAD_HINTS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -90,7 +90,7 @@ def replica_env(spec: ReplicaSpec, base: Mapping[str, str] | None = None) -> dic
     size, and its service's own `Env` (checked by the control plane)."""
     env = passed_env(os.environ if base is None else base)
     threads = str(max(1, math.ceil(spec.cpu_millicores / 1000)))
-    env.update({name: threads for name in _THREAD_HINTS})
+    env.update({name: threads for name in THREAD_HINTS})
     env["PYTHONUNBUFFERED"] = "1"  # log lines reach us as they are printed, not at exit
     # `python -m` puts the working directory first on sys.path; a stray `mlflow/` there would be
     # imported instead of the real one. Python >= 3.11 honours this; older ones ignore it.
@@ -101,7 +101,12 @@ def replica_env(spec: ReplicaSpec, base: Mapping[str, str] | None = None) -> dic
 
 async def spawn(python: str, spec: ReplicaSpec, socket_path: Path) -> asyncio.subprocess.Process:
     """Start the replica with stdout/stderr piped; it is its own process group leader."""
-    argv = replica_argv(python, spec, socket_path)
+    return await spawn_tied(python, replica_argv(python, spec, socket_path), replica_env(spec))
+
+
+async def spawn_tied(python: str, argv: list[str], env: Mapping[str, str]) -> asyncio.subprocess.Process:
+    """Start `argv` tied to the server (it dies with it), leading its own session, stdout and
+    stderr piped: a replica, or the fork server of a model's replicas."""
     return await asyncio.create_subprocess_exec(
         # -I -S: the wrapper needs only the standard library, never the working directory's files.
         python,
@@ -114,7 +119,7 @@ async def spawn(python: str, spec: ReplicaSpec, socket_path: Path) -> asyncio.su
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=replica_env(spec),
+        env=dict(env),
         start_new_session=True,
     )
 

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tcdeploy.protocol.states import PodPhase
+from tcdeploy.server.runtime import launch
+from tcdeploy.server.runtime.forkserver import ForkServers
 from tcdeploy.server.runtime.paths import RunPaths
 from tcdeploy.server.runtime.process import Settings, Supervisor
 from tcdeploy.server.runtime.spec import ReplicaSpec, ReplicaState
@@ -36,6 +38,7 @@ class LocalRuntime:
         crash_loop_restarts: int = 3,
         crash_loop_window: float = 60.0,
         watch_interval: float = 1.0,
+        fork_replicas: bool = True,
     ) -> None:
         backoff = tuple(backoff)
         if not backoff or any(not isinstance(b, (int, float)) or b < 0 for b in backoff):
@@ -53,12 +56,15 @@ class LocalRuntime:
         self._paths = RunPaths(self.data_dir)
         self._paths.ensure()
         self._on_change = on_change
+        # Replicas forked from a preloaded process of their model (see forkserver.py), or cold.
+        self.forks = ForkServers(self._paths, float(ready_timeout)) if fork_replicas else None
         self._settings = Settings(
             python=python,
             ready_timeout=float(ready_timeout),
             backoff=backoff,
             crash_loop_restarts=crash_loop_restarts,
             crash_loop_window=float(crash_loop_window),
+            spawn=self.forks.spawn if self.forks is not None else launch.spawn,
         )
         self._watch_interval = watch_interval
         self._replicas: dict[str, Supervisor] = {}
@@ -112,6 +118,8 @@ class LocalRuntime:
             if self._replicas.get(pod_name) is replica and replica.state.phase == PodPhase.STOPPED:
                 del self._replicas[pod_name]
                 self._usage.pop(pod_name, None)
+                if self.forks is not None:
+                    await self.forks.release(pod_name)
 
     async def rebuild(self, pod_name: str) -> None:
         """Kill the replica and start it again (restart_count grows); returns as it restarts."""
@@ -142,6 +150,8 @@ class LocalRuntime:
         """Stop every replica (server shutdown). The runtime accepts no new replicas afterwards."""
         self._closed = True
         await asyncio.gather(*(self.stop(name, grace) for name in list(self._replicas)))
+        if self.forks is not None:
+            await self.forks.close()
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)

@@ -14,8 +14,9 @@ import logging
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -55,6 +56,8 @@ class Settings:
     ready_poll_interval: float = 0.075
     backoff_reset_after: float = 60.0  # ready this long: the next crash starts the backoff afresh
     rebuild_grace: float = 10.0
+    # How a replica process is started: cold (`launch.spawn`) or forked (`ForkServers.spawn`).
+    spawn: Callable[[str, ReplicaSpec, Path], Awaitable[asyncio.subprocess.Process]] = launch.spawn
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ class Supervisor:
         self._oom_rss = None
         self._socket.unlink(missing_ok=True)  # a stale socket would answer nothing, or confuse
         try:
-            proc = await launch.spawn(self._settings.python, self.spec, self._socket)
+            proc = await self._settings.spawn(self._settings.python, self.spec, self._socket)
         except OSError as exc:
             self.log.event(f"cannot start the replica: {exc}")
             self._update(phase=PodPhase.FAILED, reason=ERROR, message=f"cannot start the replica: {exc}")
