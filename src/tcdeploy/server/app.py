@@ -62,7 +62,7 @@ class Server:
             if reconciler is not None:
                 reconciler.on_replica_change(state)
 
-        runtime = LocalRuntime(settings.data_dir, on_change=on_replica_change)
+        runtime = LocalRuntime(settings.data_dir, on_change=on_replica_change, fork_replicas=settings.fork_replicas)
         fleet = Fleet(runtime, drain=routes.drain, new_pod_name=new_pod_name)
         gateway = Gateway(
             routes,

@@ -41,6 +41,8 @@ class ServerSettings:
     # arrive whole (past it a 408): see `connections`.
     max_connections: int = 2048
     request_read_timeout: float = 30.0
+    # Replicas forked from a preloaded zygote of their model (runtime/forkserver.py); off: cold.
+    fork_replicas: bool = True
 
     @property
     def public_url(self) -> str:
@@ -80,6 +82,7 @@ class ServerSettings:
         max_connections = int(env_number("TCDEPLOY_MAX_CONNECTIONS", 2048, 16, 10**6, whole=True))
         read_timeout = env_number("TCDEPLOY_REQUEST_READ_TIMEOUT", 30.0, 1, 3600)
         retention = int(env_number("TCDEPLOY_INFERENCE_RETENTION_DAYS", 30, 0, 36500, whole=True))
+        fork = bool(env_number("TCDEPLOY_FORK_REPLICAS", 1, 0, 1, whole=True))
         return cls(
             host=host,
             port=port,
@@ -92,6 +95,7 @@ class ServerSettings:
             inference_retention_days=retention,
             max_connections=max_connections,
             request_read_timeout=read_timeout,
+            fork_replicas=fork,
         )
 
 
