@@ -28,6 +28,7 @@ from .control.backend import (
 )
 from .gateway import Gateway, RouteTable, TroubleListener, UnixHttpTransport, gateway_routes
 from .runtime import Fleet, LocalRuntime, ReplicaState, reap_orphans
+from .runtime.ray_runtime import RayOptions, RayRuntime, local_only_registry
 from .settings import ServerSettings, load_access_keys, secure_data_dir, server_secret
 from .store import Store
 
@@ -40,14 +41,15 @@ class Server:
 
     settings: ServerSettings
     store: Store
-    runtime: LocalRuntime
+    runtime: LocalRuntime | RayRuntime
     gateway: Gateway
     reconciler: Reconciler
     backend: Backend
     scaling: ScalingControl
 
     @classmethod
-    def build(cls, settings: ServerSettings) -> Server:
+    def build(cls, settings: ServerSettings, ray: RayOptions | None = None) -> Server:
+        """`ray`: run replicas as actors on that Ray cluster, rather than as local processes."""
         secure_data_dir(settings.data_dir)
         store = Store(settings.data_dir / "state.db")
         routes = RouteTable()
@@ -62,12 +64,17 @@ class Server:
             if reconciler is not None:
                 reconciler.on_replica_change(state)
 
-        runtime = LocalRuntime(settings.data_dir, on_change=on_replica_change, fork_replicas=settings.fork_replicas)
+        secret = ServerSecret(server_secret(settings))
+        runtime = (
+            LocalRuntime(settings.data_dir, on_change=on_replica_change, fork_replicas=settings.fork_replicas)
+            if ray is None
+            else RayRuntime(settings.data_dir, on_replica_change, options=ray, replica_token=secret.replica_token)
+        )
         fleet = Fleet(runtime, drain=routes.drain, new_pod_name=new_pod_name)
         gateway = Gateway(
             routes,
             data_dir=settings.data_dir,
-            transport=UnixHttpTransport(timeout=settings.request_timeout),
+            transport=UnixHttpTransport(timeout=settings.request_timeout, replica_token=secret.replica_token),
             usage=lambda: _usage(runtime),
             wake=wake,
         )
@@ -89,16 +96,41 @@ class Server:
             reconciler=reconciler,
             registry=ModelRegistry(settings.tracking_uri),
             gateway=gateway,
-            secret=ServerSecret(server_secret(settings)),
+            secret=secret,
             data_dir=settings.data_dir,
         )
         return cls(settings, store, runtime, gateway, reconciler, backend, scaling)
 
     async def start(self) -> None:
-        reap_orphans(self.settings.data_dir)
+        if isinstance(self.runtime, RayRuntime):
+            self._join_ray(self.runtime)
+        else:
+            reap_orphans(self.settings.data_dir)
         await self.gateway.start()
         await self.reconciler.restore()
+        if isinstance(self.runtime, RayRuntime):
+            await self._retire_strays(self.runtime)
         self.scaling.start()
+
+    def _join_ray(self, runtime: RayRuntime) -> None:
+        """Join the cluster and adopt its running replicas; a registry only this machine can read
+        is refused on a cluster of several nodes unless declared shared."""
+        runtime.connect()
+        problem = local_only_registry(self.settings.tracking_uri)
+        if problem and runtime.node_count() > 1 and not runtime.shared_storage:
+            raise RuntimeError(
+                f"the MLflow registry is {problem}, which the other nodes of the Ray cluster cannot read: "
+                "use an MLflow server (mlflow server --serve-artifacts) or say --ray-shared-storage when "
+                "every node sees the same files"
+            )
+        runtime.watch_adopted()
+
+    async def _retire_strays(self, runtime: RayRuntime) -> None:
+        """Adopted actors of services that are gone or stopped (changed while no server ran)."""
+        for state in runtime.states():
+            service = self.store.service(state.service_id)
+            if service is None or service.stopped:
+                await runtime.stop(state.pod_name)
 
     async def close(self) -> None:
         await self.scaling.close()
@@ -108,8 +140,8 @@ class Server:
         self.store.close()
 
 
-def build_app(settings: ServerSettings) -> Starlette:
-    server = Server.build(settings)
+def build_app(settings: ServerSettings, ray: RayOptions | None = None) -> Starlette:
+    server = Server.build(settings, ray)
     keys = {key.secret_id: key for key in load_access_keys(settings)}
     control = ControlApi(
         server.backend,
@@ -168,7 +200,7 @@ def _table_events(reconciler: Reconciler) -> TroubleListener:
     return told
 
 
-def _usage(runtime: LocalRuntime) -> Iterable[tuple[str, str, float, int]]:
+def _usage(runtime: LocalRuntime | RayRuntime) -> Iterable[tuple[str, str, float, int]]:
     """(service id, pod, CPU %, RSS bytes) of every replica, for the gateway's metrics."""
     for state in runtime.states():
         usage = runtime.usage(state.pod_name)

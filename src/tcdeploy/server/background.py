@@ -51,6 +51,7 @@ class BackgroundServer:
     process: subprocess.Popen | None = None
     log_path: Path | None = None
     extra_env: dict = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()  # more `tcdeploy server` flags (say, --runtime ray …)
 
     @property
     def url(self) -> str:
@@ -80,7 +81,7 @@ class BackgroundServer:
             self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                server_command(self.port, self.data_dir),
+                [*server_command(self.port, self.data_dir), *self.extra_args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -35,6 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument(
         "--access-log", action="store_true", help="print one line per HTTP request (method, path, action, status, ms)"
     )
+    server.add_argument(
+        "--runtime",
+        choices=("local", "ray"),
+        default="local",
+        help="where replicas run: local processes (default) or actors on a Ray cluster (needs mlflow-tcdeploy[ray])",
+    )
+    server.add_argument("--ray-address", default="auto", help="the Ray cluster to join (default: auto, the local one)")
+    server.add_argument(
+        "--ray-namespace", help="the Ray namespace of this server's actors (default: from the data dir)"
+    )
+    server.add_argument(
+        "--ray-shared-storage",
+        action="store_true",
+        help="every Ray node sees this machine's registry files (a shared disk): allow a sqlite:/file: registry",
+    )
     server.set_defaults(run=_serve)
 
     table = commands.add_parser("inference-table", help="print a group's inference table (the requests it logged)")
@@ -96,7 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
     except DataDirInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    app = build_app(settings)
+    app = build_app(settings, _ray_options(args))
     if args.access_log:
         app = AccessLog(app)
     forget_key_environment()
@@ -126,6 +141,14 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.Server(config).run()
     print("tcdeploy server stopped", flush=True)
     return 0
+
+
+def _ray_options(args: argparse.Namespace):
+    if args.runtime != "ray":
+        return None
+    from .runtime.ray_runtime import RayOptions
+
+    return RayOptions(address=args.ray_address, namespace=args.ray_namespace, shared_storage=args.ray_shared_storage)
 
 
 def _inference_table(args: argparse.Namespace) -> int:

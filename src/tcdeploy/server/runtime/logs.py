@@ -72,10 +72,11 @@ class PodLog:
         self._size = self._file.tell()
         self._tail: deque[str] = deque(maxlen=_TAIL_KEPT)
 
-    def write(self, stream: str, msg: str) -> LogLine:
+    def write(self, stream: str, msg: str, ts: float | None = None) -> LogLine:
+        """Append a line, stamped now or at `ts` (a line written first elsewhere, on a Ray node)."""
         if len(msg) > MAX_LINE_CHARS:
             msg = msg[:MAX_LINE_CHARS] + " …[truncated]"
-        line = LogLine(self.pod_name, self._next_id, time.time(), stream, msg)
+        line = LogLine(self.pod_name, self._next_id, time.time() if ts is None else ts, stream, msg)
         self._next_id += 1
         record = {"id": line.id, "ts": line.ts, "stream": stream, "msg": msg}
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8", errors="replace")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psutil
-
 from tcdeploy.protocol.errors import InvalidParameterValue
 
 from ..backend import INSTANCE_TYPES
@@ -19,14 +17,14 @@ async def billing_specs(ctx: Context, req: Any) -> dict:
     # The schema's examples swap ChargeType and TaskType (INFERENCE / POSTPAID_BY_HOUR): take either.
     if req.ChargeType not in CHARGE_TYPES:
         raise InvalidParameterValue("ChargeType", f"must be one of {', '.join(CHARGE_TYPES)}")
-    machine_mb = psutil.virtual_memory().total // 2**20
     specs = [
         {
             "SpecId": spec.name,
             "SpecName": spec.name,
             "SpecAlias": spec.alias,
-            # "Available": whether this machine has the memory the type promises each replica.
-            "Available": spec.memory_mb <= machine_mb,
+            # "Available": whether the runtime can place the type (this machine's memory, or a
+            # node of the Ray cluster that can hold it).
+            "Available": ctx.backend.placement_problem(spec) is None,
             "AvailableRegion": [ctx.region or "local"],
             "SpecFeatures": [],
             "SpecType": "CPU",

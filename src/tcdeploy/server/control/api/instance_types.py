@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psutil
-
 from tcdeploy.protocol.tione import DescribeInferenceSpecs
 
 from ..backend import INSTANCE_TYPES
@@ -14,13 +12,12 @@ from .context import Context
 
 
 async def describe_inference_specs(ctx: Context, req: DescribeInferenceSpecs) -> dict:
-    machine_mb = psutil.virtual_memory().total // 2**20
     infos = [
         {
             "SpecName": spec.name,
             "SpecAlias": spec.alias,
             "SpecType": "CPU",
-            "Available": spec.memory_mb <= machine_mb,
+            "Available": ctx.backend.placement_problem(spec) is None,
             "AvailableRegion": [ctx.region or "local"],
             "GpuType": "",
             "Cpu": spec.cpu_millicores,

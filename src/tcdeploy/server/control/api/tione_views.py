@@ -16,7 +16,7 @@ from tcdeploy.protocol.tione import fit
 
 from ..backend import GroupSnapshot, ReplicaState, ServiceSnapshot, TokenView, instance_type, sized
 from .context import Context
-from .views import SERVICE_PORT, group_status, workload_status
+from .views import SERVICE_PORT, group_status, pod_ip, workload_status
 
 # A service's members kept as given and shown back in `Service.ServiceInfo`: (TI-ONE's member,
 # the struct it is read as or None for a scalar, the name it is stored under — wedata's where the
@@ -87,14 +87,15 @@ def tione_pod(state: ReplicaState, cpu: int, memory: int) -> dict:
         "Uid": state.pod_name,
         "ChargeType": "POSTPAID_BY_HOUR",
         "Phase": str(state.phase),
-        "IP": "127.0.0.1",
+        "IP": pod_ip(state),
         "CreateTime": tione_time(state.start_time),
         "StartScheduleTime": tione_time(state.start_time),
         "Containers": container,
         "ContainerInfos": [container],
         "Status": str(state.phase),
         "Message": "" if state.ready else state.message,
-        "NodeIP": "127.0.0.1",
+        "NodeIP": pod_ip(state),
+        "NodeId": state.node,  # the Ray node it runs on (empty on one machine)
         "ResourceInfo": {"Cpu": cpu, "Memory": memory, "Gpu": 0},
     }
 

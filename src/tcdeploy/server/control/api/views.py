@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tcdeploy.protocol.apis import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BATCH_WAIT_MS
 from tcdeploy.protocol.chat import MACHINE_LEARNING
+from tcdeploy.protocol.replica_hop import TCP_PREFIX, split_tcp_address
 from tcdeploy.protocol.states import GroupStatus, ServiceStatus, tione_word, wedata_word
 
 from ..backend import GroupSnapshot, ReplicaState, ServiceSnapshot, sized
@@ -15,12 +16,19 @@ from .times import wedata_time
 SERVICE_PORT = 8501
 
 
+def pod_ip(state: ReplicaState) -> str:
+    """Where the replica serves: its node's address on a cluster (Ray), else this machine."""
+    if state.address and state.address.startswith(TCP_PREFIX):
+        return split_tcp_address(state.address)[0]
+    return "127.0.0.1"
+
+
 def wedata_pod(state: ReplicaState) -> dict:
     """A replica as the schema's `Pod`, its one container as `ContainerInfo`."""
     return {
         "Name": state.pod_name,
         "Uid": state.pod_name,
-        "Ip": "127.0.0.1",
+        "Ip": pod_ip(state),
         "Phase": str(state.phase),
         "Status": str(state.phase),
         "CreateTime": wedata_time(state.start_time),

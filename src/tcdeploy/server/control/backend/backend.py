@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from tcdeploy.protocol.chat import MACHINE_LEARNING
 from tcdeploy.protocol.errors import (
     FailedOperation,
@@ -37,6 +39,7 @@ from ...gateway import Gateway
 from ...runtime import LocalRuntime, ReplicaState
 from ...store import Conflict, EventRecord, GroupRecord, ServiceRecord, Store
 from .ids import new_group_id, service_id
+from .instance_types import InstanceType, sized
 from .observing import ObservingRules
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
@@ -96,6 +99,26 @@ class Backend(TokenRules, ObservingRules):
         self.gateway = gateway
         self.secret = secret
         self.data_dir = data_dir
+
+    # ---- placement -----------------------------------------------------------------------------
+
+    def placement_problem(self, size: InstanceType) -> str | None:
+        """Why no replica of this size can run (None if one can): a runtime that places replicas
+        on a cluster (Ray) knows its nodes; on this machine, a size over its memory cannot."""
+        check = getattr(self.runtime, "placement_problem", None)
+        if check is not None:
+            return check(size.cpu_millicores, size.memory_mb)
+        machine_mb = psutil.virtual_memory().total // 2**20
+        return None if size.memory_mb <= machine_mb else f"this machine has {machine_mb} MiB of memory"
+
+    def _refuse_unplaceable(self, spec: dict[str, Any], field: str) -> None:
+        """Refused at create (and resize) when a cluster cannot place the size: Ray would leave
+        the replicas pending for ever. One machine runs what it is asked to, as before."""
+        if getattr(self.runtime, "placement_problem", None) is None:
+            return
+        problem = self.placement_problem(sized(spec))
+        if problem is not None:
+            raise InvalidParameterValue(field, f"{spec['InstanceType']} cannot be placed: {problem}")
 
     # ---- lookups, scoped by workspace: another workspace's resources do not exist for the caller ---
 
@@ -203,6 +226,7 @@ class Backend(TokenRules, ObservingRules):
         are required. Refused before anything is written: a taken name, a full group, an unknown
         instance type, a model that does not exist."""
         spec = with_scaling(check_spec(spec, field), field, given=set(spec), now=time.time())
+        self._refuse_unplaceable(spec, member(field, "InstanceType"))
         if self.store.service_by_name(workspace, name):
             raise ResourceInUse(f"ServiceName: a service named {name!r} already exists")
         group = self.group(workspace, group_ref) if group_ref else None
@@ -281,6 +305,8 @@ class Backend(TokenRules, ObservingRules):
             spec = check_spec(self._spec_after_action(service, action, replicas))
         else:
             spec = await self._spec_after_changes(service, changes or {}, model)
+        if sized(spec) != sized(service.spec):
+            self._refuse_unplaceable(spec, "InstanceType")
         needs_replicas = (
             action is not None
             or any(spec.get(f) != service.spec.get(f) for f in ROLLING_FIELDS)

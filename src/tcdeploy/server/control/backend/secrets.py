@@ -22,6 +22,10 @@ class ServerSecret:
     def _mac(self, message: str) -> str:
         return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
 
+    def replica_token(self, pod_name: str) -> str:
+        """What a replica reached over TCP (the Ray runtime) checks on every request."""
+        return self._mac(f"replica:{pod_name}")
+
     def token_value(self, token_id: str) -> str:
         return self._mac(f"token:{token_id}")
 
