@@ -15,6 +15,7 @@ import pytest
 
 from tcdeploy.server.runtime import LocalRuntime
 from tcdeploy.server.runtime.forkserver import ZYGOTE_MODULE
+from tcdeploy.server.runtime.paths import REPLICA_MODULE
 
 from .runtime_helpers import FAST_BACKOFF, LOAD_TIMEOUT, alive, eventually, save_code_model, spec
 
@@ -80,6 +81,9 @@ async def test_forked_replicas_answer_exactly_as_a_cold_one(runtime, cold_runtim
     forked = [await _ready(runtime, f"ms-fork-0000{n}", logistic_model_dir) for n in (1, 2)]
 
     assert ZYGOTE_MODULE not in _parent_cmdline(cold.pid)
+    for state in forked:  # what ps, the orphan reaper and the tests know a replica by
+        cmdline = psutil.Process(state.pid).cmdline()
+        assert cmdline[1:3] == ["-m", REPLICA_MODULE] and cmdline[cmdline.index("--pod-name") + 1] == state.pod_name
     assert _zygote_of(forked[0].pid) == _zygote_of(forked[1].pid), "one zygote for one model"
     for body in BODIES:
         expected = await _post(cold.address, body)

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model-uri", required=True)
     parser.add_argument("--control", required=True, help="the unix socket to take fork requests on")
+    parser.add_argument("--room", default="", help="filler: room for each replica's own command line")
     args = parser.parse_args(argv)
     started = time.monotonic()
     model = _preload(args.model_uri)
@@ -201,6 +202,7 @@ class _Zygote:
         os.environ.update(env)
         _apply_thread_counts(env)
         _reseed()
+        _show_command_line([sys.executable, "-m", "tcdeploy.server.replica", *argv])
         print(f"forked from the zygote (pid {self._pid}), which loaded the model in {self._load_s:.2f}s", flush=True)
         from tcdeploy.server.replica.__main__ import main as serve_replica
 
@@ -249,6 +251,21 @@ def _die_with(parent: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # the zygote died before prctl took effect
         os._exit(1)
+
+
+def _show_command_line(argv: list[str]) -> None:
+    """Show the replica's command line, as a cold one's, in /proc/<pid>/cmdline (what `ps`, the
+    orphan reaper and the tests identify replicas by): written over the zygote's own arguments
+    (the runtime gives it room with `--room`), the setproctitle way: space-separated, ending in a
+    NUL, the area's last byte not NUL. Skipped if it does not fit."""
+    fields = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+    start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end: fields 48 and 49
+    title = " ".join(argv).encode() + b"\0"
+    if len(title) >= end - start:
+        return
+    with open("/proc/self/mem", "r+b", buffering=0) as memory:
+        memory.seek(start)
+        memory.write(title + b" " * (end - start - len(title)))
 
 
 def _apply_thread_counts(env: dict[str, str]) -> None:

@@ -42,6 +42,8 @@ ZYGOTE_MODULE = "tcdeploy.server.replica.zygote"
 READY_LINE = "zygote ready"  # the contract of `tcdeploy.server.replica.zygote`
 _STOP_GRACE = 2.0
 _TAIL_LINES = 20
+# Bytes of the zygote's arguments each forked replica rewrites as its own command line.
+_COMMAND_LINE_ROOM = 4096
 
 
 class ForkRefused(Exception):
@@ -129,6 +131,7 @@ class Zygote:
         """Spawn it and wait until it has loaded the model and listens; False (logged) if not."""
         self.control.unlink(missing_ok=True)
         argv = [self.key.python, "-m", ZYGOTE_MODULE, "--model-uri", self.key.model_uri, "--control", str(self.control)]
+        argv.append("--room=" + "." * _COMMAND_LINE_ROOM)
         try:
             self.proc = await launch.spawn_tied(self.key.python, argv, self.key.zygote_env())
         except OSError as exc:
