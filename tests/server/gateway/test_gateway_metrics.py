@@ -114,7 +114,12 @@ async def test_monitor_shows_the_groups_recent_traffic(tmp_path, model_replicas)
     busy = [s for s in steps if s["requests"]]
     assert all(0 < s["p50_latency_ms"] <= s["p99_latency_ms"] < 10_000 for s in busy)
     assert all(s["inflight"] >= 1 for s in busy)
-    assert set(steps[0]) == {"time", "requests", "errors", "limited", "p50_latency_ms", "p99_latency_ms", "inflight"}
+    assert set(steps[0]) == {
+        "time", "requests", "errors", "limited", "p50_latency_ms", "p99_latency_ms", "inflight", "bytes_in", "bytes_out",
+    }  # fmt: skip
+    # The bodies' bytes each way: 20 iris bodies and the broken one in, their replies out.
+    assert sum(s["bytes_in"] for s in steps) == 20 * len(IRIS_BODY) + len(b"{broken")
+    assert sum(s["bytes_out"] for s in steps) > 20 * len(b'{"predictions": [0]}')
 
 
 def test_monitor_steps_and_quantiles():

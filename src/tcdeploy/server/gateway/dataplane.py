@@ -318,10 +318,11 @@ class Gateway:
         503) has no table row: and a 401's body comes from someone without a key."""
         self.metrics.series(group.group_id, version.service_id if version else "").count(reply.status)
         stats = self._group_stats(group.group_id)
-        stats.monitor.record(wall, reply.status, latency_ms, inflight)
+        sizes = (len(body), len(reply.body))
+        stats.monitor.record(wall, reply.status, latency_ms, inflight, *sizes)
         if version is not None:
             stats.versions.setdefault(version.service_id, GroupMonitor()).record(
-                wall, reply.status, latency_ms, inflight
+                wall, reply.status, latency_ms, inflight, *sizes
             )
         if version is not None and version.inference_table:
             self.table.append(

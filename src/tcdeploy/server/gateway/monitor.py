@@ -17,7 +17,7 @@ _MIN_MS = 0.01
 
 
 class _Second:
-    __slots__ = ("second", "requests", "errors", "limited", "inflight", "latency_bins")
+    __slots__ = ("second", "requests", "errors", "limited", "inflight", "latency_bins", "bytes_in", "bytes_out")
 
     def __init__(self, second: int) -> None:
         self.second = second
@@ -26,6 +26,8 @@ class _Second:
         self.limited = 0
         self.inflight = 0
         self.latency_bins: Counter[int] = Counter()
+        self.bytes_in = 0
+        self.bytes_out = 0
 
 
 class GroupMonitor:
@@ -34,11 +36,16 @@ class GroupMonitor:
     def __init__(self) -> None:
         self._ring: list[_Second | None] = [None] * WINDOW_SECONDS
 
-    def record(self, now: float, status: int, latency_ms: float | None, inflight: int) -> None:
+    def record(
+        self, now: float, status: int, latency_ms: float | None, inflight: int, bytes_in: int = 0, bytes_out: int = 0
+    ) -> None:
         """Count one finished request. `now` is epoch seconds; `inflight` is the group's
-        in-flight count while it ran; `latency_ms` is None when no replica was asked."""
+        in-flight count while it ran; `latency_ms` is None when no replica was asked; the bytes
+        are the request's and the reply's bodies."""
         bucket = self._bucket(int(now))
         bucket.requests += 1
+        bucket.bytes_in += bytes_in
+        bucket.bytes_out += bytes_out
         if status == 429:
             bucket.limited += 1
         elif status >= 400:
@@ -60,7 +67,7 @@ class GroupMonitor:
 
     def _aggregate(self, start: float, end: float) -> dict:
         """Figures over the seconds in [start, end)."""
-        requests = errors = limited = inflight = 0
+        requests = errors = limited = inflight = bytes_in = bytes_out = 0
         bins: Counter[int] = Counter()
         for second in range(math.ceil(start), math.ceil(end)):
             bucket = self._ring[second % WINDOW_SECONDS]
@@ -71,6 +78,8 @@ class GroupMonitor:
             limited += bucket.limited
             inflight = max(inflight, bucket.inflight)
             bins.update(bucket.latency_bins)
+            bytes_in += bucket.bytes_in
+            bytes_out += bucket.bytes_out
         return {
             "time": start,
             "requests": requests,
@@ -79,6 +88,8 @@ class GroupMonitor:
             "p50_latency_ms": _quantile(bins, 0.50),
             "p99_latency_ms": _quantile(bins, 0.99),
             "inflight": inflight,
+            "bytes_in": bytes_in,
+            "bytes_out": bytes_out,
         }
 
     def _bucket(self, second: int) -> _Second:
