@@ -19,6 +19,7 @@ from io import StringIO
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.scoring_server import parse_csv_input
@@ -265,17 +266,27 @@ def merge_payloads(requests: list[ScoringRequest]) -> Any:
 
 
 def _load_json(body: bytes) -> dict:
+    # orjson refuses what we refuse (NaN, Infinity, numbers that overflow a double) at a tenth of
+    # the cost of the standard parser with hooks; a body it refuses is parsed again the standard
+    # way, so bad JSON gets the same message as ever (and integers past 64 bits still parse).
     try:
-        document = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise BadRequest("request body is not valid JSON: nested too deeply") from None
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = _load_json_slowly(body)
     if not isinstance(document, dict):
         raise BadRequest(
             f"request body must be a JSON object holding one of {_FORMAT_LIST}; got a JSON {_json_type(document)}"
         )
     return document
+
+
+def _load_json_slowly(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("request body is not valid JSON: nested too deeply") from None
 
 
 def _refuse_constant(token: str) -> float:
