@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -70,6 +71,7 @@ class LocalRuntime:
         self._replicas: dict[str, Supervisor] = {}
         self._usage: dict[str, tuple[int, float, int]] = {}  # pod: (pid, cpu %, rss)
         self._watcher: asyncio.Task | None = None
+        self._sample_soon = asyncio.Event()
         self._closed = False
 
     async def start(self, spec: ReplicaSpec) -> None:
@@ -163,6 +165,9 @@ class LocalRuntime:
             raise KeyError(f"no pod {pod_name!r} in this runtime") from None
 
     def _report(self, state: ReplicaState) -> None:
+        sample = self._usage.get(state.pod_name)
+        if state.pid is not None and (sample is None or sample[0] != state.pid):
+            self._sample_soon.set()  # a new process: its usage is known within moments, not a period
         try:
             self._on_change(state)
         except Exception:  # the callback's bug must not take a supervisor down with it
@@ -171,7 +176,9 @@ class LocalRuntime:
     async def _watch_usage(self) -> None:
         sampler = UsageSampler()
         while True:
-            await asyncio.sleep(self._watch_interval)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._sample_soon.wait(), self._watch_interval)
+            self._sample_soon.clear()
             try:
                 await self._sample_once(sampler)
             except Exception:
