@@ -48,7 +48,7 @@ REPLICA_RESOURCE = "tcdeploy_replica"
 _RESOURCE_SLIVER = 0.001  # of REPLICA_RESOURCE per replica: the resource marks nodes, it does not count
 _POLL_TIMEOUT = 10.0
 _POLL_RETRY = 0.5
-_LEASE_WAIT = 20.0  # a crashed server's lease goes when Ray notices its driver is gone
+_LEASE_WAIT = 10.0  # a crashed server's lease goes when Ray notices its driver is gone
 _NODES_FRESH_FOR = 2.0
 
 
@@ -180,8 +180,9 @@ class RayRuntime:
 
     async def start(self, spec: ReplicaSpec) -> None:
         """Create the pod's actor and return at once; progress arrives through `on_change`."""
-        import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        import ray
 
         if self._closed:
             raise RuntimeError("the runtime is closed")
@@ -206,7 +207,8 @@ class RayRuntime:
             )
             .remote(spec_to_dict(spec), self._replica_token(spec.pod_name), self._actor_settings, self.namespace)
         )
-        state = ReplicaState(spec.pod_name, spec.service_id, phase=PodPhase.PENDING)
+        # The node it is meant for until it reports its own: pods started together spread too.
+        state = ReplicaState(spec.pod_name, spec.service_id, phase=PodPhase.PENDING, node=node_id or "")
         pod = _Pod(spec, handle, state, PodLog(log_dir(self.data_dir), spec.pod_name))
         self._pods[spec.pod_name] = pod
         pod.log.event(f"actor created in Ray namespace {self.namespace}")
