@@ -76,9 +76,36 @@ def _median_predict_ms(model, rows: pd.DataFrame, repeats: int = 30) -> float:
     return round(statistics.median(times) * 1000, 3)
 
 
-def request_body(frame: pd.DataFrame, rows: int) -> bytes:
-    """A `dataframe_split` body with `rows` rows: the form both servers accept."""
+def request_body(frame: pd.DataFrame, rows: int, form: str = "mlflow") -> bytes:
+    """A body with `rows` rows in the form a server takes: `mlflow` (a `dataframe_split`, which
+    mlflow, MLServer's /invocations and ours accept), `v2` (the Open Inference Protocol, one input
+    per column decoded as a DataFrame: MLServer's batched endpoint) or `bentoml` (`{"data": rows}`
+    for a BentoML API taking an ndarray)."""
     if rows > len(frame):
         raise ValueError(f"rows: {rows} is more than the {len(frame)} rows the model was trained on")
     split = frame.iloc[:rows].to_dict(orient="split")
-    return json.dumps({"dataframe_split": {"columns": split["columns"], "data": split["data"]}}).encode()
+    if form == "mlflow":
+        body: dict = {"dataframe_split": {"columns": split["columns"], "data": split["data"]}}
+    elif form == "v2":
+        body = {
+            "parameters": {"content_type": "pd"},
+            "inputs": [
+                {"name": name, "datatype": "FP64", "shape": [rows], "data": frame[name].iloc[:rows].tolist()}
+                for name in COLUMNS
+            ],
+        }
+    elif form == "bentoml":
+        body = {"data": split["data"]}
+    else:
+        raise ValueError(f"form: {form!r} is not mlflow, v2 or bentoml")
+    return json.dumps(body).encode()
+
+
+def predictions_in(reply: object, form: str) -> list | None:
+    """The predictions of a server's reply to `request_body(..., form)`; None if it has none."""
+    if form == "v2" and isinstance(reply, dict):
+        outputs = reply.get("outputs") or [{}]
+        reply = outputs[0].get("data")
+    elif form == "mlflow" and isinstance(reply, dict):
+        reply = reply.get("predictions")
+    return reply if isinstance(reply, list) else None

@@ -17,12 +17,13 @@ import psutil
 from tcdeploy.server.background import free_port  # noqa: F401  (re-exported for the bench scripts)
 
 
-def start_process(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+def start_process(command: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen:
     """Start `command` in its own session, so Ctrl-C reaches only us and we stop it ourselves."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             command,
             env=env,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -45,6 +46,19 @@ def tree_rss(pid: int) -> int:
         try:
             total += proc.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def tree_pss(pid: int) -> int:
+    """Proportional set size of `pid` and all its descendants, in bytes: each page shared by n
+    processes counts 1/n in each, so the sum is what the tree really holds (unlike RSS sums)."""
+    total = 0
+    for proc in process_tree(pid):
+        try:
+            with open(f"/proc/{proc.pid}/smaps_rollup") as rollup:
+                total += next(int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:"))
+        except (OSError, StopIteration, ValueError):
             pass
     return total
 
@@ -134,11 +148,14 @@ def tail(path: Path, chars: int = 3000) -> str:
 
 
 class PeakRssSampler:
-    """Samples a process tree's RSS on a thread; `peak` is the largest sum seen."""
+    """Samples a process tree's RSS (every `interval_s`) and PSS (every `pss_every` samples: it
+    costs more) on a thread; `peak` and `peak_pss` are the largest sums seen."""
 
-    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
-        self.pid, self.interval_s = pid, interval_s
+    def __init__(self, pid: int, interval_s: float = 0.2, pss_every: int = 5) -> None:
+        self.pid, self.interval_s, self.pss_every = pid, interval_s, pss_every
         self.peak = 0
+        self.peak_pss = 0
+        self._samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -153,7 +170,15 @@ class PeakRssSampler:
     def sample(self) -> int:
         rss = tree_rss(self.pid)
         self.peak = max(self.peak, rss)
+        if self._samples % self.pss_every == 0:
+            self.sample_pss()
+        self._samples += 1
         return rss
+
+    def sample_pss(self) -> int:
+        pss = tree_pss(self.pid)
+        self.peak_pss = max(self.peak_pss, pss)
+        return pss
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -177,3 +177,136 @@ def cpu_table(results: Results, cpu: dict[str, dict[Case, dict]], cases: list[Ca
             shares = "  ".join(f"{role} {ms:.2f}" for role, ms in per_request.items())
             lines.append(f"  {server:<9} rows={case[0]:<4} c={case[1]:<3} {shares}  other {100 * other:.0f}%{noisy}")
     return "\n".join(lines)
+
+
+# -- the peers (issue 14) -------------------------------------------------------------------------
+
+OURS = "tcdeploy"
+
+
+def peer_table(results: Results, cases: list[Case], names: list[str]) -> str:
+    """One line per case: req/s, p50, p99 of every server, and ours against the best peer and
+    against mlflow (req/s ratios: above 1 is better)."""
+    shown = [name for name in names if name in results]
+    width = 26
+    head = f"{'':11}|" + "".join(f"{name:^{width}}|" for name in shown) + " ours/best peer  ours/mlflow"
+    sub = f"{'rows conc':11}|" + "".join(f"{'req/s':>8} {'p50':>7} {'p99':>8} |" for _ in shown)
+    lines = [head, sub + "  (req/s; p50 and p99 in ms)", "-" * len(head)]
+    for case in cases:
+        cells = []
+        for name in shown:
+            run = results[name].get(case)
+            flag = "!" if run is not None and run.errors else " "
+            cells.append(
+                f"{'—':>8} {'—':>7} {'—':>8}{flag}|"
+                if run is None
+                else f"{run.rps:8.1f} {run.p50_ms:7.2f} {run.p99_ms:8.2f}{flag}|"
+            )
+        ours, best = results.get(OURS, {}).get(case), _best_peer(results, case, "rps", max)
+        mlflow = results.get("mlflow", {}).get(case)
+        vs_best = _fmt_ratio(ratio(ours.rps, best[1].rps)) + f" ({best[0]})" if ours and best else "—"
+        vs_mlflow = _fmt_ratio(ratio(ours.rps, mlflow.rps)) if ours and mlflow else "—"
+        lines.append(f"{case[0]:>4} {case[1]:>5} |" + "".join(cells) + f" {vs_best:<22} {vs_mlflow}")
+    lines.append("(! after a figure: that run had errors)")
+    return "\n".join(lines)
+
+
+def _best_peer(results: Results, case: Case, field: str, pick) -> tuple[str, LoadResult] | None:
+    runs = [(name, by_case[case]) for name, by_case in results.items() if name != OURS and case in by_case]
+    if not runs:
+        return None
+    return pick(runs, key=lambda item: getattr(item[1], field))
+
+
+def pss_lines(peaks: dict[str, int], notes: dict[str, dict]) -> str:
+    parts = [f"{name} {peak / MIB:.0f} MiB" for name, peak in peaks.items() if peak]
+    lines = ["peak PSS of the process tree during the run: " + ", ".join(parts)]
+    ours = notes.get(OURS, {})
+    if "pss_second_replica_bytes" in ours:
+        lines.append(
+            f"tcdeploy after the load: one replica {ours['pss_one_replica_bytes'] / MIB:.0f} MiB, two "
+            f"{ours['pss_two_replicas_bytes'] / MIB:.0f} MiB: the second adds {ours['pss_second_replica_bytes'] / MIB:.0f} MiB"
+        )
+    return "\n".join(lines)
+
+
+def peer_verdicts(
+    results: Results, peak_pss: dict[str, int], startup: dict[str, dict], notes: dict[str, dict], cases: list[Case]
+) -> list[Verdict]:
+    """The targets of issue 14: ahead of every peer, and the memory and readiness bounds."""
+    found = [_ahead(results, case) for case in cases]
+    found += [
+        _vs_mlflow("1-row, c=32: req/s ≥ 10× mlflow's", results, (1, 32), "rps", 10.0, more=True),
+        _vs_best("1-row, c=32: req/s ≥ 1.5× the best peer's", results, (1, 32), "rps", 1.5, more=True),
+        _vs_best("1-row, c=32: p99 below every peer's", results, (1, 32), "p99_ms", 1.0, more=False),
+        _vs_mlflow("1-row, c=1: p50 ≤ 0.7× mlflow's", results, (1, 1), "p50_ms", 0.7, more=False),
+        _vs_best("1-row, c=1: p50 below every peer's", results, (1, 1), "p50_ms", 1.0, more=False),
+    ]
+    ours, theirs = peak_pss.get(OURS), peak_pss.get("mlflow")
+    if ours and theirs:
+        status = "PASS" if ours <= 0.75 * theirs else "FAIL"
+        detail = f"{ours / theirs:.3f}× ({ours / MIB:.0f} vs {theirs / MIB:.0f} MiB)"
+        found.append(Verdict("PSS, server + 1 replica ≤ 0.75× mlflow's", status, detail))
+    extra = notes.get(OURS, {}).get("pss_second_replica_bytes")
+    if extra is not None:
+        status = "PASS" if extra <= 100 * MIB else "FAIL"
+        found.append(Verdict("PSS of a further replica ≤ 100 MiB", status, f"{extra / MIB:.0f} MiB"))
+    timings = startup.get(OURS, {})
+    for key, name in (
+        ("second_replica_s", "a second replica serving"),
+        ("sigkill_to_ready_s", "a killed replica back"),
+    ):
+        if key in timings:
+            status = "PASS" if timings[key] <= 1.0 else "FAIL"
+            found.append(Verdict(f"{name} within 1 s", status, f"{timings[key]:.2f} s"))
+    firsts = {name: t["launch_to_first_prediction"] for name, t in startup.items() if "launch_to_first_prediction" in t}
+    if OURS in firsts and len(firsts) > 1:
+        best = min((value, name) for name, value in firsts.items() if name != OURS)
+        status = "PASS" if firsts[OURS] <= best[0] else "FAIL"
+        found.append(
+            Verdict(
+                "launch → first prediction ≤ every peer's",
+                status,
+                f"{firsts[OURS]:.2f} s vs {best[0]:.2f} s ({best[1]})",
+            )
+        )
+    return found
+
+
+def _usable(name: str, *runs: LoadResult | None) -> Verdict | None:
+    if any(run is None for run in runs):
+        return Verdict(name, "N/A", "case not measured for every server needed")
+    if any(run.errors for run in runs):
+        return Verdict(name, "INVALID", "a run had errors (see the table)")
+    return None
+
+
+def _ahead(results: Results, case: Case) -> Verdict:
+    name = f"{case[0]} row(s), c={case[1]}: req/s ≥ every peer's"
+    ours, best = results.get(OURS, {}).get(case), _best_peer(results, case, "rps", max)
+    bad = _usable(name, ours, best and best[1])
+    if bad:
+        return bad
+    status = "PASS" if ours.rps >= best[1].rps else "FAIL"
+    return Verdict(name, status, f"{ours.rps / best[1].rps:.3f}× ({ours.rps:.1f} vs {best[0]} {best[1].rps:.1f})")
+
+
+def _vs_mlflow(name: str, results: Results, case: Case, field: str, factor: float, more: bool) -> Verdict:
+    ours, theirs = results.get(OURS, {}).get(case), results.get("mlflow", {}).get(case)
+    bad = _usable(name, ours, theirs)
+    if bad:
+        return bad
+    mine, other = getattr(ours, field), getattr(theirs, field)
+    status = "PASS" if (mine >= factor * other if more else mine <= factor * other) else "FAIL"
+    return Verdict(name, status, f"{mine / other:.3f}× ({mine:.2f} vs {other:.2f})")
+
+
+def _vs_best(name: str, results: Results, case: Case, field: str, factor: float, more: bool) -> Verdict:
+    ours = results.get(OURS, {}).get(case)
+    best = _best_peer(results, case, field, max if more else min)
+    bad = _usable(name, ours, best and best[1])
+    if bad:
+        return bad
+    mine, other = getattr(ours, field), getattr(best[1], field)
+    passed = mine >= factor * other if more else mine < factor * other
+    return Verdict(name, "PASS" if passed else "FAIL", f"{mine / other:.3f}× ({mine:.2f} vs {best[0]} {other:.2f})")

@@ -1,11 +1,12 @@
-"""Our model service beside `mlflow models serve`: same model, same load, one run, ratios.
+"""Our model service beside its peers: same model, same load, one run, ratios.
 
 Trains a RandomForest on 11 numeric features, serves it with `mlflow models serve` (default
-workers) and then with `tcdeploy server` (one replica, auth and inference table on), drives each
-with wrk at every (rows, concurrency) case, and prints req/s, p50 and p99 of both, the ratios, peak
-memory, and the targets of issue 4 with PASS/FAIL. The run is also written as JSON under
-bench/results/. Exit status: 0 when every target that was measured passes, 1 otherwise, 130 on
-Ctrl-C. See bench/README.md.
+workers), MLServer with mlserver-mlflow (defaults, and adaptive batching on its V2 endpoint),
+BentoML (a batchable API) and `tcdeploy server` (one replica, auth and inference table on), drives
+each with wrk at every (rows, concurrency) case, and prints req/s, p50 and p99 of all, the ratios,
+memory (peak RSS and PSS of each tree), start-up times, and the targets of issues 4 and 14 with
+PASS/FAIL. The run is also written as JSON under bench/results/. Exit status: 0 when every target
+that was measured passes, 1 otherwise, 130 on Ctrl-C. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import fcntl
 import os
 import platform
 import signal
@@ -25,19 +27,43 @@ from pathlib import Path
 from benchmodel import BenchModel, request_body, train_bench_model
 from cpumeter import CpuMeter, wait_until_idle
 from loadgen import ensure_wrk, run_wrk
+from peers import bentoml_serve, mlserver_serve
 from profiling import find_py_spy, profiled
-from report import Case, Results, cpu_table, memory_lines, results_record, table, verdict_lines, verdicts, write_json
+from report import (
+    Case,
+    Results,
+    cpu_table,
+    memory_lines,
+    peer_table,
+    peer_verdicts,
+    pss_lines,
+    results_record,
+    table,
+    verdict_lines,
+    verdicts,
+    write_json,
+)
 from servers import Target, check_replies, mlflow_serve, tcdeploy_server
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SERVERS = ("mlflow", "tcdeploy")
+SERVERS = ("mlflow", "mlserver", "mlserver-batch", "bentoml", "tcdeploy")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=_positive_int, default=10, help="measured seconds per case (10)")
     parser.add_argument("--warmup", type=_non_negative_int, default=2, help="discarded seconds before each case (2)")
-    parser.add_argument("--only", choices=("mlflow", "tcdeploy", "both"), default="both")
+    parser.add_argument(
+        "--only",
+        type=_server_list,
+        default=list(SERVERS),
+        help=f"comma list of {', '.join(SERVERS)} ('both': mlflow,tcdeploy; default: all)",
+    )
+    parser.add_argument(
+        "--lock-file",
+        type=Path,
+        help="hold an exclusive flock on this file while each server runs (a machine shared with other heavy jobs)",
+    )
     parser.add_argument("--concurrency", type=_int_list, default=[1, 8, 32], help="comma list (1,8,32)")
     parser.add_argument("--rows", type=_int_list, default=[1, 100], help="rows per request, comma list (1,100)")
     parser.add_argument(
@@ -69,6 +95,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="keep the model, logs and data here (default: a temp dir)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     return parser.parse_args(argv)
+
+
+def _server_list(text: str) -> list[str]:
+    if text == "both":
+        return ["mlflow", "tcdeploy"]
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(names) - set(SERVERS))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown server(s) {unknown or text!r}: choose from {', '.join(SERVERS)}")
+    return [name for name in SERVERS if name in names]
 
 
 def _int_list(text: str) -> list[int]:
@@ -121,32 +157,53 @@ class Bench:
         self.py_spy = find_py_spy() if args.profile else None
         self.profile_dir = args.results_dir / f"profiles-{stamp}"
         self.cases: list[Case] = [(rows, conc) for rows in args.rows for conc in args.concurrency]
-        self.bodies = {rows: self._write_body(rows) for rows in args.rows}
+        self.bodies: dict[tuple[str, int], Path] = {}
         self.results: Results = {}
         self.cpu: dict[str, dict[Case, dict]] = {}
         self.warmup_requests: dict[str, int] = {}
         self.targets: dict[str, Target] = {}
         self.failures: dict[str, str] = {}
 
-    def _write_body(self, rows: int) -> Path:
-        path = self.workdir / f"body-{rows}.json"
-        path.write_bytes(request_body(self.model.frame, rows))
-        return path
+    def _body(self, form: str, rows: int) -> Path:
+        """The same rows in each server's form, written once."""
+        if (form, rows) not in self.bodies:
+            path = self.bodies[form, rows] = self.workdir / f"body-{form}-{rows}.json"
+            path.write_bytes(request_body(self.model.frame, rows, form))
+        return self.bodies[form, rows]
 
     def _start(self, name: str) -> contextlib.AbstractContextManager[Target]:
         print(f"\n== {name}: starting", flush=True)
         if name == "mlflow":
             return mlflow_serve(self.model.path, self.workdir)
+        if name in ("mlserver", "mlserver-batch"):
+            return mlserver_serve(self.model.path, self.workdir, batching=name == "mlserver-batch")
+        if name == "bentoml":
+            return bentoml_serve(self.model.path, self.workdir)
         return tcdeploy_server(self.model.path, self.workdir, self.args.instance_type, self.args.max_batch_size)
 
     def run_one_after_the_other(self, names: tuple[str, ...]) -> None:
         """Each server alone on the machine: start, every case, stop; then the next."""
         for name in names:
-            with self._guard(name):
+            with self._guard(name), self._machine_lock():
                 with self._start(name) as target:
                     self._ready(name, target)
                     for rows, conc in self.cases:
                         self._drive(name, target, rows, conc)
+                    if target.after_load is not None:
+                        target.after_load()
+                        print(f"   after the load: {target.startup_s}", flush=True)
+
+    @contextlib.contextmanager
+    def _machine_lock(self) -> Iterator[None]:
+        if self.args.lock_file is None:
+            yield
+            return
+        with open(self.args.lock_file, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def run_interleaved(self, names: tuple[str, ...]) -> None:
         """Both servers up at once, taking turns case by case (A B, B A, ...), so background load
@@ -177,6 +234,10 @@ class Bench:
         return {name: target.memory.peak for name, target in self.targets.items()}
 
     @property
+    def peaks_pss(self) -> dict[str, int]:
+        return {name: target.memory.peak_pss for name, target in self.targets.items()}
+
+    @property
     def startup(self) -> dict[str, dict]:
         return {name: target.startup_s for name, target in self.targets.items()}
 
@@ -193,7 +254,7 @@ class Bench:
             print(f"   {name} failed: {exc}", file=sys.stderr, flush=True)
 
     def _drive(self, name: str, target: Target, rows: int, conc: int) -> None:
-        body = self.bodies[rows]
+        body = self._body(target.form, rows)
         check_replies(target, body.read_bytes(), rows)
         self.warmup_requests[name] += 1
         common = dict(
@@ -225,6 +286,9 @@ class Bench:
             return contextlib.nullcontext()
         return profiled(self.py_spy, target.pid, self.args.duration, self.profile_dir, f"{name}-rows{rows}-c{conc}")
 
+    def peer_verdicts(self) -> list:
+        return peer_verdicts(self.results, self.peaks_pss, self.startup, self.notes, self.cases)
+
     def record(self, found: list, interrupted: bool) -> dict:
         return {
             "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -234,12 +298,14 @@ class Bench:
             "model": self.model.describe(),
             "startup_s": self.startup,
             "peak_rss_bytes": self.peaks,
+            "peak_pss_bytes": self.peaks_pss,
             "notes": self.notes,
             "failures": self.failures,
             "results": results_record(self.results),
             "cpu": results_record(self.cpu),
             "requests_outside_measured_runs": self.warmup_requests,
             "targets": [vars(v) for v in found],
+            "peer_targets": [vars(v) for v in self.peer_verdicts()],
         }
 
 
@@ -270,9 +336,12 @@ def print_report(bench: Bench, found: list) -> None:
         + ", ".join(f"{rows} row(s) {ms} ms" for rows, ms in model.predict_ms.items())
     )
     print(table(bench.results, bench.cases))
+    print("\nevery server (issue 14):")
+    print(peer_table(bench.results, bench.cases, list(SERVERS)))
     print(cpu_table(bench.results, bench.cpu, bench.cases))
     if bench.peaks:
         print(memory_lines(bench.peaks))
+        print(pss_lines(bench.peaks_pss, bench.notes))
     for name, notes in bench.notes.items():
         by_role = notes.get("ready_rss_by_role", {})
         shares = ", ".join(f"{role} {rss / 2**20:.0f} MiB" for role, rss in by_role.items())
@@ -291,6 +360,8 @@ def print_report(bench: Bench, found: list) -> None:
         print(f"FAILED {name}: {message.splitlines()[0]}")
     print("targets (issue 4, ratios to mlflow models serve in this run):")
     print(verdict_lines(found))
+    print("targets (issue 14, ratios to the peers in this run):")
+    print(verdict_lines(bench.peer_verdicts()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         print("--profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
         return 2
     wrk = ensure_wrk()
-    servers = SERVERS if args.only == "both" else (args.only,)
+    servers = tuple(args.only)
     interrupted = False
     with working_dir(args.workdir) as workdir:
         print(f"training the benchmark model ({args.n_estimators} trees) in {workdir}", flush=True)
@@ -323,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"results written to {path}")
     if interrupted:
         return 130
-    measured = [v for v in found if v.status != "N/A"]
+    measured = [v for v in found + bench.peer_verdicts() if v.status != "N/A"]
     return 0 if not bench.failures and all(v.passed for v in measured) else 1
 
 
