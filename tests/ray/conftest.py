@@ -12,16 +12,8 @@ import socket
 
 import pytest
 
+from tests.ray.ray_helpers import NODE
 from tests.server.runtime.conftest import anyio_backend, broken_model_dir, recorder  # noqa: F401  (fixtures)
-
-# Each node: enough logical CPU and memory for a rolling update of two 1C1G replicas, and the
-# resource that marks a node as one that takes replicas.
-NODE = {
-    "num_cpus": 4,
-    "memory": 6 * 2**30,
-    "object_store_memory": 80 * 2**20,
-    "resources": {"tcdeploy_replica": 1},
-}
 
 
 def loopback_only() -> bool:

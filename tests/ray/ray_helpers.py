@@ -10,6 +10,15 @@ from tcdeploy.server.runtime.paths import REPLICA_MODULE
 from tests.support.cloudapi import call, common_client
 from tests.support.server import BackgroundServer, start_server
 
+# Each node of the test cluster: enough logical CPU and memory for a rolling update of two 1C1G
+# replicas, and the resource that marks a node as one that takes replicas.
+NODE = {
+    "num_cpus": 4,
+    "memory": 6 * 2**30,
+    "object_store_memory": 80 * 2**20,
+    "resources": {"tcdeploy_replica": 1},
+}
+
 
 def start_ray_server(data_dir: Path, address: str, *extra: str) -> BackgroundServer:
     """A `tcdeploy server --runtime ray` on the test cluster (every node sees this machine's files)."""

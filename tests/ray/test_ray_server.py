@@ -25,7 +25,7 @@ from tests.resilience.resilience_load import Load, answers_seen, describe, faile
 from tests.support.cloudapi import call, common_client, error_of, pod_facts
 from tests.support.models import iris_frame
 
-from .ray_helpers import replica_process, replica_processes, replica_tcp, start_ray_server, tione_pods
+from .ray_helpers import NODE, replica_process, replica_processes, replica_tcp, start_ray_server, tione_pods
 
 SMALL = "TI.S.MICRO.POST"  # 1 CPU, 1 GiB: two fit a node of the test cluster, with room to roll
 
@@ -158,8 +158,6 @@ def test_a_killed_server_restarted_adopts_its_replicas_which_kept_serving(ray_cl
 
 
 def test_a_lost_node_has_its_replicas_rescheduled_on_the_others(ray_cluster, ray_server, wedata, logistic_model_dir):
-    from .conftest import NODE
-
     extra = ray_cluster.add_node(**NODE)
     ray_cluster.wait_for_nodes()
     try:

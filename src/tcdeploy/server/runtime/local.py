@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from tcdeploy.server.runtime.paths import RunPaths
 from tcdeploy.server.runtime.process import Settings, Supervisor
 from tcdeploy.server.runtime.spec import ReplicaSpec, ReplicaState
 from tcdeploy.server.runtime.usage import UsageSampler
+from tcdeploy.server.runtime.waiting import wait_settled
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,7 @@ class LocalRuntime:
         TimeoutError when none of those happens in `timeout` seconds, KeyError for an unknown pod.
         """
         replica = self._get(pod_name)
-        deadline = time.monotonic() + timeout
-        while True:
-            state = replica.state
-            if state.ready or state.crash_looping or state.phase in (PodPhase.FAILED, PodPhase.STOPPED):
-                return state.copy()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"pod {pod_name} not ready after {timeout:g} s (phase {state.phase})")
-            try:
-                await asyncio.wait_for(replica.changed(), remaining)
-            except asyncio.TimeoutError:
-                pass  # loop once more: the deadline check raises with the current phase
+        return await wait_settled(pod_name, timeout, lambda: replica.state, replica.changed)
 
     async def stop(self, pod_name: str, grace: float = 30.0) -> None:
         """SIGTERM, up to `grace` seconds, SIGKILL; never restarted; then the pod is forgotten.

@@ -80,6 +80,12 @@ def restart_delay(starts_before: list[float], now: float, settings: dict[str, An
     return (backoff[-1] if looping else backoff[min(len(recent) - 1, len(backoff) - 1)]), looping
 
 
+def actor_data_dir(namespace: str) -> Path:
+    """Where the actors of a namespace keep their replicas' sockets, pid files and logs on a node."""
+    digest = hashlib.sha256(namespace.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"tcdeploy-ray-{digest}"
+
+
 # -- the actors ---------------------------------------------------------------------------------
 
 
@@ -132,8 +138,7 @@ class ReplicaActor:
         self._settings = settings
         self._host = ray.util.get_node_ip_address()
         self._node_id = ray.get_runtime_context().get_node_id()
-        digest = hashlib.sha256(namespace.encode()).hexdigest()[:12]
-        self._data_dir = Path(tempfile.gettempdir()) / f"tcdeploy-ray-{digest}"
+        self._data_dir = actor_data_dir(namespace)
         self._state = ReplicaState(self._spec.pod_name, self._spec.service_id, phase=PodPhase.PENDING)
         self._state.node = self._node_id
         self._version = 0

@@ -21,6 +21,8 @@ import dataclasses
 import hashlib
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ from tcdeploy.server.runtime.ray_actor import (
     state_from_dict,
 )
 from tcdeploy.server.runtime.spec import ReplicaSpec, ReplicaState, is_pod_name
+from tcdeploy.server.runtime.waiting import wait_settled
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +132,20 @@ class RayRuntime:
     def connect(self) -> list[str]:
         """Join the cluster, take the namespace's lease, make sure the ledger runs, and adopt the
         replica actors already running there; returns the adopted pod names."""
-        import ray
-
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError("--runtime ray needs Ray: pip install 'mlflow-tcdeploy[ray]'") from None
+        # ray.init makes SIGTERM exit at once; the server's own handler (a graceful stop) stays.
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         ray.init(
             address=self._options.address,
             namespace=self.namespace,
             log_to_driver=False,
             configure_logging=False,
         )
+        if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_sigterm)
         self._lease = _take_lease(ray, self.namespace)
         ray.remote(Ledger).options(
             name=LEDGER_NAME, lifetime="detached", get_if_exists=True, num_cpus=0, max_restarts=-1
@@ -218,18 +227,7 @@ class RayRuntime:
     async def wait_ready(self, pod_name: str, timeout: float) -> ReplicaState:
         """As `LocalRuntime.wait_ready`: ready, failed, crash-looping or stopped; TimeoutError."""
         pod = self._get(pod_name)
-        deadline = time.monotonic() + timeout
-        while True:
-            state = pod.state
-            if state.ready or state.crash_looping or state.phase in (PodPhase.FAILED, PodPhase.STOPPED):
-                return state.copy()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"pod {pod_name} not ready after {timeout:g} s (phase {state.phase})")
-            try:
-                await asyncio.wait_for(pod.changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+        return await wait_settled(pod_name, timeout, lambda: pod.state, lambda: pod.changed.wait())
 
     async def stop(self, pod_name: str, grace: float = 30.0) -> None:
         """Stop the replica gracefully, kill its actor for good, forget the pod."""
