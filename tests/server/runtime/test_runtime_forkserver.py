@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 
 import httpx
@@ -217,3 +218,30 @@ async def test_a_model_that_starts_a_thread_at_load_runs_cold(runtime, tmp_path)
     state = await _ready(runtime, "ms-thread-00001", model)
     assert ZYGOTE_MODULE not in _parent_cmdline(state.pid), "forked from a zygote that had a thread"
     assert await _post(state.address, {"inputs": ["a"]}) == (200, b'{"predictions": ["a"]}')
+
+
+async def test_a_model_saved_again_at_its_path_gets_a_new_zygote(runtime, tmp_path):
+    def save(answer: str):
+        shutil.rmtree(tmp_path / "same", ignore_errors=True)
+        return save_code_model(
+            tmp_path / "same",
+            f"""
+            import mlflow
+            from mlflow.pyfunc import PythonModel
+
+            class Answer(PythonModel):
+                def predict(self, context, model_input: list[str], params=None) -> list[str]:
+                    return ["{answer}"]
+
+            mlflow.models.set_model(Answer())
+            """,
+        )
+
+    model = save("first")
+    old = await _ready(runtime, "ms-same-00001", model)
+    save("second")
+    new = await _ready(runtime, "ms-same-00002", model)
+
+    assert _zygote_of(new.pid) != _zygote_of(old.pid)
+    assert await _post(new.address, {"inputs": ["x"]}) == (200, b'{"predictions": ["second"]}')
+    assert await _post(old.address, {"inputs": ["x"]}) == (200, b'{"predictions": ["first"]}')

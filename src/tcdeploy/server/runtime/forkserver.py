@@ -58,13 +58,13 @@ class ZygoteKey:
     python: str
     model_uri: str
     env: tuple[tuple[str, str], ...]
+    saved: int | None = None  # a local model's MLmodel mtime: a model saved again at its path is new
 
     @classmethod
     def of(cls, python: str, spec: ReplicaSpec) -> ZygoteKey:
         env = launch.replica_env(spec)
-        return cls(
-            python, spec.model_uri, tuple(sorted((k, v) for k, v in env.items() if k not in launch.THREAD_HINTS))
-        )
+        kept = tuple(sorted((k, v) for k, v in env.items() if k not in launch.THREAD_HINTS))
+        return cls(python, spec.model_uri, kept, _saved_at(spec.model_uri))
 
     @property
     def digest(self) -> str:
@@ -298,6 +298,19 @@ class ForkServers:
             return zygote
         finally:
             self._starting.pop(key, None)
+
+
+def _saved_at(model_uri: str) -> int | None:
+    """When a model in a local directory was last saved (MLflow writes its MLmodel file last);
+    None for other URIs (a registry version does not change)."""
+    if model_uri.startswith("file://"):
+        model_uri = model_uri.removeprefix("file://")
+    elif ":" in model_uri.split("/", 1)[0]:
+        return None  # models:/…, runs:/…, s3://… and the like
+    try:
+        return os.stat(Path(model_uri) / "MLmodel").st_mtime_ns
+    except OSError:
+        return None
 
 
 def _exit_of(zygote: Zygote) -> str:
