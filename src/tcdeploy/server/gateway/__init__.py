@@ -1,11 +1,12 @@
 """The data plane: each group's and service's `/predict`, routed by weight to ready replicas, with
-API keys, rate limits, an inference table and metrics.
+API keys, rate limits, an inference table, metrics and their history.
 
 The control plane feeds it state through `RouteTable`; it never imports the store, the control
 plane, the runtime or the replica.
 """
 
 from .dataplane import Gateway
+from .history import MetricsHistory, Rollup
 from .http import gateway_routes
 from .inference_table import TroubleListener, read_inference_table
 from .replies import GatewayError, GatewayReply
@@ -16,11 +17,13 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "GatewayReply",
+    "MetricsHistory",
     "Group",
     "Replica",
     "ReplicaConnectionError",
     "ReplicaLost",
     "ReplicaTransport",
+    "Rollup",
     "RouteTable",
     "TroubleListener",
     "UnixHttpTransport",

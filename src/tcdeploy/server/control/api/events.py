@@ -1,4 +1,5 @@
-"""`ListModelServiceEvents`: a service's events (or the workspace's), k8s-style, filtered and paged.
+"""`ListModelServiceEvents`: a service's events (or the workspace's), k8s-style, folded (repeats of
+one event are one with a `Count` and its first and last time), filtered and paged.
 
 Filters as the schema names them: `ResourceKind` (`Pod`, `Deployment`, … compared without case) and
 `Type` (`Normal` or `Warning`); `ResourceName` is a glob (`ms-cp6rgw9r-1*`). Where the schema states
@@ -14,7 +15,7 @@ from typing import Any
 from tcdeploy.protocol.errors import InvalidParameterValue
 from tcdeploy.protocol.states import EventType
 
-from ..backend import ServiceEvent
+from ..backend import FoldedEvent, ServiceEvent
 from .context import Context
 from .times import parse_time
 
@@ -34,13 +35,16 @@ async def list_events(ctx: Context, req: Any) -> dict:
     wanted = {f.Name: {v.lower() for v in f.Values or ()} for f in req.Filters or ()}
     events = [
         e
-        for e in ctx.backend.service_events(ctx.workspace, req.ServiceId)
-        if (start is None or e.event.time >= start)
-        and (end is None or e.event.time <= end)
-        and (not req.ResourceName or fnmatch.fnmatchcase(e.resource_name, req.ResourceName))
-        and _passes(e, wanted)
+        for e in ctx.backend.folded_events(ctx.workspace, req.ServiceId)
+        if (start is None or e.last_time >= start)
+        and (end is None or e.first_time <= end)
+        and (not req.ResourceName or fnmatch.fnmatchcase(e.first.resource_name, req.ResourceName))
+        and _passes(e.first, wanted)
     ]
-    events.sort(key=lambda e: (e.event.time, e.event.seq), reverse=(req.Order or "DESC") == "DESC")
+    if (req.OrderField or "LastTimestamp") == "FirstTimestamp":
+        events.sort(key=lambda e: (e.first_time, e.first.event.seq), reverse=(req.Order or "DESC") == "DESC")
+    else:
+        events.sort(key=lambda e: (e.last_time, e.last_seq), reverse=(req.Order or "DESC") == "DESC")
     offset = req.Offset or 0
     limit = DEFAULT_LIMIT if req.Limit is None else req.Limit
     return {"Data": {"TotalCount": len(events), "Events": [_event(e) for e in events[offset : offset + limit]]}}
@@ -73,18 +77,16 @@ def _passes(e: ServiceEvent, wanted: dict[str, set[str]]) -> bool:
     return (not kinds or e.resource_kind.lower() in kinds) and (not types or e.event.type.lower() in types)
 
 
-def _event(e: ServiceEvent) -> dict:
-    when = _rfc3339(e.event.time)
-    message = f"{e.event.reason}: {e.event.message}" if e.event.reason else e.event.message
+def _event(e: FoldedEvent) -> dict:
     return {
-        "Id": f"{e.service.id}-e{e.event.seq}",
-        "Message": message,
-        "FirstTimestamp": when,
-        "LastTimestamp": when,
-        "Count": 1,
-        "Type": str(e.event.type),
-        "ResourceKind": e.resource_kind,
-        "ResourceName": e.resource_name,
+        "Id": f"{e.first.service.id}-e{e.first.event.seq}",
+        "Message": e.message,
+        "FirstTimestamp": _rfc3339(e.first_time),
+        "LastTimestamp": _rfc3339(e.last_time),
+        "Count": e.count,
+        "Type": str(e.first.event.type),
+        "ResourceKind": e.first.resource_kind,
+        "ResourceName": e.first.resource_name,
     }
 
 

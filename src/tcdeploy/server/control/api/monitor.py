@@ -2,8 +2,10 @@
 (`Get`/`UpdateServiceGroupMonitorConfig`).
 
 The schema names no metric; these are the ones the server can back (docs/wire.md lists them):
-the gateway's per-step figures of the requests routed to the service (dimension `ServiceId`), and
-each replica's CPU and memory now (one point per pod, at the sample's time, dimension `PodName`).
+the per-step figures of the requests routed to the service (dimension `ServiceId`), its instance
+and ready counts, and each replica's CPU and memory (dimension `PodName`: its history, then a
+point sampled now). Steps of whole minutes come from the monitoring history (per-minute rollups
+kept for days, see `gateway/history.py`), shorter ones from the last hour in memory.
 `Instances` picks series by their dimensions.
 """
 
@@ -26,10 +28,14 @@ GATEWAY_METRICS = {
     "LatencyP50": "p50_latency_ms",
     "LatencyP99": "p99_latency_ms",
     "Inflight": "inflight",
+    "BytesIn": "bytes_in",
+    "BytesOut": "bytes_out",
 }
+# Metric name → the service's instance counts, per step.
+COUNT_METRICS = {"Replicas": "replicas", "ReadyReplicas": "ready_replicas"}
 # Metric name → the replica's figure, percent of its instance type (the names TI-ONE uses for these).
 REPLICA_METRICS = {"InstanceCpuUtil": "cpu_percent", "InstanceMemUtil": "memory_percent"}
-METRICS = (*GATEWAY_METRICS, *REPLICA_METRICS)
+METRICS = (*GATEWAY_METRICS, *COUNT_METRICS, *REPLICA_METRICS)
 DIMENSIONS = ("ServiceId", "PodName")  # of the gateway's series, and of a replica's
 DEFAULT_PERIOD = 60
 DEFAULT_WINDOW = 3600
@@ -46,18 +52,15 @@ async def monitor_data(ctx: Context, req: Any) -> dict:
         raise InvalidParameterValue("EndTime", "must be after StartTime")
     wanted = _instances(req.Instances)
     service = ctx.backend.service(ctx.workspace, req.ServiceId)
+    dimensions = [{"Name": "ServiceId", "Value": service.id}]
     if metric in GATEWAY_METRICS:
         steps = ctx.backend.service_monitor(ctx.workspace, service.id, start, end, float(period))
-        points = [_series(steps, GATEWAY_METRICS[metric], [{"Name": "ServiceId", "Value": service.id}])]
+        points = [_series(steps, GATEWAY_METRICS[metric], dimensions)]
+    elif metric in COUNT_METRICS:
+        counts, _ = ctx.backend.replica_history(ctx.workspace, service.id, start, end, float(period))
+        points = [_series(counts, COUNT_METRICS[metric], dimensions)]
     else:
-        points = [
-            {
-                "Timestamps": [str(int(time.time()))],
-                "Values": [round(getattr(usage, REPLICA_METRICS[metric]), 3)],
-                "Dimensions": [{"Name": "PodName", "Value": usage.pod_name}],
-            }
-            for usage in ctx.backend.replica_usage(ctx.workspace, service.id)
-        ]
+        points = _replica_points(ctx, service.id, REPLICA_METRICS[metric], (start, end, float(period)))
     if wanted:
         points = [p for p in points if any(w <= {(d["Name"], d["Value"]) for d in p["Dimensions"]} for w in wanted)]
     return {
@@ -70,6 +73,24 @@ async def monitor_data(ctx: Context, req: Any) -> dict:
             "DataPoints": points,
         }
     }
+
+
+def _replica_points(ctx: Context, service_id: str, key: str, window: tuple[float, float, float]) -> list[dict]:
+    """One series per replica: its history over the window, then (if the window reaches now) a
+    point sampled now, so a replica started a moment ago shows too."""
+    start, end, step = window
+    now = time.time()
+    _, history = ctx.backend.replica_history(ctx.workspace, service_id, start, end, step)
+    series = {pod: _series(steps, key, [{"Name": "PodName", "Value": pod}]) for pod, steps in history.items()}
+    if end >= now - step:
+        for usage in ctx.backend.replica_usage(ctx.workspace, service_id):
+            point = series.setdefault(
+                usage.pod_name,
+                {"Timestamps": [], "Values": [], "Dimensions": [{"Name": "PodName", "Value": usage.pod_name}]},
+            )
+            point["Timestamps"].append(str(int(now)))
+            point["Values"].append(round(getattr(usage, key), 3))
+    return [p for p in series.values() if p["Values"]]
 
 
 def _instances(instances: list | None) -> list[set[tuple[str, str]]]:
@@ -94,7 +115,7 @@ def _series(steps: list[dict], key: str, dimensions: list[dict]) -> dict:
     kept = [s for s in steps if s[key] is not None]
     return {
         "Timestamps": [str(int(s["time"])) for s in kept],
-        "Values": [float(s[key]) for s in kept],
+        "Values": [round(float(s[key]), 3) for s in kept],
         "Dimensions": dimensions,
     }
 

@@ -7,14 +7,13 @@ APIs share, so a service made through one API is seen and changed through the ot
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from tcdeploy.protocol.errors import InvalidParameterValue, MissingParameter
 from tcdeploy.protocol.schema import WireModel
 from tcdeploy.protocol.urls import validate_model_uri
 
-from ..backend import ModelRef
+from ..backend import FoldedEvent, ModelRef
 from .context import Context, required
 from .logs import continuation, log_line, read_cursor
 from .times import parse_time
@@ -176,7 +175,7 @@ async def describe_events(ctx: Context, req: Any) -> dict:
         wanted[f.Name] = set(f.Values or ())
     events = [
         e
-        for e in _folded(ctx.backend.service_events(ctx.workspace, req.ServiceId or None))
+        for e in (_folded(f) for f in ctx.backend.folded_events(ctx.workspace, req.ServiceId or None))
         if e["LastTime"] >= start
         and (end is None or e["FirstTime"] <= end)
         and all(e[name] in values for name, values in wanted.items() if values)
@@ -187,32 +186,18 @@ async def describe_events(ctx: Context, req: Any) -> dict:
     return {"Events": [_event_view(e) for e in events[offset : offset + limit]], "TotalCount": len(events)}
 
 
-def _folded(events: list) -> Iterator[dict]:
-    """Repeats of one event in a row (same service, resource, type, reason, message) as one, with
-    a count and the first and last time, as Kubernetes folds them."""
-    current: dict | None = None
-    for item in events:
-        e = item.event
-        ident = (item.service.id, item.resource_kind, item.resource_name, str(e.type), e.reason, e.message)
-        if current is not None and current["ident"] == ident:
-            current["Count"] += 1
-            current["LastTime"] = e.time
-            continue
-        if current is not None:
-            yield current
-        current = {
-            "ident": ident,
-            "Id": f"{item.service.id}.{e.seq}",
-            "ResourceKind": item.resource_kind,
-            "ResourceName": item.resource_name,
-            "Type": str(e.type),
-            "Message": f"{e.reason}: {e.message}" if e.reason else e.message,
-            "FirstTime": e.time,
-            "LastTime": e.time,
-            "Count": 1,
-        }
-    if current is not None:
-        yield current
+def _folded(e: FoldedEvent) -> dict:
+    """A folded event with the members the filters and the order read."""
+    return {
+        "Id": f"{e.first.service.id}.{e.first.event.seq}",
+        "ResourceKind": e.first.resource_kind,
+        "ResourceName": e.first.resource_name,
+        "Type": str(e.first.event.type),
+        "Message": e.message,
+        "FirstTime": e.first_time,
+        "LastTime": e.last_time,
+        "Count": e.count,
+    }
 
 
 def _event_view(e: dict) -> dict:

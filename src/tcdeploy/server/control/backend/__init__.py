@@ -6,7 +6,8 @@ from ...store import GroupRecord
 from .backend import MAX_SERVICES_PER_GROUP, Backend, GroupSnapshot, ServiceSnapshot
 from .ids import new_id, new_pod_name, pod_prefix
 from .instance_types import INSTANCE_TYPES, InstanceType, instance_type, sized
-from .observing import ReplicaUsage, ServiceEvent
+from .monitor_history import MonitorHistory
+from .observing import FoldedEvent, ReplicaUsage, ServiceEvent
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
 from .scaling import ScalingControl, ScalingSettings
@@ -19,12 +20,14 @@ __all__ = [
     "ReplicaState",
     "MAX_SERVICES_PER_GROUP",
     "Backend",
+    "FoldedEvent",
     "GroupRecord",
     "GroupSnapshot",
     "ReplicaUsage",
     "ServiceEvent",
     "InstanceType",
     "ModelRef",
+    "MonitorHistory",
     "ModelRegistry",
     "Reconciler",
     "ScalingControl",

@@ -40,6 +40,7 @@ from ...runtime import LocalRuntime, ReplicaState
 from ...store import Conflict, EventRecord, GroupRecord, ServiceRecord, Store
 from .ids import new_group_id, service_id
 from .instance_types import InstanceType, sized
+from .monitor_history import MonitorHistory
 from .observing import ObservingRules
 from .reconciler import Reconciler
 from .registry import ModelRef, ModelRegistry
@@ -91,7 +92,9 @@ class Backend(TokenRules, ObservingRules):
         gateway: Gateway,
         secret: ServerSecret,
         data_dir: Path,
+        monitor_history: MonitorHistory | None = None,
     ) -> None:
+        """Without `monitor_history`, monitoring reaches back the gateway's last hour only."""
         self.store = store
         self.runtime = runtime
         self.reconciler = reconciler
@@ -99,6 +102,7 @@ class Backend(TokenRules, ObservingRules):
         self.gateway = gateway
         self.secret = secret
         self.data_dir = data_dir
+        self.monitor_history = monitor_history
 
     # ---- placement -----------------------------------------------------------------------------
 

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import math
 from dataclasses import dataclass
 
 from tcdeploy.protocol.errors import InvalidParameterValue, ResourceNotFound
 from tcdeploy.protocol.states import EventType
 
-from ...gateway import GatewayReply
+from ...gateway import GatewayReply, read_inference_table
+from ...gateway.history import (
+    TRAFFIC_FIGURES,
+    group_series,
+    replica_count_series,
+    service_series,
+    whole_minutes,
+)
 from ...runtime import LogLine, ReplicaState, pod_log_names, read_logs, tail_logs
 from ...store import EventRecord, ServiceRecord
 from .ids import pod_prefix
@@ -28,6 +36,23 @@ class ServiceEvent:
     event: EventRecord
     resource_kind: str
     resource_name: str
+
+
+@dataclass
+class FoldedEvent:
+    """Repeats of one event (same service, resource, type, reason and message) as one, with how
+    many times it happened and when first and last, as Kubernetes and TI-ONE's `Event` fold them."""
+
+    first: ServiceEvent
+    count: int
+    first_time: float
+    last_time: float
+    last_seq: int
+
+    @property
+    def message(self) -> str:
+        e = self.first.event
+        return f"{e.reason}: {e.message}" if e.reason else e.message
 
 
 @dataclass(frozen=True)
@@ -90,11 +115,9 @@ class ObservingRules:
         return await asyncio.to_thread(tail_logs, self.data_dir, pod_name, lines)
 
     def monitor(self, workspace: str, group_ref: str, start: float, end: float, step: float) -> list[dict]:
+        """A group's per-step request figures (see `Gateway.monitor`)."""
         group = self.group(workspace, group_ref)
-        try:
-            return self.gateway.monitor(group.id, start, end, step)
-        except ValueError as exc:
-            raise InvalidParameterValue("Step", str(exc)) from None
+        return self._traffic_steps(group_series(group.id), group.id, None, (start, end, step), "Step")
 
     async def call(
         self,
@@ -126,6 +149,12 @@ class ObservingRules:
             path=path,
         )
 
+    async def inference_rows(self, workspace: str, group_ref: str):
+        """A group's inference table (every request its versions logged), oldest first, as a
+        pandas DataFrame; read off the event loop."""
+        group = self.group(workspace, group_ref)
+        return await asyncio.to_thread(read_inference_table, self.data_dir, group.id)
+
     def service_events(self, workspace: str, service_ref: str | None = None) -> list[ServiceEvent]:
         """The events of one service, or of every service in the workspace, each with the k8s-style
         resource it concerns: the pod its message names, else the service's deployment."""
@@ -139,11 +168,53 @@ class ObservingRules:
             for event in self.store.events(service.id, limit=EVENTS_SHOWN)
         ]
 
+    def folded_events(self, workspace: str, service_ref: str | None = None) -> list[FoldedEvent]:
+        """`service_events` with repeats folded, in the order each first happened."""
+        folded: dict[tuple, FoldedEvent] = {}
+        for item in self.service_events(workspace, service_ref):
+            e = item.event
+            key = (item.service.id, item.resource_kind, item.resource_name, str(e.type), e.reason, e.message)
+            seen = folded.get(key)
+            if seen is None:
+                folded[key] = FoldedEvent(item, 1, e.time, e.time, e.seq)
+            else:
+                seen.count += 1
+                seen.last_time, seen.last_seq = max(seen.last_time, e.time), max(seen.last_seq, e.seq)
+        return list(folded.values())
+
     def service_monitor(self, workspace: str, service_ref: str, start: float, end: float, step: float) -> list[dict]:
-        """The gateway's per-step figures of the requests routed to one service."""
+        """The per-step figures of the requests routed to one service."""
         service = self.service(workspace, service_ref)
+        window = (start, end, step)
+        return self._traffic_steps(service_series(service.id), service.group_id, service.id, window, "Period")
+
+    def _traffic_steps(
+        self, series: str, group_id: str, service_id: str | None, window: tuple[float, float, float], field: str
+    ) -> list[dict]:
+        """Steps of whole minutes come from the history (any window it keeps); shorter steps from
+        the gateway's ring (the last hour). A step with no request counts zeros."""
+        start, end, step = window
         try:
-            return self.gateway.monitor(service.group_id, start, end, step, service_id=service.id)
+            if self.monitor_history is None or not whole_minutes(step):
+                return self.gateway.monitor(group_id, start, end, step, service_id=service_id)
+            found = {s["time"]: s for s in self.monitor_history.steps(series, start, end, step)}
+        except ValueError as exc:
+            raise InvalidParameterValue(field, str(exc)) from None
+        first = start - start % step
+        grid = (first + i * step for i in range(math.ceil((end - first) / step)))
+        return [_traffic(found.get(t), t) for t in grid]
+
+    def replica_history(
+        self, workspace: str, service_ref: str, start: float, end: float, step: float
+    ) -> tuple[list[dict], dict[str, list[dict]]]:
+        """A service's instance counts (`replicas`, `ready_replicas`) per step, and each replica's
+        `cpu_percent` / `memory_percent` per step by pod name, from the history."""
+        service = self.service(workspace, service_ref)
+        if self.monitor_history is None:
+            return [], {}
+        try:
+            counts = self.monitor_history.steps(replica_count_series(service.id), start, end, step)
+            return counts, self.monitor_history.pod_steps(service.id, start, end, step)
         except ValueError as exc:
             raise InvalidParameterValue("Period", str(exc)) from None
 
@@ -169,6 +240,12 @@ def usage_of(runtime, service: ServiceRecord) -> list[ReplicaUsage]:
                 )
             )
     return usage
+
+
+def _traffic(step: dict | None, time: float) -> dict:
+    if step is None:
+        return {"time": time, **dict.fromkeys(TRAFFIC_FIGURES, 0), "p50_latency_ms": None, "p99_latency_ms": None}
+    return {"time": time, **{name: step[name] for name in TRAFFIC_FIGURES}}
 
 
 def _event_resource(service: ServiceRecord, event: EventRecord) -> tuple[str, str]:
