@@ -1,6 +1,6 @@
 """The composition root: builds the store, runtime, fleet, route table, gateway, reconciler and
 backend, hands each what it needs, and serves them as one ASGI app — the control API, the gateway's
-routes, health, and pod pages. Nothing downstream reaches back up to here."""
+routes, health, pod pages and the console. Nothing downstream reaches back up to here."""
 
 from __future__ import annotations
 
@@ -12,21 +12,23 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from tcdeploy.protocol.states import EventType
 
+from .console import build_console
 from .control.api import ControlApi, pod_page
 from .control.backend import (
     Backend,
     ModelRegistry,
+    MonitorHistory,
     Reconciler,
     ScalingControl,
     ScalingSettings,
     ServerSecret,
     new_pod_name,
 )
-from .gateway import Gateway, RouteTable, TroubleListener, UnixHttpTransport, gateway_routes
+from .gateway import Gateway, MetricsHistory, RouteTable, TroubleListener, UnixHttpTransport, gateway_routes
 from .runtime import Fleet, LocalRuntime, ReplicaState, reap_orphans
 from .runtime.ray_runtime import RayOptions, RayRuntime, local_only_registry
 from .settings import ServerSettings, load_access_keys, secure_data_dir, server_secret
@@ -46,6 +48,7 @@ class Server:
     reconciler: Reconciler
     backend: Backend
     scaling: ScalingControl
+    history: MonitorHistory
 
     @classmethod
     def build(cls, settings: ServerSettings, ray: RayOptions | None = None) -> Server:
@@ -90,7 +93,9 @@ class Server:
             reconciler,
             ScalingSettings(settings.scale_interval, settings.scale_to_zero_after, settings.timezone),
         )
+        history = MonitorHistory(store, runtime, gateway, MetricsHistory(settings.data_dir / "metrics.db"))
         backend = Backend(
+            monitor_history=history,
             store=store,
             runtime=runtime,
             reconciler=reconciler,
@@ -99,7 +104,7 @@ class Server:
             secret=secret,
             data_dir=settings.data_dir,
         )
-        return cls(settings, store, runtime, gateway, reconciler, backend, scaling)
+        return cls(settings, store, runtime, gateway, reconciler, backend, scaling, history)
 
     async def start(self) -> None:
         if isinstance(self.runtime, RayRuntime):
@@ -111,6 +116,7 @@ class Server:
         if isinstance(self.runtime, RayRuntime):
             await self._retire_strays(self.runtime)
         self.scaling.start()
+        self.history.start()
 
     def _join_ray(self, runtime: RayRuntime) -> None:
         """Join the cluster and adopt its running replicas; a registry only this machine can read
@@ -133,6 +139,7 @@ class Server:
                 await runtime.stop(state.pod_name)
 
     async def close(self) -> None:
+        await self.history.close()
         await self.scaling.close()
         await self.reconciler.close()
         await self.runtime.close()
@@ -179,6 +186,10 @@ def build_app(settings: ServerSettings, ray: RayOptions | None = None) -> Starle
         Route("/healthz", healthz, methods=["GET"]),
         Route("/pods/{pod_name}", pod, methods=["GET"]),
         *gateway_routes(server.gateway),
+        Mount(
+            "/console",
+            build_console(server.backend, keys, public_url=settings.public_url, own_hosts=_own_hosts(settings)),
+        ),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = server

@@ -1,4 +1,5 @@
-"""Everything derived from the server secret: group token values and short-lived pod links.
+"""Everything derived from the server secret: group token values, short-lived pod links and the
+console's session key.
 
 Token values are never stored: a value is an HMAC of its id under the server secret, so the server
 can show it back (call info) while the store holds only its digest — the same digest the gateway's
@@ -21,6 +22,11 @@ class ServerSecret:
 
     def _mac(self, message: str) -> str:
         return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key of its own for one `purpose` (the console's session cookies), so no signature
+        made for one use can pass for another."""
+        return hmac.new(self._secret, f"key:{purpose}".encode(), hashlib.sha256).digest()
 
     def replica_token(self, pod_name: str) -> str:
         """What a replica reached over TCP (the Ray runtime) checks on every request."""

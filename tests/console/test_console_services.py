@@ -1,0 +1,69 @@
+"""Managing services from the console: create one from a registered model through the form, watch
+it run, add a second version and split the traffic."""
+
+from __future__ import annotations
+
+import time
+
+from tests.support.cloudapi import call
+
+from .conftest import MODEL
+
+
+def _wait_for_status(page, selector: str, word: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while word not in page.inner_text(selector):
+        assert time.monotonic() < deadline, f"{selector} never showed {word}: {page.inner_text(selector)}"
+        time.sleep(0.5)
+        page.reload()
+
+
+def _create(page, console, name: str, group: str | None = None) -> str:
+    page.goto(console.url + "/w/default/groups/new" + (f"?group={group}" if group else ""))
+    page.fill("#name", name)
+    page.select_option("#model", f"{MODEL}/1")
+    page.select_option("#instance_type", "TI.S.SMALL.POST")
+    page.click("#create-form button[type=submit]")
+    page.wait_for_url("**/groups/*-*")
+    return page.url.split("/groups/")[1].split("?")[0]
+
+
+def test_a_service_made_through_the_form_reaches_running(page, console, wedata):
+    group_id = _create(page, console, "console-form-made")
+    assert "Creating console-form-made" in page.inner_text(".flash")
+    assert f"models:/{MODEL}/1" in page.inner_text("#versions")
+    _wait_for_status(page, "#versions", "RUNNING")
+    page.goto(console.url + "/w/default/groups")
+    row = page.locator("tr[data-group='console-form-made']")
+    assert "RUNNING" in row.inner_text() and "1/1" in row.inner_text()
+    # The page made what the API shows.
+    group = call(wedata, "GetMLModelServiceGroup", {"WorkspaceId": "default", "ServiceGroupId": group_id})["Data"]
+    assert group["ServiceGroupName"] == "console-form-made" and group["Services"][0]["Status"] == "RUNNING"
+
+
+def test_the_form_names_the_field_it_refuses(page, console):
+    page.goto(console.url + "/w/default/groups/new")
+    page.fill("#name", "console-no-model")
+    page.click("#create-form button[type=submit]")
+    error = page.inner_text(".flash.error")
+    assert "MissingParameter" in error and "MlModelInfo" in error
+    assert page.input_value("#name") == "console-no-model"  # the form keeps what was typed
+
+
+def test_a_second_version_and_a_50_50_split(page, console, wedata):
+    group_id = _create(page, console, "console-split-a")
+    _create(page, console, "console-split-b", group=group_id)
+    page.goto(f"{console.url}/w/default/groups/{group_id}?tab=traffic")
+    inputs = page.locator("input[data-weight]")
+    assert inputs.count() == 2
+    inputs.nth(1).fill("50")
+    inputs.nth(1).dispatch_event("input")
+    assert inputs.nth(0).input_value() == "50"  # the other weight follows: they add up to 100
+    page.click("#weights-form button[type=submit]")
+    assert "Traffic split set to 50 / 50" in page.inner_text(".flash")
+    group = call(wedata, "GetMLModelServiceGroup", {"WorkspaceId": "default", "ServiceGroupId": group_id})["Data"]
+    assert sorted(s["Weight"] for s in group["Services"]) == [50, 50]
+    page.goto(f"{console.url}/w/default/groups/{group_id}")
+    assert page.locator("#versions td.traffic").all_inner_texts() == ["50%", "50%"]
+    # No third version: the group holds two at most, and the page offers none.
+    assert page.locator("text=Add version").count() == 0
