@@ -119,6 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"warning: binding {args.host}: the service is reachable from other machines", file=sys.stderr)
     print(f"tcdeploy server: {settings.public_url}  (target tcdeploy://{args.host}:{args.port})", flush=True)
     print(f"credentials: {settings.credentials_path}", flush=True)
+    print(f"console: {settings.public_url}/console  (log in with a SecretId/SecretKey of the credentials)", flush=True)
     print(f"MLflow registry: {settings.tracking_uri}", flush=True)
     print(
         f"clients: export TCDEPLOY_DATA_DIR={settings.data_dir} MLFLOW_TRACKING_URI={settings.tracking_uri}", flush=True
