@@ -377,7 +377,7 @@ def kill_server(
     for sid in ids:
         wait_settled(wedata, sid)
     ready = time.monotonic()
-    first = min((c.ended for c in load.calls if c.ok and c.started >= healthy), default=None)
+    first = first_answer_after(load, healthy)
     pods = sum(len(pod_facts(service(wedata, sid))) for sid in ids)
     timeline.note(
         "SIGKILL server, started again",
@@ -388,6 +388,17 @@ def kill_server(
         replicas=f"{len(replica_pids(replica_home(server)))} running / {pods} pods",
         **({"adopted": len(old_replicas & set(replica_pids(replica_home(server))))} if on_ray(server) else {}),
     )
+
+
+def first_answer_after(load: Load, since: float, wait: float = 30.0) -> float | None:
+    """When the first call begun after `since` was answered (waiting up to `wait` s for one: on
+    Ray the adopted replicas are ready as soon as the server is, before any such call has ended)."""
+    deadline = time.monotonic() + wait
+    while True:
+        first = min((c.ended for c in load.calls if c.ok and c.started >= since), default=None)
+        if first is not None or time.monotonic() > deadline:
+            return first
+        time.sleep(0.05)
 
 
 def table_figures(server: BackgroundServer, calls: list[Call], group_id: str, timeline: Timeline) -> dict:
