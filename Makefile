@@ -3,9 +3,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv check test test-ray demo bench clean
+.PHONY: venv browser check test test-ray demo bench screenshots clean
 
-venv: $(STAMP)
+venv: $(STAMP) browser
+
+# The console's browser tests drive Debian's Chromium (Playwright's own download cannot reach its
+# host here); installed when missing and we are root, as CI is.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "== installing Debian's chromium for the console's browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "== installing tcdeploy, its server, MLflow and scikit-learn into $(VENV) (a few minutes the first time)"
@@ -31,6 +39,10 @@ test-ray: venv
 
 demo: venv
 	$(BIN)/python examples/demo.py
+
+# PNGs of the console's main pages from a demo server, into docs/console/.
+screenshots: venv
+	$(BIN)/python examples/screenshots.py docs/console
 
 bench: venv
 	$(BIN)/python bench/serve_vs_mlflow.py

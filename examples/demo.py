@@ -85,6 +85,11 @@ def main() -> None:
         deployment = client.create_deployment(MODEL_NAME, f"models:/{MODEL_NAME}/{version}", config={"replicas": 1})
         print("\ndeployed:", {k: deployment[k] for k in ("name", "service_id", "status", "url")})
 
+        print(
+            f"\nconsole: http://127.0.0.1:{PORT}/console — log in with the SecretId and SecretKey in "
+            f"{DATA_DIR / 'credentials.json'} (or TCDEPLOY_SECRET_ID/TCDEPLOY_SECRET_KEY if you set them)"
+        )
+
         X, _ = load_iris(return_X_y=True, as_frame=True)
         sample = X.iloc[[0, 50, 100]]
         print("\npredictions for rows 0, 50, 100:", client.predict(MODEL_NAME, sample)["predictions"])
