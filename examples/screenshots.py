@@ -22,12 +22,8 @@ from pathlib import Path
 import httpx
 
 from tcdeploy.server.background import BackgroundServer, free_port
+from tcdeploy.server.console.browser import launch_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 MODEL = "wine-quality-classifier"
 GROUP = "wine-quality-scoring-for-the-retail-recommendation-pipeline"
 VIEWPORT = {"width": 1366, "height": 860}
@@ -82,7 +78,7 @@ def shoot(server: BackgroundServer, group_id: str, out: Path) -> None:
     console = server.url + "/console"
     group = f"{console}/w/default/groups/{group_id}"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(60_000)
         page.goto(console + "/")

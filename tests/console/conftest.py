@@ -3,24 +3,18 @@ another workspace), Debian's Chromium driven by Playwright, and a page logged in
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tcdeploy.server.console.browser import CHROMIUM, launch_chromium
 from tests.security.security_estate import Key, add_key
 from tests.server.control.wedata_calls import running_service
 from tests.support.cloudapi import call, common_client
 from tests.support.models import register_model
 from tests.support.server import SECRET_ID, SECRET_KEY, BackgroundServer, start_server
 
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking flags Chromium keeps trying hosts the closed network lacks.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 OTHER_WORKSPACE = "team-console"
 MODEL = "console-iris"
 
@@ -63,12 +57,12 @@ def running(wedata, logistic_model_dir) -> dict:
 
 @pytest.fixture(scope="session")
 def browser():
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+    if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (make venv does it as root)")
-    from playwright.sync_api import sync_playwright
+    sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright (the dev extra)").sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             yield browser
         finally:
