@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 import psutil
-from procs import process_tree
+from procs import process_tree, pss
 
 
 def role_of(proc: psutil.Process, root_pid: int) -> str:
@@ -19,6 +19,8 @@ def role_of(proc: psutil.Process, root_pid: int) -> str:
         cmdline = " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return "gone"
+    if "tcdeploy.server.replica.zygote" in cmdline:
+        return "zygote"
     if "tcdeploy.server.replica" in cmdline:
         return "replica"
     if "uvicorn" in cmdline:
@@ -107,11 +109,21 @@ def wait_until_idle(root_pid: int, max_share: float = 0.15, window_s: float = 0.
 
 def rss_by_role(root_pid: int) -> dict[str, int]:
     """Resident bytes of a server's tree, by process role (where the memory sits)."""
+    return _by_role(root_pid, lambda proc: proc.memory_info().rss)
+
+
+def pss_by_role(root_pid: int) -> dict[str, int]:
+    """Proportional set size of a server's tree, by process role: pages shared by a zygote and
+    its replicas count once in all, split between them."""
+    return _by_role(root_pid, lambda proc: pss(proc.pid))
+
+
+def _by_role(root_pid: int, measure) -> dict[str, int]:
     usage: dict[str, int] = {}
     for proc in process_tree(root_pid):
         try:
             role = role_of(proc, root_pid)
-            usage[role] = usage.get(role, 0) + proc.memory_info().rss
+            usage[role] = usage.get(role, 0) + measure(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return usage

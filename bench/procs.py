@@ -53,14 +53,16 @@ def tree_rss(pid: int) -> int:
 def tree_pss(pid: int) -> int:
     """Proportional set size of `pid` and all its descendants, in bytes: each page shared by n
     processes counts 1/n in each, so the sum is what the tree really holds (unlike RSS sums)."""
-    total = 0
-    for proc in process_tree(pid):
-        try:
-            with open(f"/proc/{proc.pid}/smaps_rollup") as rollup:
-                total += next(int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:"))
-        except (OSError, StopIteration, ValueError):
-            pass
-    return total
+    return sum(pss(proc.pid) for proc in process_tree(pid))
+
+
+def pss(pid: int) -> int:
+    """One process's proportional set size in bytes (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            return next(int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
 
 
 def stop_process(proc: subprocess.Popen, grace_s: float = 30.0) -> None:

@@ -346,6 +346,10 @@ def print_report(bench: Bench, found: list) -> None:
         by_role = notes.get("ready_rss_by_role", {})
         shares = ", ".join(f"{role} {rss / 2**20:.0f} MiB" for role, rss in by_role.items())
         print(f"  {name} when ready, by process: {shares}")
+        by_role = notes.get("ready_pss_by_role", {})
+        print(
+            f"  {name} PSS when ready, by process: " + ", ".join(f"{r} {b / 2**20:.0f} MiB" for r, b in by_role.items())
+        )
     for name, timings in bench.startup.items():
         print(f"startup {name}: " + ", ".join(f"{k} {v} s" for k, v in timings.items()))
     rows = bench.notes.get("tcdeploy", {}).get("inference_table_rows")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 from benchmodel import predictions_in, request_body, synthetic_frame
-from cpumeter import rss_by_role
+from cpumeter import pss_by_role, rss_by_role
 from procs import PeakRssSampler, free_port, http_ok, start_process, stop_process, tail, tree_pss, wait_until
 
 from tcdeploy.server.background import server_command
@@ -266,6 +266,7 @@ def _more_replicas(api: ControlApi, target: Target, data_dir: Path, timeout_s: f
     target.notes["pss_one_replica_bytes"] = one
     target.notes["pss_two_replicas_bytes"] = two = tree_pss(target.pid)
     target.notes["pss_second_replica_bytes"] = two - one
+    target.notes["pss_by_role_two_replicas"] = pss_by_role(target.pid)
     pods = api.ready_pods(service_id)
     victim = sorted(pods)[-1]
     pid = int((data_dir / "run" / f"{victim}.pid").read_text())
@@ -294,6 +295,7 @@ def wait_first_prediction(
     target.notes["ready_rss_bytes"] = target.memory.sample()
     target.notes["ready_pss_bytes"] = target.memory.sample_pss()
     target.notes["ready_rss_by_role"] = rss_by_role(target.pid)
+    target.notes["ready_pss_by_role"] = pss_by_role(target.pid)
 
 
 def check_replies(target: Target, body: bytes, rows: int, auth_check: bool = True) -> None:
