@@ -58,10 +58,15 @@ class MonitorHistory:
         self._task = asyncio.create_task(self._loop(), name="monitor-history")
 
     async def close(self) -> None:
+        """Stop writing, after writing the minute under way: a clean stop loses no figure (a
+        restart within that minute that serves requests in it writes the minute again)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self.history.close()
+        try:
+            self.catch_up(current=True)
+        finally:
+            self.history.close()
 
     async def _loop(self) -> None:
         while True:
