@@ -428,7 +428,8 @@ NONE = type(None)
 
 
 def _row_signature(row: list) -> tuple:
-    return tuple(map(_value_signature, row))
+    flat = tuple(map(type, row))  # one C-level pass: rows of plain values are the usual case
+    return tuple(map(_value_signature, row)) if list in flat else flat
 
 
 def _value_signature(value: Any) -> Hashable:
