@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from benchmodel import COLUMNS, request_body, synthetic_frame
+from benchmodel import COLUMNS, predictions_in, request_body, synthetic_frame
 from loadgen import LoadGenError, LoadResult, parse_wrk_output, run_wrk
-from report import table, verdicts
+from report import peer_table, peer_verdicts, table, verdicts
 
 SAMPLE = (
     "Running 1s test @ http://127.0.0.1:1/\n  1 threads and 2 connections\n"
@@ -119,3 +119,45 @@ def test_wrk_sends_the_body_and_header_and_counts_error_replies(http_server, tmp
     run = run_wrk(shutil.which("wrk"), http_server + path, body, concurrency=2, duration_s=1, authorization="tok")
     assert run.requests > 0
     assert (run.non_2xx == run.requests) if expect_errors else (run.errors == 0)
+
+
+def test_bodies_of_every_form_hold_the_same_rows():
+    frame, _ = synthetic_frame(10, 0)
+    split = json.loads(request_body(frame, 3, "mlflow"))["dataframe_split"]
+    v2 = json.loads(request_body(frame, 3, "v2"))
+    bento = json.loads(request_body(frame, 3, "bentoml"))
+    assert bento["data"] == split["data"]
+    assert [item["name"] for item in v2["inputs"]] == COLUMNS == split["columns"]
+    assert [list(row) for row in zip(*(item["data"] for item in v2["inputs"]))] == split["data"]
+    assert predictions_in({"outputs": [{"data": [1, 0, 1]}]}, "v2") == [1, 0, 1]
+    assert predictions_in([1, 0], "bentoml") == [1, 0]
+    assert predictions_in({"predictions": [1]}, "mlflow") == [1]
+    with pytest.raises(ValueError, match="form"):
+        request_body(frame, 1, "xml")
+
+
+def test_peer_verdicts_compare_ours_with_the_best_peer_of_each_case():
+    cases = [(1, 1), (1, 32), (100, 32)]
+    results = {
+        "mlflow": {(1, 1): result(100, p50=10), (1, 32): result(60, p99=600), (100, 32): result(50)},
+        "mlserver-batch": {(1, 1): result(70, p50=14), (1, 32): result(900, p99=120), (100, 32): result(800)},
+        "tcdeploy": {(1, 1): result(130, p50=6.5), (1, 32): result(1400, p99=40), (100, 32): result(700)},
+    }
+    peak_pss = {"mlflow": 400 * 2**20, "tcdeploy": 500 * 2**20}
+    startup = {"mlflow": {"launch_to_first_prediction": 5.0}, "tcdeploy": {"launch_to_first_prediction": 4.0}}
+    notes = {"tcdeploy": {"pss_second_replica_bytes": 20 * 2**20}}
+    found = {v.name: v for v in peer_verdicts(results, peak_pss, startup, notes, cases)}
+
+    assert found["1 row(s), c=32: req/s ≥ every peer's"].status == "PASS"
+    assert found["100 row(s), c=32: req/s ≥ every peer's"].status == "FAIL"
+    assert "mlserver-batch" in found["100 row(s), c=32: req/s ≥ every peer's"].detail
+    assert found["1-row, c=32: req/s ≥ 10× mlflow's"].status == "PASS"
+    assert found["1-row, c=32: req/s ≥ 1.5× the best peer's"].status == "PASS"  # 1400 ≥ 1.5 × 900
+    assert found["1-row, c=1: p50 ≤ 0.7× mlflow's"].status == "PASS"
+    assert found["PSS, server + 1 replica ≤ 0.75× mlflow's"].status == "FAIL"
+    assert found["PSS of a further replica ≤ 100 MiB"].status == "PASS"
+    assert found["first replica: launch → first prediction ≤ 0.90× mlflow's"].status == "PASS"
+    assert not any("within 1 s" in name for name in found)  # not measured: no verdict, not a made-up one
+    lines = peer_table(results, cases, ["mlflow", "mlserver", "mlserver-batch", "tcdeploy"]).splitlines()
+    assert "mlserver " not in lines[0] and "mlserver-batch" in lines[0]  # only servers measured
+    assert lines[-2].split()[-2:] == ["(mlserver-batch)", "14.00×"]
