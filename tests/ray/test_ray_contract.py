@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import psutil
 import pytest
 
 from tcdeploy.server.runtime.ray_runtime import RayOptions, RayRuntime
-from tests.server.runtime.runtime_helpers import FAST_BACKOFF
+from tests.server.runtime.runtime_helpers import FAST_BACKOFF, spec
 from tests.server.runtime.test_runtime_fleet import (  # noqa: F401  (collected here, on Ray)
     test_adopt_keeps_names_apply_waits_for_them_and_remove_stops_all,
     test_roll_keeps_a_ready_pod_refuses_a_broken_model_and_scales_down,
@@ -36,3 +37,21 @@ async def runtime(tmp_path, recorder, ray_cluster):
         for state in rt.states():
             await rt.stop(state.pod_name, 5)
         await rt.close()
+
+
+async def test_actor_restarts_by_ray_count_back_off_and_become_a_crash_loop(runtime, recorder, logistic_model_dir):
+    """Ray restarts a killed actor at once; our rule still applies: restarts counted on, backoff,
+    and a crash loop after `crash_loop_restarts` in the window, cleared once ready."""
+    pod = "ms-rayloop-00001"
+    await runtime.start(spec(pod, logistic_model_dir))
+    killed: set[int] = set()
+    for _ in range(3):  # the runtime's crash_loop_restarts
+        started = await recorder.until(lambda s: s.pid not in (None, *killed), timeout=60)
+        killed.add(started.pid)
+        psutil.Process(started.pid).parent().kill()  # the actor's process: its replica dies with it
+
+    looping = await recorder.until(lambda s: s.crash_looping, timeout=60)
+    assert looping.reason == "CrashLoopBackOff" and "restarted by Ray" in looping.message
+    assert f"starting in {FAST_BACKOFF[-1]:g} s" in looping.message, "max backoff in a crash loop"
+    ready = await recorder.until(lambda s: s.ready and s.pid not in killed)
+    assert not ready.crash_looping and ready.restart_count == 3

@@ -150,6 +150,7 @@ class ReplicaActor:
         self._port = 0
         self._events: deque[str] = deque(maxlen=50)
         self._stopping = False
+        self._looping: str | None = None  # why the actor is crash-looping, until its replica is ready
         self._log_size_read = -2
         # __init__ runs on the actor's event loop: the replica starts now, also after a Ray restart.
         self._begun = asyncio.get_event_loop().create_task(self._begin())
@@ -172,6 +173,10 @@ class ReplicaActor:
         delay, looping = restart_delay(starts_before, time.time(), self._settings)
         if starts_before:
             why = f"the actor was restarted by Ray (restart #{self._base_restarts}); starting in {delay:g} s"
+            if looping:
+                window = self._settings["crash_loop_window"]
+                why = f"crash loop: {len(starts_before)} actor restarts in {window:g} s; {why}"
+                self._looping = why  # shown until the replica is ready, as a local crash loop is
             self._publish(
                 reason=CRASH_LOOP if looping else "ActorRestarted",
                 crash_looping=looping,
@@ -193,6 +198,10 @@ class ReplicaActor:
         if state.address:
             state.address = tcp_address(self._host, self._port, state.pod_name)
         state.node = self._node_id
+        if state.ready:
+            self._looping = None
+        elif self._looping and not state.crash_looping:
+            state.crash_looping, state.reason, state.message = True, CRASH_LOOP, self._looping
         self._state = state
         self._bump()
         if state.restart_count > self._noted_restarts and local_restarts:
