@@ -18,9 +18,10 @@ def _wait_for_status(page, selector: str, word: str, timeout: float = 120) -> No
         page.reload()
 
 
-def _create(page, console, name: str, group: str | None = None) -> str:
+def _create(page, console, name: str, group: str | None = None, rps: str = "") -> str:
     page.goto(console.url + "/w/default/groups/new" + (f"?group={group}" if group else ""))
     page.fill("#name", name)
+    page.fill("#rps_limit", rps)
     page.select_option("#model", f"{MODEL}/1")
     page.select_option("#instance_type", "TI.S.SMALL.POST")
     page.click("#create-form button[type=submit]")
@@ -29,7 +30,7 @@ def _create(page, console, name: str, group: str | None = None) -> str:
 
 
 def test_a_service_made_through_the_form_reaches_running(page, console, wedata):
-    group_id = _create(page, console, "console-form-made")
+    group_id = _create(page, console, "console-form-made", rps="500")
     assert "Creating console-form-made" in page.inner_text(".flash")
     assert f"models:/{MODEL}/1" in page.inner_text("#versions")
     _wait_for_status(page, "#versions", "RUNNING")
@@ -38,7 +39,9 @@ def test_a_service_made_through_the_form_reaches_running(page, console, wedata):
     assert "RUNNING" in row.inner_text() and "1/1" in row.inner_text()
     # The page made what the API shows.
     group = call(wedata, "GetMLModelServiceGroup", {"WorkspaceId": "default", "ServiceGroupId": group_id})["Data"]
-    assert group["ServiceGroupName"] == "console-form-made" and group["Services"][0]["Status"] == "RUNNING"
+    [service] = group["Services"]
+    assert group["ServiceGroupName"] == "console-form-made" and service["Status"] == "RUNNING"
+    assert service["ServiceLimit"]["EnableInstanceRpsLimit"] and service["ServiceLimit"]["InstanceRpsLimit"] == 500
 
 
 def test_the_form_names_the_field_it_refuses(page, console):
@@ -67,3 +70,21 @@ def test_a_second_version_and_a_50_50_split(page, console, wedata):
     assert page.locator("#versions td.traffic").all_inner_texts() == ["50%", "50%"]
     # No third version: the group holds two at most, and the page offers none.
     assert page.locator("text=Add version").count() == 0
+
+
+def test_a_groups_description_and_a_versions_settings_are_edited_in_place(page, console, wedata, running):
+    page.goto(f"{console.url}/w/default/groups/{running['ServiceGroupId']}")
+    page.fill("#g-description", "scores iris flowers for the console tests")
+    page.click("#description-form button[type=submit]")
+    assert "Description saved" in page.inner_text(".flash")
+    page.goto(console.url + "/w/default/groups")
+    assert "scores iris flowers" in page.locator("tr[data-group='console-watched']").inner_text()
+    page.goto(f"{console.url}/w/default/services/{running['ServiceId']}")
+    page.fill("#u-description", "the watched one")
+    page.fill("#u-rps", "1000")
+    page.click("#update-form button[type=submit]")
+    assert "Update requested" in page.inner_text(".flash")
+    assert "1000 requests/s per replica" in page.inner_text("main")
+    service = call(wedata, "GetMLModelService", {"WorkspaceId": "default", "ServiceId": running["ServiceId"]})["Data"]
+    assert service["Description"] == "the watched one"
+    assert service["ServiceLimit"]["EnableInstanceRpsLimit"] and service["ServiceLimit"]["InstanceRpsLimit"] == 1000

@@ -30,11 +30,13 @@ def routes(p: Callable) -> list[Route]:
         Route(w + "/groups/new", p(create), methods=["POST"]),
         Route(g, p(group_detail)),
         Route(g + "/weights", p(set_weights), methods=["POST"]),
+        Route(g + "/description", p(set_description), methods=["POST"]),
         Route(g + "/auth", p(set_auth), methods=["POST"]),
         Route(g + "/tokens", p(create_token), methods=["POST"]),
         Route(g + "/tokens/delete", p(delete_token), methods=["POST"]),
         *(Route(f"{g}/{verb}", p(group_lifecycle), methods=["POST"]) for verb in GROUP_VERBS),
         Route(s, p(service_detail)),
+        Route(s + "/update", p(update_service), methods=["POST"]),
         Route(s + "/pods/{pod_name}/restart", p(restart_pod), methods=["POST"]),
         Route(s + "/pods/{pod_name}/page", p(pod_page), methods=["POST"]),
         *(Route(f"{s}/{verb}", p(service_lifecycle), methods=["POST"]) for verb in SERVICE_VERBS),
@@ -98,12 +100,8 @@ def _create_params(form: dict[str, str]) -> dict[str, Any]:
         "Replicas": whole_number(form.get("replicas"), 1, "Replicas"),
         "MlModelInfo": model,
     }
-    rps = form.get("rps_limit", "").strip()
-    if rps:
-        service["ServiceLimit"] = {
-            "EnableInstanceRpsLimit": True,
-            "InstanceRpsLimit": whole_number(rps, 0, "InstanceRpsLimit"),
-        }
+    if form.get("rps_limit", "").strip():
+        service["ServiceLimit"] = _service_limit(form["rps_limit"], None)
     params: dict[str, Any] = {
         "ServiceName": form.get("name", "").strip(),
         "ServiceDescription": form.get("description", ""),
@@ -114,6 +112,18 @@ def _create_params(form: dict[str, str]) -> dict[str, Any]:
     if form.get("group"):
         params["ServiceGroupId"] = form["group"]
     return params
+
+
+def _service_limit(rps: str, current: dict | None) -> dict[str, Any]:
+    """`ServiceLimit` with the form's requests-per-second limit (empty: none); the concurrency
+    limit, which the form does not show, is kept as it was."""
+    current = current or {}
+    return {
+        "EnableInstanceRpsLimit": bool(rps.strip()),
+        "InstanceRpsLimit": whole_number(rps, 0, "InstanceRpsLimit"),
+        "EnableInstanceReqLimit": bool(current.get("EnableInstanceReqLimit")),
+        "InstanceReqLimit": int(current.get("InstanceReqLimit") or 0),
+    }
 
 
 async def _registered_models(page: Page) -> list[dict]:
@@ -153,6 +163,14 @@ async def set_weights(page: Page) -> Response:
     return page.redirect(f"/groups/{group_id}?tab=traffic", f"Traffic split set to {split}.")
 
 
+async def set_description(page: Page) -> Response:
+    group_id = page.path["group_id"]
+    await page.data(
+        "UpdateModelServiceGroup", {"ServiceGroupId": group_id, "Description": page.form.get("description", "")}
+    )
+    return page.redirect(f"/groups/{group_id}", "Description saved.")
+
+
 async def set_auth(page: Page) -> Response:
     group_id = page.path["group_id"]
     on = page.form.get("enable") == "1"
@@ -179,9 +197,26 @@ async def delete_token(page: Page) -> Response:
 async def service_detail(page: Page) -> Response:
     service = await page.data("GetMLModelService", {"ServiceId": page.path["service_id"]})
     usage = await _pod_usage(page, service["ServiceId"])
+    specs = (await page.data("GetBillingSpecs", {"ChargeType": "INFERENCE"}))["SpecInfos"]
     return page.render(
-        "service.html", title=service["ServiceName"], service=service, usage=usage, flash=page.query.get("flash")
-    )
+        "service.html", title=service["ServiceName"], service=service, usage=usage, specs=specs,
+        models=await _registered_models(page), flash=page.query.get("flash"),
+    )  # fmt: skip
+
+
+async def update_service(page: Page) -> Response:
+    """The version's settings from its update form: what changed rolls its replicas one by one."""
+    service_id, form = page.path["service_id"], page.form
+    params: dict[str, Any] = {"ServiceId": service_id, "ServiceDescription": form.get("description", "")}
+    if form.get("instance_type"):
+        params["InstanceType"] = form["instance_type"]
+    name, _, version = form.get("model", "").rpartition("/")
+    if name:
+        params["MlModelInfo"] = {"Name": name, "Version": version}
+    current = await page.data("GetMLModelService", {"ServiceId": service_id})
+    params["ServiceLimit"] = _service_limit(form.get("rps_limit", ""), current.get("ServiceLimit"))
+    await page.data("UpdateMLModelService", params)
+    return page.redirect(f"/services/{service_id}", "Update requested: replicas roll one by one when needed.")
 
 
 async def _pod_usage(page: Page, service_id: str) -> dict[str, dict[str, float]]:
