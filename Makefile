@@ -30,8 +30,11 @@ check: venv
 	$(BIN)/lint-imports
 
 # The Ray tests run after the rest, in a network namespace of their own (see tests/ray/run_in_netns.sh).
+# The browser tests run in a pytest process of their own: Playwright's sync API holds an event
+# loop on the main thread for its whole session, which the async tests after it cannot share.
 test: venv
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --ignore=tests/console $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/console
 	sh tests/ray/run_in_netns.sh
 
 test-ray: venv

@@ -232,6 +232,7 @@ def replicas_of(estate: Estate) -> list[psutil.Process]:
 SET_FOR_REPLICAS = {
     "PYTHONUNBUFFERED", "PYTHONSAFEPATH", "MLFLOW_TRACKING_URI",
     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "JE_ARROW_MALLOC_CONF",  # a forked replica's zygote keeps pyarrow's jemalloc thread off (forkserver.py)
 }  # fmt: skip
 
 
