@@ -16,9 +16,12 @@ from tests.support.server import start_server
 
 
 def replica_pids(data_dir) -> set[int]:
+    """This data dir's replicas, not the zygote that forks them (it serves nothing itself)."""
     pids = set()
     for proc in psutil.process_iter(["cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
+        if "tcdeploy.server.replica.zygote" in cmd:
+            continue
         if "tcdeploy.server.replica" in cmd and str(data_dir) in cmd:
             pids.add(proc.pid)
     return pids
