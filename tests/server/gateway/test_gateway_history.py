@@ -41,6 +41,24 @@ def test_a_minute_written_again_replaces_the_first(history):
     assert history.last_time() == T0
 
 
+def test_a_restart_within_a_minute_adds_its_requests_and_keeps_the_most_ready_replicas(history, tmp_path):
+    history.write([minute(T0, 5, 10.0, 20.0), Rollup("svc:a:replicas", T0, {"replicas": 2, "ready_replicas": 2})])
+    after = MetricsHistory(tmp_path / "metrics.db")  # the next server process, same minute
+    try:
+        after.write([minute(T0, 2, 40.0, 90.0), Rollup("svc:a:replicas", T0, {"replicas": 2, "ready_replicas": 0})])
+        after.write([minute(T0, 3, 40.0, 80.0)])  # its own minute again: replaces its own row only
+        [merged] = after.steps("svc:a", T0, T0 + 60, 60)
+        assert merged["requests"] == 8 and merged["p99_latency_ms"] == 80.0
+        assert merged["p50_latency_ms"] == pytest.approx((5 * 10 + 3 * 40) / 8)
+        [counts] = after.steps("svc:a:replicas", T0, T0 + 60, 60)
+        assert counts["replicas"] == 2 and counts["ready_replicas"] == 2
+        after.compact(T0 + 40 * DAY - 86400 * 30)  # T0 is now past the minute rows' 8 days
+        [five] = after.steps("svc:a", T0, T0 + 300, 300)
+        assert five["requests"] == 8 and five["time"] == T0
+    finally:
+        after.close()
+
+
 def test_old_minutes_are_compacted_and_older_rows_dropped(history):
     now = T0 + 40 * DAY
     old = T0 + 10 * DAY  # past the 8 days of minutes, within the 35 days of 5-minute rows

@@ -6,6 +6,11 @@ Bounded by age: minute rows are kept `minute_days` (at least 7 days), then compa
 rows kept `five_minute_days`; older rows are dropped. Compaction adds counts, keeps the most in
 flight, averages CPU, memory and replica counts, weights p50 by requests and keeps the worst p99
 (a quantile of merged minutes cannot be had from their quantiles: the worst is the honest bound).
+
+Each server process writes rows of its own (the `writer` column): the ring it reads starts empty,
+so the minute a restart falls in holds what the process before it served and what the new one
+serves. Reads merge one minute's writers first: counts add, replica counts keep the most (a
+restarted server's replicas are still starting while the old ones had been ready).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +34,7 @@ FIGURES = (
 TRAFFIC_FIGURES = FIGURES[:8]
 _SUMMED = ("requests", "errors", "limited", "bytes_in", "bytes_out")
 _MEAN = ("cpu_percent", "memory_percent", "replicas", "ready_replicas")
+_MOST_IN_A_MINUTE = ("replicas", "ready_replicas")  # over one minute's writers
 
 
 def group_series(group_id: str) -> str:
@@ -63,33 +70,37 @@ class Rollup:
 
 
 class MetricsHistory:
-    def __init__(self, path: Path, *, minute_days: float = 8, five_minute_days: float = 35) -> None:
+    def __init__(
+        self, path: Path, *, minute_days: float = 8, five_minute_days: float = 35, writer: int | None = None
+    ) -> None:
         if minute_days < 7:
             raise ValueError(f"minute rollups must be kept at least 7 days, got {minute_days}")
         if five_minute_days < minute_days:
             raise ValueError("5-minute rollups must be kept at least as long as minute rollups")
         self.minute_days = minute_days
         self.five_minute_days = five_minute_days
+        self.writer = time.time_ns() if writer is None else writer
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         columns = ", ".join(f"{name} REAL" for name in FIGURES)
         self._db.execute(
             f"CREATE TABLE IF NOT EXISTS rollups (series TEXT NOT NULL, period INTEGER NOT NULL, "
-            f"time INTEGER NOT NULL, {columns}, PRIMARY KEY (series, period, time))"
+            f"time INTEGER NOT NULL, writer INTEGER NOT NULL, {columns}, PRIMARY KEY (series, period, time, writer))"
         )
 
     def close(self) -> None:
         self._db.close()
 
     def write(self, rollups: Iterable[Rollup]) -> None:
-        """Store minute rollups (a minute written again replaces the first)."""
+        """Store minute rollups (a minute this writer writes again replaces its first)."""
         names = ", ".join(FIGURES)
         marks = ", ".join("?" for _ in FIGURES)
-        rows = [(r.series, MINUTE, r.time, *(r.figures.get(name) for name in FIGURES)) for r in rollups]
+        rows = [(r.series, MINUTE, r.time, self.writer, *(r.figures.get(name) for name in FIGURES)) for r in rollups]
         with self._db:
             self._db.executemany(
-                f"INSERT OR REPLACE INTO rollups (series, period, time, {names}) VALUES (?, ?, ?, {marks})", rows
+                f"INSERT OR REPLACE INTO rollups (series, period, time, writer, {names}) VALUES (?, ?, ?, ?, {marks})",
+                rows,
             )
 
     def last_time(self) -> int | None:
@@ -103,9 +114,9 @@ class MetricsHistory:
         aggregates = ", ".join(_aggregate(name) for name in FIGURES)
         with self._db:
             self._db.execute(
-                f"INSERT OR REPLACE INTO rollups (series, period, time, {', '.join(FIGURES)}) "
-                f"SELECT series, ?, time - time % ?, {aggregates} FROM rollups "
-                f"WHERE period = ? AND time < ? GROUP BY series, time - time % ?",
+                f"INSERT OR REPLACE INTO rollups (series, period, time, writer, {', '.join(FIGURES)}) "
+                f"SELECT series, ?, time - time % ?, 0, {aggregates} FROM ({_merged_writers('period = ? AND time < ?')}) "
+                f"GROUP BY series, time - time % ?",
                 (FIVE_MINUTES, FIVE_MINUTES, MINUTE, minute_cutoff, FIVE_MINUTES),
             )
             self._db.execute("DELETE FROM rollups WHERE period = ? AND time < ?", (MINUTE, minute_cutoff))
@@ -123,8 +134,8 @@ class MetricsHistory:
             raise ValueError(f"the window holds over {MAX_STEPS} steps (raise the step)")
         aggregates = ", ".join(_aggregate(name) for name in FIGURES)
         rows = self._db.execute(
-            f"SELECT time - time % ? AS bucket, {aggregates} FROM rollups "
-            f"WHERE series = ? AND time >= ? AND time < ? GROUP BY bucket ORDER BY bucket",
+            f"SELECT time - time % ? AS bucket, {aggregates} "
+            f"FROM ({_merged_writers('series = ? AND time >= ? AND time < ?')}) GROUP BY bucket ORDER BY bucket",
             (step, series, int(start) - int(start) % step, end),
         ).fetchall()
         return [{"time": float(row[0]), **dict(zip(FIGURES, row[1:]))} for row in rows]
@@ -137,8 +148,16 @@ class MetricsHistory:
         return [row[0] for row in rows]
 
 
-def _aggregate(name: str) -> str:
-    """How rows of one figure merge into a longer period (SQL)."""
+def _merged_writers(where: str) -> str:
+    """The rows that match `where`, one per series, period and time: its writers' rows merged (SQL)."""
+    figures = ", ".join(f"{_aggregate(name, across_writers=True)} AS {name}" for name in FIGURES)
+    return f"SELECT series, period, time, {figures} FROM rollups WHERE {where} GROUP BY series, period, time"
+
+
+def _aggregate(name: str, *, across_writers: bool = False) -> str:
+    """How rows of one figure merge into a longer period, or one period's writers (SQL)."""
+    if across_writers and name in _MOST_IN_A_MINUTE:
+        return f"MAX({name})"
     if name in _SUMMED:
         return f"SUM({name})"
     if name in _MEAN:
