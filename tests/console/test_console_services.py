@@ -54,7 +54,7 @@ def test_the_form_names_the_field_it_refuses(page, console):
 
 
 def test_a_second_version_and_a_50_50_split(page, console, wedata):
-    group_id = _create(page, console, "console-split-a")
+    group_id = _create(page, console, "console-split-a-named-at-length-as-real-pipelines-are")
     _create(page, console, "console-split-b", group=group_id)
     page.goto(f"{console.url}/w/default/groups/{group_id}?tab=traffic")
     inputs = page.locator("input[data-weight]")
@@ -68,6 +68,9 @@ def test_a_second_version_and_a_50_50_split(page, console, wedata):
     assert sorted(s["Weight"] for s in group["Services"]) == [50, 50]
     page.goto(f"{console.url}/w/default/groups/{group_id}")
     assert page.locator("#versions td.traffic").all_inner_texts() == ["50%", "50%"]
+    # At a laptop's 1366 px every version's actions are in view: the table needs no sideways scroll.
+    wrap = page.locator("#versions").locator("xpath=ancestor::div[contains(@class, 'table-wrap')]")
+    assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth"), "the versions table scrolls sideways"
     # No third version: the group holds two at most, and the page offers none.
     assert page.locator("text=Add version").count() == 0
 
