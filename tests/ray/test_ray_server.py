@@ -54,6 +54,15 @@ def test_two_replicas_land_on_two_nodes_and_answer_the_models_predictions(ray_se
     pods = tione_pods(ray_server, pair["ServiceId"])
     assert len(pods) == 2 and len({pod["NodeId"] for pod in pods}) == 2, pods
     assert all(pod["NodeIP"] == "127.0.0.1" for pod in pods)
+    # The pod page names the node too.
+    for pod in pods:
+        link = call(
+            wedata,
+            "CreateModelServicePodUrl",
+            {"WorkspaceId": "default", "ServiceId": pair["ServiceId"], "PodName": pod["Name"]},
+        )
+        page = httpx.get(link["Data"]["Url"], timeout=30)
+        assert page.status_code == 200 and f"<dt>Node</dt><dd>{pod['NodeId']} (127.0.0.1)</dd>" in page.text
 
     X, _ = iris_frame()
     expected = mlflow.pyfunc.load_model(str(logistic_model_dir)).predict(X.iloc[:20]).tolist()

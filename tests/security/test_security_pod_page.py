@@ -54,6 +54,7 @@ def test_the_link_opens_the_page_and_says_when_it_expires(estate):
     assert abs(expires - (time.time() + POD_URL_TTL)) < 15 and POD_URL_TTL == 300
     reply = httpx.get(data["Url"], timeout=30)
     assert reply.status_code == 200 and estate.b.pod_name in reply.text
+    assert "<dt>Node</dt><dd>this machine</dd>" in reply.text  # the local runtime: no cluster node
     assert reply.headers["cache-control"] == "no-store"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from ..backend import LogLine, ReplicaState, new_id
 from .context import Context
 from .times import iso
+from .views import pod_ip
 
 POD_URL_TTL = 300  # seconds
 
@@ -40,6 +41,7 @@ def pod_page(state: ReplicaState, tail: list[LogLine]) -> str:
         "Started": iso(state.start_time),
         "Reason": state.reason or "-",
         "PID": state.pid or "-",
+        "Node": f"{state.node} ({pod_ip(state)})" if state.node else "this machine",
     }
     dl = "".join(f"<dt>{k}</dt><dd>{html.escape(str(v))}</dd>" for k, v in facts.items())
     name = html.escape(state.pod_name)
