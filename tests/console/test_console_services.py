@@ -3,19 +3,11 @@ it run, add a second version and split the traffic."""
 
 from __future__ import annotations
 
-import time
+from playwright.sync_api import expect
 
 from tests.support.cloudapi import call
 
 from .conftest import MODEL
-
-
-def _wait_for_status(page, selector: str, word: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while word not in page.inner_text(selector):
-        assert time.monotonic() < deadline, f"{selector} never showed {word}: {page.inner_text(selector)}"
-        time.sleep(0.5)
-        page.reload()
 
 
 def _create(page, console, name: str, group: str | None = None, rps: str = "") -> str:
@@ -33,7 +25,10 @@ def test_a_service_made_through_the_form_reaches_running(page, console, wedata):
     group_id = _create(page, console, "console-form-made", rps="500")
     assert "Creating console-form-made" in page.inner_text(".flash")
     assert f"models:/{MODEL}/1" in page.inner_text("#versions")
-    _wait_for_status(page, "#versions", "RUNNING")
+    # The page follows the new version by itself (no reload) until it runs, then stops asking.
+    expect(page.locator("#versions")).to_contain_text("RUNNING", timeout=120_000)
+    expect(page.locator("#group-title")).to_contain_text("RUNNING", timeout=10_000)
+    assert page.locator("#versions-wrap[hx-trigger]").count() == 0
     page.goto(console.url + "/w/default/groups")
     row = page.locator("tr[data-group='console-form-made']")
     assert "RUNNING" in row.inner_text() and "1/1" in row.inner_text()

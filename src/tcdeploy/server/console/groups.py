@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from tcdeploy.protocol.errors import ApiError, InvalidParameterValue
+from tcdeploy.protocol.states import WEDATA_WORDS, ServiceStatus
 
 from .pages import Page, whole_number
 
@@ -18,6 +19,12 @@ MODELS_SHOWN = 100
 LIFECYCLE = {"start": "START", "stop": "STOP"}
 GROUP_VERBS = (*LIFECYCLE, "delete")
 SERVICE_VERBS = (*GROUP_VERBS, "replicas")
+# A group page with a version in one of these states refreshes its versions until none is.
+IN_MOTION = frozenset(
+    WEDATA_WORDS[s]
+    for s in (ServiceStatus.CREATING, ServiceStatus.UPDATING, ServiceStatus.STOPPING, ServiceStatus.DELETING)
+)
+POLL_SECONDS = 2
 
 
 def routes(p: Callable) -> list[Route]:
@@ -147,6 +154,7 @@ async def group_detail(page: Page) -> Response:
     return page.render(
         "group.html", title=group["ServiceGroupName"], group=group, tab=page.query.get("tab", "versions"),
         url=call["ServiceCallInfo"]["InternetEndpoint"], flash=page.query.get("flash"),
+        poll=POLL_SECONDS if any(s["Status"] in IN_MOTION for s in group["Services"]) else None,
     )  # fmt: skip
 
 
