@@ -7,6 +7,7 @@ import json
 import time
 
 import httpx
+import pyarrow.parquet
 
 from tests.support.cloudapi import call
 from tests.support.models import iris_frame
@@ -98,6 +99,11 @@ def test_the_inference_table_lists_the_latest_rows_and_downloads(page, console, 
         page.click("text=Download CSV")
     assert download.value.suggested_filename.endswith(".csv")
     assert "status_code" in open(download.value.path()).read().splitlines()[0]
+    with page.expect_download() as download:
+        page.click("text=Download Parquet")
+    assert download.value.suggested_filename.endswith(".parquet")
+    table = pyarrow.parquet.read_table(download.value.path())
+    assert table.num_rows >= 1 and 200 in table.column("status_code").to_pylist()
 
 
 def _wait_ready(wedata, service_id: str, timeout: float = 60) -> None:
