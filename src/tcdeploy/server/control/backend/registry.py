@@ -75,15 +75,27 @@ class ModelRegistry:
 
     def _mlmodel(self, uri: str) -> dict | None:
         import yaml
+
+        try:
+            with open(self._mlmodel_file(uri)) as file:
+                document = yaml.safe_load(file)
+        except (OSError, ValueError, yaml.YAMLError):
+            return None
+        return document if isinstance(document, dict) else None
+
+    def _mlmodel_file(self, uri: str) -> str:
+        """A local copy of the model's MLmodel file. A model on this machine's disk is read in
+        place: importing MLflow (about 65 MiB of the server's memory) is only paid for a registry
+        or a remote store."""
+        if uri.startswith("/") or uri.startswith("file:"):
+            return str(Path(uri.removeprefix("file://")) / "MLmodel")
         from mlflow.artifacts import download_artifacts
         from mlflow.exceptions import MlflowException
 
         try:
-            with open(download_artifacts(artifact_uri=f"{self._location(uri).rstrip('/')}/MLmodel")) as file:
-                document = yaml.safe_load(file)
-        except (MlflowException, OSError, ValueError, yaml.YAMLError):
-            return None
-        return document if isinstance(document, dict) else None
+            return download_artifacts(artifact_uri=f"{self._location(uri).rstrip('/')}/MLmodel")
+        except MlflowException as exc:
+            raise OSError(str(exc)) from None
 
     def _location(self, uri: str) -> str:
         """Where a model's files are: registry and logged-model URIs resolved with this server's
