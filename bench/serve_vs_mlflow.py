@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             interrupted = True
             print("\ninterrupted: every server started was stopped", file=sys.stderr)
-        found = verdicts(bench.results, bench.peaks)
+        found = verdicts(bench.results, bench.peaks_pss)
         print_report(bench, found)
         if bench.py_spy:
             print(f"profiles (collapsed stacks and summaries) in {bench.profile_dir}")

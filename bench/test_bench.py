@@ -64,7 +64,7 @@ def test_targets_pass_fail_and_runs_with_errors_never_pass():
         "1-row, c=32: p99 ≤ mlflow's": "PASS",
         "1-row, c=1: p50 ≤ mlflow's": "FAIL",
         "100-row, c=8: throughput ≥ 1.5× mlflow": "INVALID",
-        "peak memory (server + 1 replica) ≤ 1.5× mlflow's": "PASS",
+        "peak PSS (server + 1 replica) ≤ 1.5× mlflow's": "PASS",
     }
     assert "tcdeploy: 5 non-2xx" in table(results, [(100, 8)])
 
