@@ -7,8 +7,10 @@ import asyncio
 import shutil
 from datetime import datetime, timezone
 
+import pyarrow.parquet
+
 from tcdeploy.server.gateway import read_inference_table
-from tcdeploy.server.gateway.inference_table import SCHEMA, InferenceTableWriter, Row
+from tcdeploy.server.gateway.inference_table import ROW_GROUP_BYTES, SCHEMA, InferenceTableWriter, Row
 from tcdeploy.server.gateway.table_files import compact, live_files, parts, remove_expired
 
 DAY = 86_400.0
@@ -89,3 +91,17 @@ def test_the_writer_compacts_what_is_old_enough_and_keeps_the_journal_s_rows(tmp
     assert len(list(day_dir(tmp_path).glob("part-*.parquet"))) == 1
     asyncio.run(writer.close())
     assert list(read_inference_table(tmp_path, "grp-t")["request_id"]) == [f"r{n}" for n in range(4)]
+
+
+def test_a_segment_of_large_bodies_is_written_a_row_group_at_a_time_and_read_back_whole(tmp_path):
+    big = b'{"text": "' + b"x" * (ROW_GROUP_BYTES // 4) + b'"}'  # three rows fit a row group, four do not
+    rows = [row(n)._replace(request=big) for n in range(10)]
+    writer = InferenceTableWriter(tmp_path)
+    for r in rows:
+        writer.append(r)
+    asyncio.run(writer.close())
+    (only,) = day_dir(tmp_path).glob("part-*.parquet")
+    assert pyarrow.parquet.ParquetFile(only).num_row_groups == 4  # 3 + 3 + 3 + 1 rows
+    table = read_inference_table(tmp_path, "grp-t")
+    assert list(table["request_id"]) == [f"r{n}" for n in range(10)]
+    assert set(table["request"]) == {big.decode()}

@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +57,8 @@ SCHEMA = pa.schema(
 # What is kept in memory while the journal cannot be written (disk full, say): rows up to this
 # many bytes of bodies; past it the oldest are dropped and counted.
 MAX_PENDING_BYTES = 64 * 2**20
+# Bodies per Parquet row group: what one conversion holds in memory at a time.
+ROW_GROUP_BYTES = 2 * 2**20
 _GROUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 JOURNAL_DIR = ".journal"
 
@@ -263,6 +265,22 @@ def _fresh_stem() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{os.urandom(4).hex()}"
 
 
+def _row_groups(rows: list[Row]) -> Iterator[list[Row]]:
+    """Consecutive runs of rows holding about `ROW_GROUP_BYTES` of bodies (at least one row):
+    a segment becomes Parquet a row group at a time, so converting it never holds the whole
+    second of bodies (MiBs under load) as Python strings and Arrow buffers at once."""
+    group: list[Row] = []
+    size = 0
+    for row in rows:
+        if group and size + len(row.request) + len(row.response) > ROW_GROUP_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(row)
+        size += len(row.request) + len(row.response)
+    if group:
+        yield group
+
+
 def _to_table(rows: list[Row]) -> pa.Table:
     return pa.table(
         {
@@ -289,7 +307,9 @@ def _write_file(directory: Path, stem: str, rows: list[Row]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     temporary = directory / f".{target.name}.tmp"
     try:
-        pq.write_table(_to_table(rows), temporary)
+        with pq.ParquetWriter(temporary, SCHEMA) as writer:
+            for group in _row_groups(rows):
+                writer.write_table(_to_table(group))
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
