@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pyarrow.parquet
 
-from tcdeploy.server.gateway import read_inference_table
+from tcdeploy.server.gateway import read_inference_table, table_files
 from tcdeploy.server.gateway.inference_table import ROW_GROUP_BYTES, SCHEMA, InferenceTableWriter, Row
 from tcdeploy.server.gateway.table_files import compact, live_files, parts, remove_expired
 
@@ -105,3 +105,26 @@ def test_a_segment_of_large_bodies_is_written_a_row_group_at_a_time_and_read_bac
     table = read_inference_table(tmp_path, "grp-t")
     assert list(table["request_id"]) == [f"r{n}" for n in range(10)]
     assert set(table["request"]) == {big.decode()}
+
+
+def test_a_merge_streams_its_sources_into_row_groups_of_bounded_size(tmp_path, monkeypatch):
+    big = b'{"text": "' + b"x" * 50_000 + b'"}'
+    flushed_one_by_one(tmp_path, [row(n)._replace(request=big) for n in range(6)])
+    monkeypatch.setattr(table_files, "MERGED_ROW_GROUP_BYTES", 2 * len(big))  # two rows a group
+    assert compact(tmp_path / "inference", older_than=10**20, schema=SCHEMA) == 6
+    (only,) = day_dir(tmp_path).glob("part-*.parquet")
+    assert pyarrow.parquet.ParquetFile(only).num_row_groups == 3
+    table = read_inference_table(tmp_path, "grp-t")
+    assert list(table["request_id"]) == [f"r{n}" for n in range(6)] and set(table["request"]) == {big.decode()}
+
+
+def test_a_full_merged_file_is_not_merged_again(tmp_path, monkeypatch):
+    flushed_one_by_one(tmp_path, [row(n) for n in range(3)])
+    compact(tmp_path / "inference", older_than=10**20, schema=SCHEMA)
+    (full,) = day_dir(tmp_path).glob("part-*~*.parquet")
+    monkeypatch.setattr(table_files, "MERGED_FILE_BYTES", full.stat().st_size)
+    flushed_one_by_one(tmp_path, [row(n) for n in range(3, 6)])
+    assert compact(tmp_path / "inference", older_than=10**20, schema=SCHEMA) == 3  # the new three only
+    merged = sorted(day_dir(tmp_path).glob("part-*~*.parquet"))
+    assert len(merged) == 2 and full in merged
+    assert list(read_inference_table(tmp_path, "grp-t")["request_id"]) == [f"r{n}" for n in range(6)]

@@ -10,6 +10,10 @@ finds a merged file ignores every file it covers, so no row is read twice while 
 still there (or after a crash left them), and none is lost: a file is only ever covered once its
 rows are in the merged one. Files are never appended to, so readers are never blocked.
 
+A merge streams its sources a row group at a time (rows in segment order; readers sort by time),
+so its memory is a row group's, not the day's; and a merged file of `MERGED_FILE_BYTES` or more
+is left as it is, so a busy day ends as a few large files and merging never rereads all of it.
+
 Retention removes whole date dirs older than `retention_days`.
 """
 
@@ -27,6 +31,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+# A merged file this large is merged no more (on disk, compressed).
+MERGED_FILE_BYTES = 256 * 2**20
+# Rows gathered into each row group of a merged file (in memory, uncompressed).
+MERGED_ROW_GROUP_BYTES = 8 * 2**20
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +99,21 @@ def compact(root: Path, *, older_than: int, schema: pa.Schema) -> int:
         _tidy(directory)
         numbered = parts(directory)
         old = [p for p in numbered if p.last < older_than and not any(q.covers(p) for q in numbered)]
+        old = _after_the_last_full_file(sorted(old, key=lambda p: p.first))
         if len(old) < 2:
             continue
-        _merge(directory, sorted(old, key=lambda p: p.first), schema)
+        _merge(directory, old, schema)
         merged += len(old)
     return merged
+
+
+def _after_the_last_full_file(old: list[Part]) -> list[Part]:
+    """The files after the last one that is full (`MERGED_FILE_BYTES`): what can merge into one
+    file without rereading a full one, as one run of consecutive numbers."""
+    for i in range(len(old) - 1, -1, -1):
+        if old[i].path.stat().st_size >= MERGED_FILE_BYTES:
+            return old[i + 1 :]
+    return old
 
 
 def _merge(directory: Path, sources: list[Part], schema: pa.Schema) -> None:
@@ -104,18 +123,36 @@ def _merge(directory: Path, sources: list[Part], schema: pa.Schema) -> None:
     inside = [p for p in parts(directory) if first <= p.first and p.last <= last]
     if {p.path for p in inside} != {p.path for p in sources}:
         return
-    table = pa.concat_tables([pq.read_table(p.path, schema=schema, partitioning=None) for p in sources])
-    table = table.sort_by("timestamp")
     target = directory / f"part-{first:020d}~{last:020d}.parquet"
     temporary = directory / f".{target.name}.tmp"
     try:
-        pq.write_table(table, temporary)
+        with pq.ParquetWriter(temporary, schema) as writer:
+            for table in _row_groups_of(sources, schema):
+                writer.write_table(table)
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     for source in sources:
         source.path.unlink(missing_ok=True)
+
+
+def _row_groups_of(sources: list[Part], schema: pa.Schema) -> Iterable[pa.Table]:
+    """The sources' rows in order, read as `schema` (a column an older file lacks reads as
+    nulls), gathered into tables of about `MERGED_ROW_GROUP_BYTES`."""
+    import pyarrow.dataset as ds  # as pq.read_table does: ~50 MiB, paid by the first merge or read
+
+    files = ds.dataset([str(p.path) for p in sources], schema=schema, format="parquet")
+    gathered: list[pa.RecordBatch] = []
+    size = 0
+    for batch in files.to_batches(use_threads=False, batch_readahead=0, fragment_readahead=0):
+        gathered.append(batch)
+        size += batch.nbytes
+        if size >= MERGED_ROW_GROUP_BYTES:
+            yield pa.Table.from_batches(gathered, schema)
+            gathered, size = [], 0
+    if gathered:
+        yield pa.Table.from_batches(gathered, schema)
 
 
 def _tidy(directory: Path) -> None:
