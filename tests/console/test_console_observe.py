@@ -95,6 +95,11 @@ def test_the_inference_table_lists_the_latest_rows_and_downloads(page, console, 
         time.sleep(0.5)
         page.reload()
     assert "200" in page.inner_text("#inference") and "dataframe_split" in page.inner_text("#inference")
+    page.goto(_group_page(console, running, "/table?status=error"))  # every row here was a 200
+    assert "The latest 0 of 0 rows" in page.inner_text("main")
+    page.goto(_group_page(console, running, "/table?status=ok"))
+    assert "The latest 0 of" not in page.inner_text("main")
+    page.goto(_group_page(console, running, "/table"))
     with page.expect_download() as download:
         page.click("text=Download CSV")
     assert download.value.suggested_filename.endswith(".csv")

@@ -1,5 +1,5 @@
 """Compaction and retention of the inference table's files: fewer files, the same rows, never a
-row twice, whatever a crash left; old dates removed."""
+row twice, whatever a crash left; old dates removed; the latest rows read without the rest."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pyarrow.parquet
 
-from tcdeploy.server.gateway import read_inference_table, table_files
+from tcdeploy.server.gateway import latest_inference_rows, read_inference_table, table_files
 from tcdeploy.server.gateway.inference_table import ROW_GROUP_BYTES, SCHEMA, InferenceTableWriter, Row
 from tcdeploy.server.gateway.table_files import compact, live_files, parts, remove_expired
 
@@ -128,3 +128,19 @@ def test_a_full_merged_file_is_not_merged_again(tmp_path, monkeypatch):
     merged = sorted(day_dir(tmp_path).glob("part-*~*.parquet"))
     assert len(merged) == 2 and full in merged
     assert list(read_inference_table(tmp_path, "grp-t")["request_id"]) == [f"r{n}" for n in range(6)]
+
+
+def test_the_latest_rows_come_newest_first_with_the_count_of_every_match(tmp_path, monkeypatch):
+    rows = [row(n)._replace(version=str(1 + n % 2), status_code=200 if n % 3 else 500) for n in range(12)]
+    flushed_one_by_one(tmp_path, rows[:8])
+    monkeypatch.setattr(table_files, "MERGED_ROW_GROUP_BYTES", 1)  # a row group a source
+    compact(tmp_path / "inference", older_than=10**20, schema=SCHEMA)
+    flushed_one_by_one(tmp_path, rows[8:])  # a merged file and four small ones
+    frame, total = latest_inference_rows(tmp_path, "grp-t", 3)
+    assert list(frame["request_id"]) == ["r11", "r10", "r9"] and total == 12
+    frame, total = latest_inference_rows(tmp_path, "grp-t", 4, version="1")
+    assert list(frame["request_id"]) == ["r10", "r8", "r6", "r4"] and total == 6
+    frame, total = latest_inference_rows(tmp_path, "grp-t", 100, status=range(500, 501))
+    assert list(frame["request_id"]) == ["r9", "r6", "r3", "r0"] and total == 4
+    frame, total = latest_inference_rows(tmp_path, "grp-none", 5)
+    assert frame.empty and total == 0

@@ -256,11 +256,12 @@ def _curl(url: str, body: str, token: str) -> str:
 
 async def table_page(page: Page) -> Response:
     group = await _group(page)
-    frame = _filtered(page, await page.console.backend.inference_rows(page.ws, group["ServiceGroupId"]))
-    rows = frame.tail(TABLE_ROWS).iloc[::-1].to_dict(orient="records")
+    frame, total = await page.console.backend.latest_inference_rows(
+        page.ws, group["ServiceGroupId"], TABLE_ROWS, version=page.query.get("version") or None, status=_status(page)
+    )
     return page.render(
-        "table.html", title=f"Inference table · {group['ServiceGroupName']}", group=group, tab="table", rows=rows,
-        total=len(frame), q=page.query,
+        "table.html", title=f"Inference table · {group['ServiceGroupName']}", group=group, tab="table",
+        rows=frame.to_dict(orient="records"), total=total, q=page.query,
     )  # fmt: skip
 
 
@@ -280,14 +281,23 @@ async def table_download(page: Page) -> Response:
     return Response(out.getvalue(), media_type=media, headers={"Content-Disposition": disposition})
 
 
+def _status(page: Page) -> range | None:
+    """The status codes the table's `status` filter keeps: ok (below 400), error, or one code."""
+    status = page.query.get("status", "")
+    if status == "ok":
+        return range(0, 400)
+    if status == "error":
+        return range(400, 1000)
+    if status:
+        code = whole_number(status, 0, "status")
+        return range(code, code + 1)
+    return None
+
+
 def _filtered(page: Page, frame):
     if page.query.get("version"):
         frame = frame[frame["version"] == page.query["version"]]
-    status = page.query.get("status", "")
-    if status == "ok":
-        frame = frame[frame["status_code"] < 400]
-    elif status == "error":
-        frame = frame[frame["status_code"] >= 400]
-    elif status:
-        frame = frame[frame["status_code"] == whole_number(status, 0, "status")]
+    status = _status(page)
+    if status is not None:
+        frame = frame[(frame["status_code"] >= status.start) & (frame["status_code"] < status.stop)]
     return frame

@@ -8,7 +8,7 @@ plane, the runtime or the replica.
 from .dataplane import Gateway
 from .history import MetricsHistory, Rollup
 from .http import gateway_routes
-from .inference_table import TroubleListener, read_inference_table
+from .inference_table import TroubleListener, latest_inference_rows, read_inference_table
 from .replies import GatewayError, GatewayReply
 from .routes import Group, Replica, RouteTable, Version
 from .transport import ReplicaConnectionError, ReplicaLost, ReplicaTransport, UnixHttpTransport
@@ -29,5 +29,6 @@ __all__ = [
     "UnixHttpTransport",
     "Version",
     "gateway_routes",
+    "latest_inference_rows",
     "read_inference_table",
 ]

@@ -29,12 +29,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .journal import Journal, Row, decode, segments
-from .table_files import compact, read_files, remove_expired, segment_number_at
+from .table_files import compact, read_files, read_latest, remove_expired, segment_number_at
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["SCHEMA", "InferenceTableWriter", "Row", "TableFigures", "read_inference_table", "write_rows"]
+__all__ = [
+    "SCHEMA", "InferenceTableWriter", "Row", "TableFigures", "latest_inference_rows", "read_inference_table", "write_rows",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -332,6 +334,25 @@ def _group_dir(root: Path, group_id: str) -> Path:
     if not _GROUP_ID.fullmatch(group_id) or group_id in (".", ".."):
         raise ValueError(f"group_id {group_id!r} is not a valid group id")
     return root / group_id
+
+
+def latest_inference_rows(
+    data_dir: Path, group_id: str, limit: int, *, version: str | None = None, status: range | None = None
+) -> tuple[pandas.DataFrame, int]:
+    """A group's latest `limit` rows (of one `version`, with a status code in `status`, when
+    given), newest first, and how many such rows there are in all."""
+    import pyarrow.dataset as ds
+
+    where = None
+    if version is not None:
+        where = ds.field("version") == version
+    if status is not None:
+        codes = (ds.field("status_code") >= status.start) & (ds.field("status_code") < status.stop)
+        where = codes if where is None else where & codes
+    directory = _group_dir(Path(data_dir) / "inference", group_id)
+    table, total = read_latest(sorted(directory.glob("date=*")), SCHEMA, limit, where)
+    frame = table.to_pandas().sort_values("timestamp", kind="stable", ascending=False, ignore_index=True)
+    return frame.head(limit), total
 
 
 def read_inference_table(data_dir: Path, group_id: str) -> pandas.DataFrame:

@@ -90,6 +90,36 @@ def read_files(directories: Iterable[Path], schema: pa.Schema) -> pa.Table:
     raise RuntimeError("the inference table kept changing while it was read; try again")
 
 
+def read_latest(directories: Iterable[Path], schema: pa.Schema, limit: int, where=None) -> tuple[pa.Table, int]:
+    """The last `limit` rows (in file order) of the date dirs' live files that match `where` (a
+    `pyarrow.dataset` expression), and how many match in all. Reads row groups newest first until
+    it has `limit` rows, and only the filter's columns of the rest: a busy group's table is
+    never loaded whole to show its latest rows."""
+    import pyarrow.dataset as ds
+
+    directories = list(directories)
+    for _ in range(5):
+        try:
+            files = [str(path) for d in directories for path in live_files(d)]
+            if not files:
+                return schema.empty_table(), 0
+            every = ds.dataset(files, schema=schema, format="parquet")
+            total = every.count_rows(filter=where)
+            picked, found = [], 0
+            for fragment in reversed(list(every.get_fragments())):
+                for group in reversed(fragment.split_by_row_group()):
+                    if found >= limit:
+                        break
+                    table = group.to_table(schema=schema, filter=where)
+                    picked.append(table)
+                    found += table.num_rows
+            latest = pa.concat_tables(reversed(picked)) if picked else schema.empty_table()
+            return latest.slice(max(0, latest.num_rows - limit)), total
+        except FileNotFoundError:
+            continue
+    raise RuntimeError("the inference table kept changing while it was read; try again")
+
+
 def compact(root: Path, *, older_than: int, schema: pa.Schema) -> int:
     """Merge, in every date dir under `root` (`<group>/date=…`), the files of segments numbered
     below `older_than` into one; remove files a merged file covers and stale temporaries.

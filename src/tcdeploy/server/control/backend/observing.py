@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tcdeploy.protocol.errors import InvalidParameterValue, ResourceNotFound
 from tcdeploy.protocol.states import EventType
 
-from ...gateway import GatewayReply, read_inference_table
+from ...gateway import GatewayReply, latest_inference_rows, read_inference_table
 from ...gateway.history import (
     TRAFFIC_FIGURES,
     group_series,
@@ -154,6 +154,16 @@ class ObservingRules:
         pandas DataFrame; read off the event loop."""
         group = self.group(workspace, group_ref)
         return await asyncio.to_thread(read_inference_table, self.data_dir, group.id)
+
+    async def latest_inference_rows(
+        self, workspace: str, group_ref: str, limit: int, *, version: str | None = None, status: range | None = None
+    ):
+        """A group's latest `limit` inference-table rows (of one version, with a status code in
+        `status`), newest first, and how many such rows there are; read off the event loop."""
+        group = self.group(workspace, group_ref)
+        return await asyncio.to_thread(
+            latest_inference_rows, self.data_dir, group.id, limit, version=version, status=status
+        )
 
     def service_events(self, workspace: str, service_ref: str | None = None) -> list[ServiceEvent]:
         """The events of one service, or of every service in the workspace, each with the k8s-style
