@@ -105,19 +105,25 @@ def read_latest(directories: Iterable[Path], schema: pa.Schema, limit: int, wher
                 return schema.empty_table(), 0
             every = ds.dataset(files, schema=schema, format="parquet")
             total = every.count_rows(filter=where)
-            picked, found = [], 0
-            for fragment in reversed(list(every.get_fragments())):
-                for group in reversed(fragment.split_by_row_group()):
-                    if found >= limit:
-                        break
-                    table = group.to_table(schema=schema, filter=where)
-                    picked.append(table)
-                    found += table.num_rows
+            picked = _newest_rows(every, schema, limit, where)
             latest = pa.concat_tables(reversed(picked)) if picked else schema.empty_table()
             return latest.slice(max(0, latest.num_rows - limit)), total
         except FileNotFoundError:
             continue
     raise RuntimeError("the inference table kept changing while it was read; try again")
+
+
+def _newest_rows(files, schema: pa.Schema, limit: int, where) -> list[pa.Table]:
+    """Row groups of `files` (a dataset), newest first, read until they hold `limit` matches."""
+    picked, found = [], 0
+    for fragment in reversed(list(files.get_fragments())):
+        for group in reversed(fragment.split_by_row_group()):
+            table = group.to_table(schema=schema, filter=where)
+            picked.append(table)
+            found += table.num_rows
+            if found >= limit:
+                return picked
+    return picked
 
 
 def compact(root: Path, *, older_than: int, schema: pa.Schema) -> int:
