@@ -87,8 +87,9 @@ class ModelRegistry:
         """A local copy of the model's MLmodel file. A model on this machine's disk is read in
         place: importing MLflow (about 65 MiB of the server's memory) is only paid for a registry
         or a remote store."""
-        if uri.startswith("/") or uri.startswith("file:"):
-            return str(Path(uri.removeprefix("file://")) / "MLmodel")
+        path = _local_path(uri)
+        if path is not None:
+            return str(path / "MLmodel")
         from mlflow.artifacts import download_artifacts
         from mlflow.exceptions import MlflowException
 
@@ -130,8 +131,7 @@ class ModelRegistry:
             run_id = uri[len("runs:/") :].split("/", 1)[0]
             if not self._run_exists(run_id):
                 raise InvalidParameterValue(field, f"{uri}: run {run_id!r} is not in the server's tracking store")
-        elif uri.startswith("/") or uri.startswith("file:"):
-            path = Path(uri.removeprefix("file://"))
+        elif (path := _local_path(uri)) is not None:
             if not (path / "MLmodel").is_file():
                 raise InvalidParameterValue(field, f"{path} is not an MLflow model directory (no MLmodel file)")
 
@@ -293,3 +293,10 @@ def _model(m) -> dict:
 
 def _quote(name: str) -> str:
     return name.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _local_path(uri: str) -> Path | None:
+    """The directory of a model on this machine's disk (an absolute path or `file:///…`), else None."""
+    if uri.startswith("/") or uri.startswith("file:"):
+        return Path(uri.removeprefix("file://"))
+    return None
