@@ -144,3 +144,6 @@ def test_the_latest_rows_come_newest_first_with_the_count_of_every_match(tmp_pat
     assert list(frame["request_id"]) == ["r9", "r6", "r3", "r0"] and total == 4
     frame, total = latest_inference_rows(tmp_path, "grp-none", 5)
     assert frame.empty and total == 0
+    # The whole table (what a download sends) takes the same filters.
+    chosen = read_inference_table(tmp_path, "grp-t", version="2", status=range(500, 501))
+    assert list(chosen["request_id"]) == ["r3", "r9"]

@@ -270,7 +270,9 @@ async def table_download(page: Page) -> Response:
     if fmt not in ("csv", "parquet"):
         raise InvalidParameterValue("format", "must be csv or parquet")
     group_id = page.path["group_id"]
-    frame = _filtered(page, await page.console.backend.inference_rows(page.ws, group_id))
+    frame = await page.console.backend.inference_rows(
+        page.ws, group_id, version=page.query.get("version") or None, status=_status(page)
+    )
     out = io.BytesIO()
     if fmt == "csv":
         frame.to_csv(out, index=False)
@@ -292,12 +294,3 @@ def _status(page: Page) -> range | None:
         code = whole_number(status, 0, "status")
         return range(code, code + 1)
     return None
-
-
-def _filtered(page: Page, frame):
-    if page.query.get("version"):
-        frame = frame[frame["version"] == page.query["version"]]
-    status = _status(page)
-    if status is not None:
-        frame = frame[(frame["status_code"] >= status.start) & (frame["status_code"] < status.stop)]
-    return frame

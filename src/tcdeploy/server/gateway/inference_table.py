@@ -341,6 +341,24 @@ def latest_inference_rows(
 ) -> tuple[pandas.DataFrame, int]:
     """A group's latest `limit` rows (of one `version`, with a status code in `status`, when
     given), newest first, and how many such rows there are in all."""
+    directory = _group_dir(Path(data_dir) / "inference", group_id)
+    table, total = read_latest(sorted(directory.glob("date=*")), SCHEMA, limit, _where(version, status))
+    frame = table.to_pandas().sort_values("timestamp", kind="stable", ascending=False, ignore_index=True)
+    return frame.head(limit), total
+
+
+def read_inference_table(
+    data_dir: Path, group_id: str, *, version: str | None = None, status: range | None = None
+) -> pandas.DataFrame:
+    """Every row recorded for a group (of one `version`, with a status code in `status`, when
+    given), oldest first, as a pandas DataFrame."""
+    directory = _group_dir(Path(data_dir) / "inference", group_id)
+    frame = read_files(sorted(directory.glob("date=*")), SCHEMA, _where(version, status)).to_pandas()
+    return frame.sort_values("timestamp", kind="stable", ignore_index=True)
+
+
+def _where(version: str | None, status: range | None):
+    """The rows of one version and a range of status codes, as a `pyarrow.dataset` filter (None: all)."""
     import pyarrow.dataset as ds
 
     where = None
@@ -349,14 +367,4 @@ def latest_inference_rows(
     if status is not None:
         codes = (ds.field("status_code") >= status.start) & (ds.field("status_code") < status.stop)
         where = codes if where is None else where & codes
-    directory = _group_dir(Path(data_dir) / "inference", group_id)
-    table, total = read_latest(sorted(directory.glob("date=*")), SCHEMA, limit, where)
-    frame = table.to_pandas().sort_values("timestamp", kind="stable", ascending=False, ignore_index=True)
-    return frame.head(limit), total
-
-
-def read_inference_table(data_dir: Path, group_id: str) -> pandas.DataFrame:
-    """Every row recorded for a group, oldest first, as a pandas DataFrame."""
-    directory = _group_dir(Path(data_dir) / "inference", group_id)
-    frame = read_files(sorted(directory.glob("date=*")), SCHEMA).to_pandas()
-    return frame.sort_values("timestamp", kind="stable", ignore_index=True)
+    return where

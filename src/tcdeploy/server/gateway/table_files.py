@@ -75,14 +75,17 @@ def live_files(directory: Path) -> list[Path]:
     return sorted(path for path in directory.glob("part-*.parquet") if path not in covered)
 
 
-def read_files(directories: Iterable[Path], schema: pa.Schema) -> pa.Table:
-    """The rows of the date dirs' live files. A file compaction removed between the listing and
-    the read is read again from a fresh listing (its rows are in the merged file by then)."""
+def read_files(directories: Iterable[Path], schema: pa.Schema, where=None) -> pa.Table:
+    """The rows of the date dirs' live files (that match `where`, a `pyarrow.dataset`
+    expression). A file compaction removed between the listing and the read is read again from
+    a fresh listing (its rows are in the merged file by then)."""
     directories = list(directories)
     for _ in range(5):
         try:
             tables = [
-                pq.read_table(path, schema=schema, partitioning=None) for d in directories for path in live_files(d)
+                pq.read_table(path, schema=schema, partitioning=None, filters=where)
+                for d in directories
+                for path in live_files(d)
             ]
         except FileNotFoundError:
             continue

@@ -149,11 +149,14 @@ class ObservingRules:
             path=path,
         )
 
-    async def inference_rows(self, workspace: str, group_ref: str):
-        """A group's inference table (every request its versions logged), oldest first, as a
-        pandas DataFrame; read off the event loop."""
+    async def inference_rows(
+        self, workspace: str, group_ref: str, *, version: str | None = None, status: range | None = None
+    ):
+        """A group's inference table (every request its versions logged; of one version, with a
+        status code in `status`, when given), oldest first, as a pandas DataFrame; read off the
+        event loop."""
         group = self.group(workspace, group_ref)
-        return await asyncio.to_thread(read_inference_table, self.data_dir, group.id)
+        return await asyncio.to_thread(read_inference_table, self.data_dir, group.id, version=version, status=status)
 
     async def latest_inference_rows(
         self, workspace: str, group_ref: str, limit: int, *, version: str | None = None, status: range | None = None
